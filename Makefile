@@ -1,0 +1,132 @@
+# Mark - build, run and test.
+#
+#   make            build the five services into build/bin/
+#   make run        install deps, build, start Postgres and every service
+#   make stop       stop what `make run` started
+#   make test       install deps, build, run unit + integration tests, then
+#                   again under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      benchmarks (tests/bench/), printing their figures
+#   make lint       clang-format check and banned calls
+#
+# BUILD=dir puts the build elsewhere; SAN=1 builds with sanitizers.
+
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+SERVICES := gateway auth llm executor metadata
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+	-Wno-format-nonliteral
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -MMD -MP \
+	-Icommon -Iproto -Iservices -Itests/support -I$(BUILD)/gen $(shell pkg-config --cflags libpq)
+LDLIBS := -lcivetweb -lnng -lpq -lcjson -lcurl -ljwt -lsodium -lcrypto -lpthread -lm
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+OBJ = $(BUILD)/obj
+LIBMK := $(BUILD)/lib/libmk.a
+LIBTEST := $(BUILD)/lib/libmktest.a
+EMBED := $(BUILD)/tools/mk-embed
+
+COMMON_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard common/*.c proto/*.c))
+TEST_SUPPORT_OBJ := $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/support/*.c))
+BINS := $(SERVICES:%=$(BUILD)/bin/mark-%)
+
+UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*/*_test.c))
+INTEG_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/*_test.c))
+BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/bench/*_bench.c))
+
+.PHONY: all deps run stop test test-build bench lint clean
+all: $(BINS)
+
+$(LIBMK): $(COMMON_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(LIBTEST): $(TEST_SUPPORT_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(EMBED): tools/mk_embed.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
+
+# Per service: lib<svc>.a (everything but main.c, plus its embedded
+# migrations) and the thin binary mark-<svc>.
+define service_rules
+$(1)_SRC := $$(filter-out services/$(1)/main.c,$$(wildcard services/$(1)/*.c))
+$(1)_MIG := $$(sort $$(wildcard services/$(1)/migrations/*.sql))
+$(1)_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_SRC)) $(OBJ)/gen/$(1)_migrations.o
+
+$(BUILD)/gen/$(1)_migrations.c: $$($(1)_MIG) $(EMBED)
+	@mkdir -p $$(@D)
+	$(EMBED) $(1) $$($(1)_MIG) > $$@.tmp && mv $$@.tmp $$@
+
+$(OBJ)/gen/$(1)_migrations.o: $(BUILD)/gen/$(1)_migrations.c
+	@mkdir -p $$(@D)
+	$(CC) $(CFLAGS) -c $$< -o $$@
+
+$(BUILD)/lib/lib$(1).a: $$($(1)_OBJ)
+	@mkdir -p $$(@D)
+	$(AR) rcs $$@ $$^
+
+$(BUILD)/bin/mark-$(1): $(OBJ)/services/$(1)/main.o $(BUILD)/lib/lib$(1).a $(LIBMK)
+	@mkdir -p $$(@D)
+	$(CC) $(LDFLAGS) $$^ $(LDLIBS) -o $$@
+
+$(BUILD)/tests/unit/$(1)/%: tests/unit/$(1)/%.c $(BUILD)/lib/lib$(1).a $(LIBTEST) $(LIBMK)
+	@mkdir -p $$(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $$^ $(LDLIBS) $$(shell pkg-config --libs check) -o $$@
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
+
+# The generated migration tables must exist before any service object
+# that includes them is compiled.
+$(foreach s,$(SERVICES),$(patsubst %.c,$(OBJ)/%.o,$(wildcard services/$(s)/*.c))): \
+	$(SERVICES:%=$(BUILD)/gen/%_migrations.c)
+
+$(BUILD)/tests/unit/common/%: tests/unit/common/%.c $(LIBTEST) $(LIBMK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
+
+$(BUILD)/tests/integration/%: tests/integration/%.c $(LIBTEST) $(LIBMK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
+
+$(BUILD)/tests/bench/%: tests/bench/%.c $(LIBTEST) $(LIBMK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+test-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run.sh
+
+stop:
+	@scripts/stop.sh
+
+test: deps
+	@tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@tests/bench/run.sh
+
+lint:
+	@scripts/lint.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,120 @@
+/*
+ * mk_json.c - cJSON helpers: bounded parsing with a located error message,
+ * and typed getters (see mk_json.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mk_json.h"
+
+/* Describe the byte at which parsing stopped: "at line L, column C (byte B)". */
+static void locate(const char *data, size_t len, size_t off, char *err, size_t errlen)
+{
+	size_t line = 1, col = 1, i;
+
+	for (i = 0; i < off && i < len; i++) {
+		if (data[i] == '\n') {
+			line++;
+			col = 1;
+		} else {
+			col++;
+		}
+	}
+	if (off >= len)
+		snprintf(err, errlen, "unexpected end of input at line %zu, column %zu", line, col);
+	else
+		snprintf(err, errlen, "unexpected character at line %zu, column %zu (byte %zu)", line,
+			 col, off);
+}
+
+cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	cJSON *v;
+	size_t i;
+
+	if (len == 0) {
+		snprintf(err, errlen, "empty body: expected a JSON value");
+		return NULL;
+	}
+	if (memchr(data, '\0', len)) {
+		snprintf(err, errlen, "NUL byte at byte %zu", (size_t)((const char *)memchr(data, '\0', len) - data));
+		return NULL;
+	}
+	v = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+	if (!v) {
+		locate(data, len, end ? (size_t)(end - data) : 0, err, errlen);
+		return NULL;
+	}
+	/* cJSON stops after one value; anything but white space after it is an error. */
+	for (i = (size_t)(end - data); i < len; i++) {
+		if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') {
+			cJSON_Delete(v);
+			locate(data, len, i, err, errlen);
+			return NULL;
+		}
+	}
+	if (max_depth > 0 && mk_json_depth(v) > max_depth) {
+		cJSON_Delete(v);
+		snprintf(err, errlen, "nesting deeper than %d levels", max_depth);
+		return NULL;
+	}
+	return v;
+}
+
+int mk_json_depth(const cJSON *v)
+{
+	const cJSON *c;
+	int d = 0, cd;
+
+	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+		return 1;
+	for (c = v->child; c; c = c->next) {
+		cd = mk_json_depth(c);
+		if (cd > d)
+			d = cd;
+	}
+	return d + 1;
+}
+
+const char *mk_json_str(const cJSON *obj, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int mk_json_as_int(const cJSON *v, long long *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(v))
+		return -1;
+	d = v->valuedouble;
+	/* Integral and exactly representable (|d| <= 2^53). */
+	if (d != floor(d) || fabs(d) > 9007199254740992.0)
+		return -1;
+	*out = (long long)d;
+	return 0;
+}
+
+int mk_json_int(const cJSON *obj, const char *name, long long *out)
+{
+	return mk_json_as_int(cJSON_GetObjectItemCaseSensitive(obj, name), out);
+}
+
+int mk_json_bool(const cJSON *obj, const char *name, int *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if (!cJSON_IsBool(v))
+		return -1;
+	*out = cJSON_IsTrue(v);
+	return 0;
+}
+
+char *mk_json_print(const cJSON *v)
+{
+	return cJSON_PrintUnformatted(v);
+}

@@ -1,0 +1,437 @@
+/*
+ * mk_rpc.c - NNG request/reply server and client (see mk_rpc.h).
+ *
+ * The server runs one thread per context rather than NNG callbacks, because
+ * handlers block (Postgres, model calls, sandboxes) and must not tie up
+ * NNG's own task threads. The client tracks whether a pipe is up, so a call
+ * to a peer that is down fails quickly as `unavailable` instead of waiting
+ * out its whole deadline.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "mk_json.h"
+#include "mk_log.h"
+#include "mk_rpc.h"
+#include "mk_time.h"
+
+/* ------------------------------------------------------------------ server */
+
+enum { W_IDLE, W_RECV, W_BUSY, W_DONE };
+
+typedef struct {
+	struct mk_rpc_server *s;
+	pthread_t th;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int state; /* guarded by s->mu */
+} worker;
+
+struct mk_rpc_server {
+	mk_rpc_server_opts o;
+	char *service, *url;
+	nng_socket sock;
+	int nworkers;
+	worker *w;
+	int64_t started_ms;
+	atomic_int stopping;
+	int stopped;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when a worker leaves W_BUSY */
+	int busy;
+};
+
+/* Build the reply text for one request. Never fails to produce something
+ * unless memory is exhausted (then NULL and the request goes unanswered,
+ * which the client sees as its deadline passing). */
+static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
+{
+	char err[512] = "";
+	cJSON *reply = NULL;
+	mk_env env;
+	mk_err e;
+	char *out;
+	int64_t t0 = mk_mono_ms();
+
+	e = mk_env_decode(data, len, mk_now_ms(), &env, err, sizeof(err));
+	if (e != MK_OK) {
+		MK_WARN("RPC-REJECT", env.rid, "%s: %s", mk_err_code(e), err);
+		return mk_env_encode_error(env.rid, e, err);
+	}
+	if (env.op == MK_OP_SYS_PING) {
+		reply = cJSON_CreateObject();
+		if (reply) {
+			cJSON_AddStringToObject(reply, "service", s->service);
+			cJSON_AddNumberToObject(reply, "pid", getpid());
+			cJSON_AddNumberToObject(reply, "uptime_ms", (double)(mk_mono_ms() - s->started_ms));
+			if (s->o.ping)
+				s->o.ping(s->o.ping_ud, reply);
+		}
+	} else if (strcmp(mk_op_owner(env.op), "*") != 0 &&
+		   strcmp(mk_op_owner(env.op), s->service) != 0) {
+		e = MK_E_UNKNOWN_OP;
+		snprintf(err, sizeof(err), "operation '%s' is not served by '%s'", mk_op_name(env.op),
+			 s->service);
+	} else if (atomic_load(&s->stopping)) {
+		e = MK_E_SHUTTING_DOWN;
+	} else {
+		e = s->o.handler(s->o.ud, &env, &reply, err, sizeof(err));
+	}
+	if (e == MK_OK) {
+		out = mk_env_encode_reply(env.rid, reply);
+	} else {
+		if (mk_err_status(e) >= 500)
+			MK_WARN("RPC-FAIL", env.rid, "%s: %s: %s", mk_op_name(env.op), mk_err_code(e),
+				err[0] ? err : mk_err_message(e));
+		out = mk_env_encode_error(env.rid, e, err);
+	}
+	MK_DEBUG("RPC-DONE", env.rid, "%s %s in %lld ms", mk_op_name(env.op), mk_err_code(e),
+		 (long long)(mk_mono_ms() - t0));
+	cJSON_Delete(reply);
+	mk_env_release(&env);
+	return out;
+}
+
+static void set_state(worker *w, int st)
+{
+	pthread_mutex_lock(&w->s->mu);
+	if (w->state == W_BUSY) {
+		w->s->busy--;
+		pthread_cond_broadcast(&w->s->cv);
+	}
+	if (st == W_BUSY)
+		w->s->busy++;
+	w->state = st;
+	pthread_mutex_unlock(&w->s->mu);
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	mk_rpc_server *s = w->s;
+
+	for (;;) {
+		nng_msg *m;
+		char *out;
+		int rv;
+
+		set_state(w, W_RECV);
+		if (atomic_load(&s->stopping))
+			break;
+		nng_ctx_recv(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		rv = nng_aio_result(w->aio);
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED || atomic_load(&s->stopping))
+				break;
+			continue;
+		}
+		m = nng_aio_get_msg(w->aio);
+		set_state(w, W_BUSY);
+		out = dispatch(s, nng_msg_body(m), nng_msg_len(m));
+		nng_msg_clear(m);
+		if (!out || nng_msg_append(m, out, strlen(out)) != 0) {
+			nng_msg_free(m);
+			free(out);
+			continue;
+		}
+		free(out);
+		nng_aio_set_msg(w->aio, m);
+		nng_ctx_send(w->ctx, w->aio);
+		nng_aio_wait(w->aio);
+		if (nng_aio_result(w->aio) != 0)
+			nng_msg_free(m);
+	}
+	set_state(w, W_DONE);
+	return NULL;
+}
+
+int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, char *err,
+			size_t errlen)
+{
+	mk_rpc_server *s;
+	int rv, i;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	s->o = *opts;
+	s->service = strdup(opts->service);
+	s->url = strdup(opts->url);
+	s->nworkers = opts->workers > 0 ? opts->workers : 8;
+	s->started_ms = mk_mono_ms();
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->w = calloc((size_t)s->nworkers, sizeof(worker));
+	if (!s->service || !s->url || !s->w) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		snprintf(err, errlen, "cannot open socket: %s", nng_strerror(rv));
+		goto fail;
+	}
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, opts->max_msg ? opts->max_msg : 1 << 20);
+	if ((rv = nng_listen(s->sock, s->url, NULL, 0)) != 0) {
+		snprintf(err, errlen, "cannot listen on '%s': %s", s->url, nng_strerror(rv));
+		goto fail_sock;
+	}
+	for (i = 0; i < s->nworkers; i++) {
+		worker *w = &s->w[i];
+
+		w->s = s;
+		if (nng_ctx_open(&w->ctx, s->sock) != 0 || nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
+		    pthread_create(&w->th, NULL, worker_main, w) != 0) {
+			snprintf(err, errlen, "cannot start worker %d", i);
+			/* Workers already running exit when the socket closes. */
+			atomic_store(&s->stopping, 1);
+			nng_close(s->sock);
+			while (--i >= 0)
+				pthread_join(s->w[i].th, NULL);
+			goto fail;
+		}
+	}
+	*out = s;
+	return 0;
+fail_sock:
+	nng_close(s->sock);
+fail:
+	for (i = 0; s->w && i < s->nworkers; i++)
+		if (s->w[i].aio)
+			nng_aio_free(s->w[i].aio);
+	free(s->w);
+	free(s->service);
+	free(s->url);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+	return -1;
+}
+
+int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms)
+{
+	struct timespec until;
+	int i, left;
+
+	if (s->stopped)
+		return 0;
+	atomic_store(&s->stopping, 1);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += grace_ms / 1000;
+	until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	/* Idle workers stop waiting for requests; busy ones finish theirs. */
+	for (i = 0; i < s->nworkers; i++)
+		if (s->w[i].state == W_RECV)
+			nng_aio_cancel(s->w[i].aio);
+	while (s->busy > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
+		;
+	left = s->busy;
+	pthread_mutex_unlock(&s->mu);
+	nng_close(s->sock);
+	for (i = 0; i < s->nworkers; i++) {
+		pthread_join(s->w[i].th, NULL);
+		nng_aio_free(s->w[i].aio);
+	}
+	s->stopped = 1;
+	return left;
+}
+
+void mk_rpc_server_free(mk_rpc_server *s)
+{
+	if (!s)
+		return;
+	mk_rpc_server_stop(s, 0);
+	free(s->w);
+	free(s->service);
+	free(s->url);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ client */
+
+struct mk_rpc_client {
+	nng_socket sock;
+	char *url;
+	atomic_int pipes; /* connected pipes; 0 means the peer is down */
+};
+
+static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	mk_rpc_client *c = arg;
+
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&c->pipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&c->pipes, 1);
+}
+
+mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, char *err, size_t errlen)
+{
+	mk_rpc_client *c = calloc(1, sizeof(*c));
+	int rv;
+
+	if (!c || !(c->url = strdup(url))) {
+		snprintf(err, errlen, "out of memory");
+		free(c);
+		return NULL;
+	}
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		snprintf(err, errlen, "cannot open socket: %s", nng_strerror(rv));
+		free(c->url);
+		free(c);
+		return NULL;
+	}
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, max_msg ? max_msg : 16 << 20);
+	/* A request is sent once; the deadline, not NNG, decides when to give up. */
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
+	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		snprintf(err, errlen, "cannot dial '%s': %s", url, nng_strerror(rv));
+		nng_close(c->sock);
+		free(c->url);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void mk_rpc_client_free(mk_rpc_client *c)
+{
+	if (!c)
+		return;
+	nng_close(c->sock);
+	free(c->url);
+	free(c);
+}
+
+const char *mk_rpc_client_url(const mk_rpc_client *c)
+{
+	return c->url;
+}
+
+void mk_rpc_result_release(mk_rpc_result *res)
+{
+	cJSON_Delete(res->root);
+	res->root = NULL;
+	res->body = NULL;
+}
+
+static mk_err result_fail(mk_rpc_result *res, mk_err e, const char *fmt, const char *a)
+{
+	res->err = e;
+	snprintf(res->msg, sizeof(res->msg), fmt, a);
+	return e;
+}
+
+/* Parse a reply into res. */
+static mk_err read_reply(mk_rpc_result *res, const char *data, size_t len, const char *url)
+{
+	char perr[128];
+	const cJSON *er;
+	const char *msg;
+	int ok;
+
+	res->root = mk_json_parse(data, len, 0, perr, sizeof(perr));
+	if (!res->root || mk_json_bool(res->root, "ok", &ok) != 0)
+		return result_fail(res, MK_E_INTERNAL, "malformed reply from '%s'", url);
+	if (ok) {
+		res->body = cJSON_GetObjectItemCaseSensitive(res->root, "body");
+		res->err = MK_OK;
+		return MK_OK;
+	}
+	er = cJSON_GetObjectItemCaseSensitive(res->root, "error");
+	res->err = mk_err_from_code(mk_json_str(er, "code"));
+	msg = mk_json_str(er, "message");
+	snprintf(res->msg, sizeof(res->msg), "%s", msg ? msg : mk_err_message(res->err));
+	return res->err;
+}
+
+mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
+		   const cJSON *body, int timeout_ms, mk_rpc_result *res)
+{
+	int64_t start = mk_mono_ms(), waited;
+	nng_aio *aio = NULL;
+	nng_msg *m = NULL;
+	nng_ctx ctx;
+	char *req;
+	int rv;
+	mk_err e;
+
+	memset(res, 0, sizeof(*res));
+	/* A peer that is down (or restarting) gets a short chance to come back. */
+	while (atomic_load(&c->pipes) <= 0) {
+		waited = mk_mono_ms() - start;
+		if (waited >= timeout_ms || waited >= 1000)
+			return result_fail(res, MK_E_UNAVAILABLE, "no connection to '%s'", c->url);
+		mk_sleep_ms(10);
+	}
+	timeout_ms -= (int)(mk_mono_ms() - start);
+	if (timeout_ms <= 0)
+		return result_fail(res, MK_E_DEADLINE, "deadline passed before calling '%s'", c->url);
+	req = mk_env_encode_request(op, rid, mk_now_ms() + timeout_ms, caller, body);
+	if (!req)
+		return result_fail(res, MK_E_INTERNAL, "out of memory calling '%s'", c->url);
+	if (nng_ctx_open(&ctx, c->sock) != 0) {
+		free(req);
+		return result_fail(res, MK_E_INTERNAL, "cannot open a context for '%s'", c->url);
+	}
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0 || nng_msg_alloc(&m, 0) != 0 ||
+	    nng_msg_append(m, req, strlen(req)) != 0) {
+		e = result_fail(res, MK_E_INTERNAL, "out of memory calling '%s'", c->url);
+		goto out;
+	}
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		e = result_fail(res, rv == NNG_ETIMEDOUT ? MK_E_DEADLINE : MK_E_UNAVAILABLE,
+				"cannot send to '%s'", c->url);
+		goto out; /* m still ours */
+	}
+	m = NULL; /* sent: owned by NNG now */
+	timeout_ms -= (int)(mk_mono_ms() - start);
+	nng_aio_set_timeout(aio, timeout_ms > 0 ? timeout_ms : 1);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		if (rv == NNG_ETIMEDOUT)
+			e = result_fail(res,
+					atomic_load(&c->pipes) > 0 ? MK_E_DEADLINE : MK_E_UNAVAILABLE,
+					"no reply from '%s' before the deadline", c->url);
+		else
+			e = result_fail(res, MK_E_UNAVAILABLE, "lost connection to '%s'", c->url);
+		goto out;
+	}
+	m = nng_aio_get_msg(aio);
+	e = read_reply(res, nng_msg_body(m), nng_msg_len(m), c->url);
+out:
+	if (m)
+		nng_msg_free(m);
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	free(req);
+	return e;
+}

@@ -1,0 +1,91 @@
+/*
+ * mk_rpc.h - request/reply between services over NNG.
+ *
+ * Server: a rep0 socket listening on a URL, served by N worker threads, each
+ * with its own NNG context, so one service handles N requests at once. Each
+ * request is decoded and checked by the common dispatcher (mk_proto) before
+ * the handler runs; handlers only see well-formed envelopes for ops their
+ * service owns. mk_rpc_server_stop stops taking new requests, lets in-flight
+ * ones finish within a bound, and closes the socket.
+ *
+ * Client: a req0 socket dialled asynchronously, so it connects when the peer
+ * comes up and reconnects when the peer restarts. Each call opens its own
+ * context, so many threads may call through one client at once. A call
+ * carries a deadline; it fails with MK_E_DEADLINE or MK_E_UNAVAILABLE rather
+ * than waiting past it.
+ */
+#ifndef MK_RPC_H
+#define MK_RPC_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "mk_proto.h"
+
+/* ------------------------------------------------------------------ server */
+
+/*
+ * A handler's reply. On success set *reply to a new JSON body (or leave it
+ * NULL for {}) and return MK_OK; the server takes ownership of *reply.
+ * On failure return the error and write a human message into err (an empty
+ * err uses the error's default message). Runs on a worker thread.
+ */
+typedef mk_err (*mk_rpc_handler)(void *ud, const mk_env *req, cJSON **reply, char *err,
+				 size_t errlen);
+
+typedef struct {
+	const char *service; /* owner name checked against ops.def */
+	const char *url;     /* e.g. tcp://127.0.0.1:7101 */
+	int workers;	     /* concurrent requests */
+	size_t max_msg;	     /* largest request accepted, bytes */
+	mk_rpc_handler handler;
+	void *ud;
+	/* Optional: fills the sys.ping reply with service details (e.g. db status). */
+	void (*ping)(void *ping_ud, cJSON *reply);
+	void *ping_ud;
+} mk_rpc_server_opts;
+
+typedef struct mk_rpc_server mk_rpc_server;
+
+/*
+ * Listen and start serving. Returns 0 and *out, or -1 with a message in err
+ * (e.g. the address is in use). sys.ping is answered by the server itself.
+ */
+int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, char *err,
+			size_t errlen);
+/*
+ * Stop taking requests, wait up to grace_ms for in-flight ones, then close.
+ * Returns the number of requests still running when the grace ran out.
+ */
+int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms);
+void mk_rpc_server_free(mk_rpc_server *s); /* stops first if needed; NULL ok */
+
+/* ------------------------------------------------------------------ client */
+
+typedef struct mk_rpc_client mk_rpc_client;
+
+/* Dial url (asynchronously; the peer need not be up yet). NULL on failure, with err. */
+mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, char *err, size_t errlen);
+void mk_rpc_client_free(mk_rpc_client *c); /* NULL ok */
+const char *mk_rpc_client_url(const mk_rpc_client *c);
+
+/* The outcome of a call. Release with mk_rpc_result_release. */
+typedef struct {
+	mk_err err;	  /* MK_OK or the error */
+	char msg[256];	  /* human message on error */
+	cJSON *root;	  /* the whole reply, owned here */
+	const cJSON *body; /* reply body on success (points into root) */
+} mk_rpc_result;
+
+/*
+ * Call op with body (borrowed; NULL for {}) and wait at most timeout_ms.
+ * caller may be NULL. Always fills *res; returns res->err.
+ * Transport failures map to MK_E_UNAVAILABLE (no peer answered) or
+ * MK_E_DEADLINE (the deadline passed while waiting).
+ */
+mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
+		   const cJSON *body, int timeout_ms, mk_rpc_result *res);
+void mk_rpc_result_release(mk_rpc_result *res);
+
+#endif

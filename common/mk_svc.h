@@ -1,0 +1,109 @@
+/*
+ * mk_svc.h - what every backend service does the same way: the standard
+ * settings (log level, listen address, workers, message cap, shutdown
+ * grace, database), start-up (database pool, migrations under the
+ * service's schema, the RPC server with a sys.ping that reports the
+ * database), signal handling and graceful shutdown.
+ *
+ * A service embeds mk_svc_cfg in its config struct, puts
+ * MK_SVC_CFG_VARS(...) rows in its table, and calls mk_svc_start /
+ * mk_svc_wait / mk_svc_stop from main.
+ */
+#ifndef MK_SVC_H
+#define MK_SVC_H
+
+#include <stddef.h>
+
+#include "mk_cfg.h"
+#include "mk_db.h"
+#include "mk_rpc.h"
+
+typedef struct {
+	char *log_level;
+	char *listen;
+	long long workers;
+	long long max_msg;
+	long long grace_ms;
+	char *database_url; /* NULL for a service without a database */
+	long long db_pool;
+	long long db_wait_ms;
+} mk_svc_cfg;
+
+/* The standard rows: P is the prefix ("AUTH"), T the config struct, F the mk_svc_cfg field. */
+#define MK_SVC_CFG_VARS(P, T, F, LISTEN, SCHEMA)                                                   \
+	{P "_LOG_LEVEL", MK_CFG_ENUM, "info", 0, 0, 0, 0, "debug|info|warn|error",                 \
+	 "lowest log level written", offsetof(T, F.log_level)},                                     \
+	{P "_LISTEN", MK_CFG_STR, LISTEN, 1, 256, 0, 0, NULL,                                      \
+	 "NNG address this service listens on", offsetof(T, F.listen)},                            \
+	{P "_WORKERS", MK_CFG_INT, "16", 1, 1024, 0, 0, NULL,                                      \
+	 "requests served at once", offsetof(T, F.workers)},                                        \
+	{P "_MAX_MESSAGE", MK_CFG_SIZE, "8M", 1024, 1LL << 30, 0, 0, NULL,                         \
+	 "largest request message accepted", offsetof(T, F.max_msg)},                               \
+	{P "_SHUTDOWN_GRACE", MK_CFG_DURATION, "10s", 0, 600000, 0, 0, NULL,                       \
+	 "how long in-flight requests may finish after SIGTERM", offsetof(T, F.grace_ms)},          \
+	{P "_DATABASE_URL", MK_CFG_STR, "postgresql://mark@127.0.0.1:5433/mark", 1, 4096, 1, 0,    \
+	 NULL, "PostgreSQL connection URI (schema " SCHEMA ")", offsetof(T, F.database_url)},       \
+	{P "_DB_POOL", MK_CFG_INT, "8", 1, 256, 0, 0, NULL, "database connections at most",        \
+	 offsetof(T, F.db_pool)},                                                                   \
+	{P "_DB_WAIT", MK_CFG_DURATION, "30s", 0, 600000, 0, 0, NULL,                              \
+	 "how long start-up waits for the database", offsetof(T, F.db_wait_ms)}
+
+typedef struct {
+	const char *name;   /* "auth" */
+	const char *schema; /* "auth"; NULL: no database */
+	const mk_migration *migrations;
+	size_t nmigrations;
+	mk_rpc_handler handler;
+	void *ud;
+} mk_svc_def;
+
+typedef struct {
+	mk_db_pool *db;	    /* NULL without a database */
+	mk_rpc_server *rpc;
+	const mk_svc_cfg *cfg;
+} mk_svc;
+
+/*
+ * Block SIGTERM/SIGINT/SIGHUP in this and every later thread, so that
+ * mk_svc_wait receives them. Call before starting any thread.
+ */
+void mk_svc_block_signals(void);
+
+/*
+ * Open the pool and apply migrations (retrying while the database is not
+ * up, up to cfg->db_wait_ms). Returns 0, or -1 with a message in err. Call
+ * before mk_svc_serve; the handler may use svc->db once this succeeds.
+ */
+int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, char *err,
+		   size_t errlen);
+
+/* Start the RPC server. Returns 0, or -1 with a message in err. */
+int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
+
+/* Wait for SIGTERM or SIGINT; returns the signal number. */
+int mk_svc_wait(void);
+
+/* Stop serving within the grace, close the pool. Safe on a half-started svc. */
+void mk_svc_stop(mk_svc *svc);
+
+/*
+ * A process: its settings table and how to start and stop it. main() is
+ * then one call to mk_svc_main, which handles the command line
+ * (--check-config, --config-table, --help), loads and logs the config,
+ * starts, waits for SIGTERM/SIGINT, stops within the grace and exits 0.
+ */
+typedef struct {
+	const char *name;
+	const mk_cfg_var *vars;
+	const size_t *nvars; /* a pointer: the count is defined beside the table */
+	size_t log_level_offset; /* offsetof(config, char *log_level field) */
+	/* Start everything; *ctx is handed to stop. Returns 0 or -1 with err. */
+	int (*start)(const void *cfg, void **ctx, char *err, size_t errlen);
+	/* Stop within the configured grace and free ctx; ctx may be half-built or NULL. */
+	void (*stop)(void *ctx);
+} mk_svc_app;
+
+/* Run a service process with cfg as its config struct storage. Returns the exit status. */
+int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg);
+
+#endif

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# run.sh - the local stack: a private PostgreSQL and every service, with
+# safe local defaults. Called by `make run` after the build.
+#
+# Everything lives under run/ (or $MARK_RUN_DIR): the Postgres data (kept
+# between runs), logs/<service>.log and pids/. Ctrl-C, SIGTERM or
+# `make stop` stops everything. Starting again while a stack is up stops
+# the old one first.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+run=${MARK_RUN_DIR:-$top/run}
+bin=${MARK_BIN_DIR:-$top/build/bin}
+pg_port=${MARK_PG_PORT:-5433}
+mkdir -p "$run/logs" "$run/pids"
+
+"$top/scripts/stop.sh" --services-only
+
+dsn=$("$top/scripts/pg.sh" start "$run/pg" "$pg_port")
+for p in AUTH LLM EXECUTOR METADATA; do
+	v=${p}_DATABASE_URL
+	export "$v=${!v:-$dsn}"
+done
+export GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
+
+stopping=0
+stop_all() {
+	[ $stopping -eq 1 ] && return
+	stopping=1
+	echo
+	echo "mark: stopping..."
+	"$top/scripts/stop.sh"
+	exit 0
+}
+trap stop_all INT TERM HUP
+
+for svc in auth llm executor metadata gateway; do
+	"$bin/mark-$svc" >>"$run/logs/$svc.log" 2>&1 &
+	echo $! >"$run/pids/$svc.pid"
+done
+
+url="http://${GATEWAY_LISTEN}"
+for _ in $(seq 1 300); do
+	if curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; then
+		echo "mark: ready at $url  (logs: $run/logs, stop: Ctrl-C or make stop)"
+		break
+	fi
+	for svc in auth llm executor metadata gateway; do
+		if ! kill -0 "$(cat "$run/pids/$svc.pid")" 2>/dev/null; then
+			echo "mark: $svc failed to start; last lines of $run/logs/$svc.log:" >&2
+			tail -n 20 "$run/logs/$svc.log" >&2
+			stop_all
+		fi
+	done
+	sleep 0.1
+done
+curl -fsS -o /dev/null "$url/readyz" 2>/dev/null || {
+	echo "mark: not ready after 30 s: $(curl -sS "$url/readyz" 2>&1)" >&2
+	stop_all
+}
+# Stay in the foreground until a signal, or until `make stop` ends the services.
+while :; do
+	alive=0
+	for f in "$run"/pids/*.pid; do
+		[ -e "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1
+	done
+	[ $alive -eq 1 ] || break
+	sleep 1 &
+	wait $! || true
+done
+echo "mark: services stopped"

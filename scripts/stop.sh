@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# stop.sh - stop what scripts/run.sh started: each service by its recorded
+# pid (SIGTERM, then SIGKILL after 15 s), then the private PostgreSQL.
+# --services-only leaves Postgres running.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+run=${MARK_RUN_DIR:-$top/run}
+
+pids=()
+for f in "$run"/pids/*.pid; do
+	[ -e "$f" ] || continue
+	pid=$(cat "$f")
+	# Only a process that is still one of ours (its binary is a mark-*).
+	if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'mark-'; then
+		kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+	fi
+	rm -f "$f"
+done
+for _ in $(seq 1 150); do
+	left=0
+	for pid in "${pids[@]}"; do
+		kill -0 "$pid" 2>/dev/null && left=1
+	done
+	[ $left -eq 0 ] && break
+	sleep 0.1
+done
+for pid in "${pids[@]}"; do
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+done
+[ "${1:-}" = "--services-only" ] && exit 0
+[ -d "$run/pg" ] && "$top/scripts/pg.sh" stop "$run/pg"
+exit 0

@@ -1,0 +1,63 @@
+/*
+ * auth_service.c - the auth process's life: open its database, apply its
+ * migrations, serve its ops over NNG, stop gracefully.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "auth.h"
+
+typedef struct {
+	mk_svc svc;
+	mk_svc_def def;
+} auth_ctx;
+
+static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen)
+{
+	(void)ud;
+	(void)reply;
+	snprintf(err, errlen, "operation '%s' is not served by 'auth'", mk_op_name(req->op));
+	return MK_E_UNKNOWN_OP;
+}
+
+static int start(const void *cfgp, void **out, char *err, size_t errlen)
+{
+	const auth_config *cfg = cfgp;
+	auth_ctx *c = calloc(1, sizeof(*c));
+
+	*out = c;
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->def = (mk_svc_def){
+		.name = "auth",
+		.schema = "auth",
+		.migrations = auth_migrations,
+		.nmigrations = auth_migrations_count,
+		.handler = handle,
+		.ud = c,
+	};
+	if (mk_svc_open_db(&c->svc, &c->def, &cfg->svc, err, errlen) != 0)
+		return -1;
+	return mk_svc_serve(&c->svc, &c->def, err, errlen);
+}
+
+static void stop(void *p)
+{
+	auth_ctx *c = p;
+
+	if (!c)
+		return;
+	mk_svc_stop(&c->svc);
+	free(c);
+}
+
+const mk_svc_app auth_app = {
+	.name = "auth",
+	.vars = auth_config_vars,
+	.nvars = &auth_config_nvars,
+	.log_level_offset = offsetof(auth_config, svc.log_level),
+	.start = start,
+	.stop = stop,
+};

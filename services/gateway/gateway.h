@@ -1,0 +1,105 @@
+/*
+ * gateway.h - the gateway: Mark's public HTTP API (civetweb).
+ *
+ * It gives every request an id, caps bodies, parses JSON, routes, turns
+ * each request into one NNG call to the service that owns it, and maps
+ * replies to HTTP with the one table in proto/errors.def. It never touches
+ * Postgres and holds no secret but the JWT public key.
+ *
+ * lib gateway: gateway_http.c (server, request reading, responses),
+ * gateway_routes.c (the route table and handlers), config.c.
+ */
+#ifndef GATEWAY_H
+#define GATEWAY_H
+
+#include <stddef.h>
+
+#include <civetweb.h>
+
+#include "mk_cfg.h"
+#include "mk_proto.h"
+#include "mk_rpc.h"
+#include "mk_svc.h"
+
+typedef struct {
+	char *log_level;
+	char *listen;
+	long long threads;
+	long long max_body;
+	long long request_timeout_ms;
+	long long rpc_timeout_ms;
+	long long ready_timeout_ms;
+	long long grace_ms;
+	char *auth_url;
+	char *llm_url;
+	char *executor_url;
+	char *metadata_url;
+} gateway_config;
+
+extern const mk_cfg_var gateway_config_vars[];
+extern const size_t gateway_config_nvars;
+extern const mk_svc_app gateway_app;
+
+/* The downstream services, in the order /readyz reports them. */
+enum { GW_AUTH, GW_LLM, GW_EXECUTOR, GW_METADATA, GW_NSERVICES };
+
+typedef struct gateway {
+	const gateway_config *cfg;
+	struct mg_context *http;
+	mk_rpc_client *svc[GW_NSERVICES];
+	int port; /* the port actually bound (useful with port 0) */
+} gateway;
+
+/* One HTTP request being served. Lives on the handling thread's stack. */
+typedef struct {
+	gateway *gw;
+	struct mg_connection *conn;
+	const struct mg_request_info *ri;
+	char rid[MK_RID_MAX + 1];
+	const char *params[4]; /* {id} path segments, NUL-terminated copies in pbuf */
+	char pbuf[512];
+	char *body; /* request body (NUL-terminated), owned here */
+	size_t body_len;
+	cJSON *json; /* the parsed body on JSON routes, owned here */
+	mk_caller caller;
+	int status; /* the status answered, for the access log */
+} gw_req;
+
+/* A route handler: must answer exactly once through the gw_reply_* functions. */
+typedef void (*gw_handler)(gw_req *r);
+
+enum {
+	GW_R_BODY = 1, /* reads a body (capped at max_body) */
+	GW_R_JSON = 2, /* the body must be a JSON object (implies GW_R_BODY) */
+};
+
+typedef struct {
+	const char *method;
+	const char *pattern; /* "/api/v1/chats/{}" - {} matches one segment */
+	gw_handler handler;
+	int flags;
+} gw_route;
+
+extern const gw_route gw_routes[];
+extern const size_t gw_nroutes;
+extern const char *const gw_service_names[GW_NSERVICES];
+
+/* Start/stop the HTTP server (gateway_http.c). */
+int gw_http_start(gateway *gw, char *err, size_t errlen);
+void gw_http_stop(gateway *gw);
+
+/* Answer with a JSON body (borrowed) and status; extra_headers may be NULL ("Name: v\r\n"...). */
+void gw_reply_json(gw_req *r, int status, const cJSON *body, const char *extra_headers);
+/* Answer {"error":{"code","message","request_id"}} with the error's status; msg NULL = default. */
+void gw_reply_error(gw_req *r, mk_err e, const char *msg);
+/* Same, with extra headers and extra members merged into the top-level object (may be NULL). */
+void gw_reply_error_ex(gw_req *r, mk_err e, const char *msg, const char *extra_headers,
+		       const cJSON *extra);
+
+/*
+ * Call a service and answer with its reply: the body with ok_status on
+ * success, the error mapped through errors.def otherwise. body borrowed.
+ */
+void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * gateway_routes.c - the gateway's route table and the handlers that are
+ * the gateway's own (health and readiness). Routes owned by a service
+ * forward to it with gw_forward.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway.h"
+#include "mk_time.h"
+
+const char *const gw_service_names[GW_NSERVICES] = {"auth", "llm", "executor", "metadata"};
+
+static void healthz(gw_req *r)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "status", "ok");
+	gw_reply_json(r, 200, o, NULL);
+	cJSON_Delete(o);
+}
+
+typedef struct {
+	gw_req *r;
+	int svc;
+	mk_rpc_result res;
+	long long ms;
+} ping_job;
+
+static void *ping_one(void *arg)
+{
+	ping_job *j = arg;
+	int64_t t0 = mk_mono_ms();
+
+	mk_rpc_call(j->r->gw->svc[j->svc], MK_OP_SYS_PING, j->r->rid, NULL, NULL,
+		    (int)j->r->gw->cfg->ready_timeout_ms, &j->res);
+	j->ms = mk_mono_ms() - t0;
+	return NULL;
+}
+
+/*
+ * Ping every downstream service at once; ready when each answers and, for
+ * those with a database, reports it reachable. The answer lists all five
+ * processes; a 503 names the ones that are not ready.
+ */
+static void readyz(gw_req *r)
+{
+	ping_job jobs[GW_NSERVICES];
+	pthread_t th[GW_NSERVICES];
+	int started[GW_NSERVICES];
+	char failed[256] = "", msg[320];
+	cJSON *o = cJSON_CreateObject(), *svcs = cJSON_AddObjectToObject(o, "services"), *s;
+	int i;
+
+	s = cJSON_AddObjectToObject(svcs, "gateway");
+	cJSON_AddBoolToObject(s, "ready", 1);
+	for (i = 0; i < GW_NSERVICES; i++) {
+		memset(&jobs[i], 0, sizeof(jobs[i]));
+		jobs[i].r = r;
+		jobs[i].svc = i;
+		started[i] = pthread_create(&th[i], NULL, ping_one, &jobs[i]) == 0;
+		if (!started[i])
+			ping_one(&jobs[i]);
+	}
+	for (i = 0; i < GW_NSERVICES; i++) {
+		const char *db;
+		int ok;
+
+		if (started[i])
+			pthread_join(th[i], NULL);
+		db = jobs[i].res.err == MK_OK ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+							jobs[i].res.body, "db"))
+					      : NULL;
+		ok = jobs[i].res.err == MK_OK && (!db || strcmp(db, "ok") == 0);
+		s = cJSON_AddObjectToObject(svcs, gw_service_names[i]);
+		cJSON_AddBoolToObject(s, "ready", ok);
+		cJSON_AddNumberToObject(s, "ms", (double)jobs[i].ms);
+		if (db)
+			cJSON_AddStringToObject(s, "db", db);
+		if (jobs[i].res.err != MK_OK)
+			cJSON_AddStringToObject(s, "error", jobs[i].res.msg);
+		if (!ok)
+			snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), "%s%s",
+				 failed[0] ? ", " : "", gw_service_names[i]);
+		mk_rpc_result_release(&jobs[i].res);
+	}
+	if (failed[0]) {
+		snprintf(msg, sizeof(msg), "not ready: %s", failed);
+		cJSON_AddStringToObject(o, "status", "unavailable");
+		gw_reply_error_ex(r, MK_E_UNAVAILABLE, msg, NULL, o);
+	} else {
+		cJSON_AddStringToObject(o, "status", "ready");
+		gw_reply_json(r, 200, o, NULL);
+	}
+	cJSON_Delete(o);
+}
+
+const gw_route gw_routes[] = {
+	{"GET", "/healthz", healthz, 0},
+	{"GET", "/readyz", readyz, 0},
+};
+const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

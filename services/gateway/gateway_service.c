@@ -1,0 +1,52 @@
+/*
+ * gateway_service.c - the gateway process's life: dial every service,
+ * serve HTTP, stop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "gateway.h"
+
+static int start(const void *cfgp, void **out, char *err, size_t errlen)
+{
+	const gateway_config *cfg = cfgp;
+	const char *urls[GW_NSERVICES] = {cfg->auth_url, cfg->llm_url, cfg->executor_url,
+					  cfg->metadata_url};
+	gateway *gw = calloc(1, sizeof(*gw));
+	int i;
+
+	*out = gw;
+	if (!gw) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	gw->cfg = cfg;
+	for (i = 0; i < GW_NSERVICES; i++) {
+		gw->svc[i] = mk_rpc_client_new(urls[i], 64 << 20, err, errlen);
+		if (!gw->svc[i])
+			return -1;
+	}
+	return gw_http_start(gw, err, errlen);
+}
+
+static void stop(void *p)
+{
+	gateway *gw = p;
+	int i;
+
+	if (!gw)
+		return;
+	gw_http_stop(gw);
+	for (i = 0; i < GW_NSERVICES; i++)
+		mk_rpc_client_free(gw->svc[i]);
+	free(gw);
+}
+
+const mk_svc_app gateway_app = {
+	.name = "gateway",
+	.vars = gateway_config_vars,
+	.nvars = &gateway_config_nvars,
+	.log_level_offset = offsetof(gateway_config, log_level),
+	.start = start,
+	.stop = stop,
+};

@@ -1,0 +1,63 @@
+/*
+ * llm_service.c - the llm process's life: open its database, apply its
+ * migrations, serve its ops over NNG, stop gracefully.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "llm.h"
+
+typedef struct {
+	mk_svc svc;
+	mk_svc_def def;
+} llm_ctx;
+
+static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen)
+{
+	(void)ud;
+	(void)reply;
+	snprintf(err, errlen, "operation '%s' is not served by 'llm'", mk_op_name(req->op));
+	return MK_E_UNKNOWN_OP;
+}
+
+static int start(const void *cfgp, void **out, char *err, size_t errlen)
+{
+	const llm_config *cfg = cfgp;
+	llm_ctx *c = calloc(1, sizeof(*c));
+
+	*out = c;
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->def = (mk_svc_def){
+		.name = "llm",
+		.schema = "chat",
+		.migrations = llm_migrations,
+		.nmigrations = llm_migrations_count,
+		.handler = handle,
+		.ud = c,
+	};
+	if (mk_svc_open_db(&c->svc, &c->def, &cfg->svc, err, errlen) != 0)
+		return -1;
+	return mk_svc_serve(&c->svc, &c->def, err, errlen);
+}
+
+static void stop(void *p)
+{
+	llm_ctx *c = p;
+
+	if (!c)
+		return;
+	mk_svc_stop(&c->svc);
+	free(c);
+}
+
+const mk_svc_app llm_app = {
+	.name = "llm",
+	.vars = llm_config_vars,
+	.nvars = &llm_config_nvars,
+	.log_level_offset = offsetof(llm_config, svc.log_level),
+	.start = start,
+	.stop = stop,
+};
