@@ -104,6 +104,7 @@ char *mk_buf_steal(mk_buf *b)
 		return NULL;
 	if (!b->data) /* reserve(0) on an empty buffer with cap 0 */
 		return NULL;
+	b->data[b->len] = '\0'; /* a fresh allocation from reserve() is not yet terminated */
 	p = b->data;
 	b->data = NULL;
 	b->len = 0;

@@ -141,6 +141,7 @@ static int load_one(const mk_cfg_var *v, const char *val, int from_env, void *ou
 {
 	char *slot = (char *)out + v->offset;
 	const char *shown = v->secret ? "(secret)" : val;
+	const char *rest = "";
 	long long n = 0;
 	int b;
 
@@ -174,7 +175,7 @@ static int load_one(const mk_cfg_var *v, const char *val, int from_env, void *ou
 		*(int *)slot = b;
 		return 0;
 	}
-	if ((v->type == MK_CFG_INT && (parse_num(val, &n, &(const char *){NULL}) != 0 ||
+	if ((v->type == MK_CFG_INT && (parse_num(val, &n, &rest) != 0 || *rest != '\0' ||
 				       strspn(val, "-0123456789") != strlen(val))) ||
 	    (v->type == MK_CFG_SIZE && parse_size(val, &n) != 0) ||
 	    (v->type == MK_CFG_DURATION && parse_duration(val, &n) != 0)) {

@@ -20,6 +20,7 @@
  * a libpq message is masked before it reaches err.
  */
 #include <assert.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -173,8 +174,9 @@ static int parse_conninfo(mk_db_pool *p, const char *conninfo)
 			dsn_options = o->val;
 	}
 	if (rc == 0 && p->schema) {
-		if (asprintf(&p->options, "%s%s-c search_path=%s,public", dsn_options ? dsn_options : "",
-			     dsn_options ? " " : "", p->schema) < 0) {
+		if (asprintf(&p->options, "%s%s-c search_path=%s,public",
+			     dsn_options ? dsn_options : "", dsn_options ? " " : "",
+			     p->schema) < 0) {
 			p->options = NULL;
 			rc = -1;
 		}
@@ -201,7 +203,8 @@ mk_db_pool *mk_db_pool_new(const char *conninfo, const char *schema, int size,
 	if (!p)
 		return NULL;
 	p->size = size;
-	secs = connect_timeout_ms <= 1000 ? 1 : connect_timeout_ms / 1000 + (connect_timeout_ms % 1000 != 0);
+	/* libpq takes whole seconds: round up, and never 0, which means forever. */
+	secs = connect_timeout_ms <= 1000 ? 1 : (connect_timeout_ms - 1) / 1000 + 1;
 	snprintf(p->timeout_s, sizeof(p->timeout_s), "%d", secs);
 	p->slots = calloc((size_t)size, sizeof(*p->slots));
 	p->conninfo = strdup(conninfo);
@@ -219,7 +222,8 @@ mk_db_pool *mk_db_pool_new(const char *conninfo, const char *schema, int size,
 	p->mu_ok = true;
 	if (pthread_condattr_init(&ca) != 0)
 		goto fail;
-	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&p->cv, &ca) == 0)
+	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+	    pthread_cond_init(&p->cv, &ca) == 0)
 		p->cv_ok = true;
 	pthread_condattr_destroy(&ca);
 	if (!p->cv_ok)
@@ -237,7 +241,8 @@ void mk_db_pool_free(mk_db_pool *p)
 	if (!p)
 		return;
 	for (i = 0; p->slots && i < p->size; i++) {
-		assert(p->slots[i].state != SLOT_BUSY && "mk_db_pool_free with a connection still out");
+		assert(p->slots[i].state != SLOT_BUSY &&
+		       "mk_db_pool_free with a connection still out");
 		if (p->slots[i].conn)
 			PQfinish(p->slots[i].conn);
 	}
@@ -254,7 +259,7 @@ void mk_db_pool_free(mk_db_pool *p)
 	free(p);
 }
 
-/* Discard notices (e.g. "schema ... already exists, skipping"): libpq would print them on stderr. */
+/* Drop notices ("schema ... already exists, skipping"): libpq would print them on stderr. */
 static void quiet_notice(void *arg, const char *message)
 {
 	(void)arg;
@@ -289,13 +294,35 @@ static PGconn *open_conn(mk_db_pool *p, char *err, size_t errlen)
 }
 
 /*
- * Make an idle connection usable. PQstatus only changes when libpq reads
- * from the socket, so read what is pending first: a server that went away
- * while the connection sat idle has left an EOF there.
+ * Is an idle connection still open? PQstatus only changes when libpq reads
+ * from the socket, so read what is pending: a backend that went away while
+ * the connection sat idle has left its FATAL message and then an EOF there,
+ * which takes libpq two reads to see. Best effort: a query can still find
+ * the connection dead, and release then drops it.
  */
+static bool conn_alive(PGconn *c)
+{
+	struct pollfd pfd;
+	int i;
+
+	for (i = 0; i < 8 && PQstatus(c) == CONNECTION_OK; i++) {
+		pfd.fd = PQsocket(c);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (pfd.fd < 0)
+			return false;
+		if (poll(&pfd, 1, 0) <= 0)
+			break; /* nothing pending */
+		if (!PQconsumeInput(c))
+			return false;
+	}
+	return PQstatus(c) == CONNECTION_OK;
+}
+
+/* Make an idle connection usable, resetting it when it is broken. */
 static int check_conn(mk_db_pool *p, PGconn *c, char *err, size_t errlen)
 {
-	if (PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) && PQstatus(c) == CONNECTION_OK)
+	if (conn_alive(c))
 		return 0;
 	PQreset(c);
 	if (PQstatus(c) == CONNECTION_OK)
@@ -374,8 +401,9 @@ PGconn *mk_db_acquire(mk_db_pool *p, int wait_ms, char *err, size_t errlen)
 			break;
 		if (rc != 0) {
 			pthread_mutex_unlock(&p->mu);
-			errf(NULL, err, errlen, "no database connection free after %d ms (pool of %d)",
-			     wait_ms, p->size);
+			errf(NULL, err, errlen,
+			     "no database connection free after %d ms (pool of %d)", wait_ms,
+			     p->size);
 			return NULL;
 		}
 		rc = pthread_cond_timedwait(&p->cv, &p->mu, &deadline);
@@ -433,7 +461,8 @@ static void result_err(PGconn *c, const PGresult *r, char *err, size_t errlen, c
 
 	if (r) {
 		st = PQresultStatus(r);
-		if (st != PGRES_BAD_RESPONSE && st != PGRES_NONFATAL_ERROR && st != PGRES_FATAL_ERROR) {
+		if (st != PGRES_BAD_RESPONSE && st != PGRES_NONFATAL_ERROR &&
+		    st != PGRES_FATAL_ERROR) {
 			errf(NULL, err, errlen, "unexpected result status '%s'", PQresStatus(st));
 		} else {
 			msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
@@ -451,8 +480,8 @@ static void result_err(PGconn *c, const PGresult *r, char *err, size_t errlen, c
 		snprintf(sqlstate, 6, "%s", state ? state : "");
 }
 
-PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
-		     char *err, size_t errlen, char sqlstate[6])
+PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
+		     size_t errlen, char sqlstate[6])
 {
 	ExecStatusType st;
 	PGresult *r;
@@ -497,8 +526,7 @@ static int check_order(const mk_migration *m, size_t n, char *err, size_t errlen
 }
 
 /* Apply one migration in its own transaction; on failure roll it back. */
-static int apply_one(PGconn *c, const char *schema, const mk_migration *m, char *err,
-		     size_t errlen)
+static int apply_one(PGconn *c, const char *schema, const mk_migration *m, char *err, size_t errlen)
 {
 	char sql[256], version[16], msg[1024];
 	const char *params[2];
@@ -520,11 +548,12 @@ static int apply_one(PGconn *c, const char *schema, const mk_migration *m, char 
 	}
 	PQclear(r);
 	if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
-		snprintf(msg, sizeof(msg), "it ended its transaction itself (no BEGIN/COMMIT in migrations)");
+		snprintf(msg, sizeof(msg),
+			 "it ended its transaction itself (no BEGIN/COMMIT in migrations)");
 		goto fail;
 	}
-	snprintf(sql, sizeof(sql), "INSERT INTO \"%s\".schema_migrations (version, name) VALUES ($1, $2)",
-		 schema);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO \"%s\".schema_migrations (version, name) VALUES ($1, $2)", schema);
 	snprintf(version, sizeof(version), "%d", m->version);
 	params[0] = version;
 	params[1] = m->name;
@@ -551,9 +580,9 @@ fail:
 
 /*
  * Compare what the database recorded with the list: a recorded version
- * whose name differs means a migration was renamed or renumbered after it
- * ran. Versions the list does not know are ignored. applied[i] is set for
- * each migration already recorded.
+ * whose name differs, or a name recorded under another version, means a
+ * migration was renamed or renumbered after it ran. Versions the list does
+ * not know are ignored. applied[i] is set for each migration recorded.
  */
 static int check_recorded(const PGresult *r, const mk_migration *m, size_t n, bool *applied,
 			  char *err, size_t errlen)
@@ -578,14 +607,24 @@ static int check_recorded(const PGresult *r, const mk_migration *m, size_t n, bo
 		}
 		applied[i] = true;
 	}
+	for (i = 0; i < n; i++) {
+		for (row = 0; !applied[i] && row < rows; row++) {
+			if (strcmp(m[i].name, PQgetvalue(r, row, 1)) == 0) {
+				errf(NULL, err, errlen,
+				     "migration '%s': applied as version %s, now numbered %d",
+				     m[i].name, PQgetvalue(r, row, 0), m[i].version);
+				return -1;
+			}
+		}
+	}
 	return 0;
 }
 
-int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char *err,
-		  size_t errlen)
+int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char *err, size_t errlen)
 {
 	static const char lock_sql[] = "SELECT pg_advisory_lock(hashtext('mark.migrate.' || $1))";
-	static const char unlock_sql[] = "SELECT pg_advisory_unlock(hashtext('mark.migrate.' || $1))";
+	static const char unlock_sql[] =
+		"SELECT pg_advisory_unlock(hashtext('mark.migrate.' || $1))";
 	char sql[512], msg[1024];
 	const char *schema;
 	bool *applied = NULL, keep;
@@ -610,7 +649,8 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
 		return -1;
 	/* A session lock, held across the per-migration transactions. */
 	if (run(c, lock_sql, 1, &schema, msg, sizeof(msg)) != 0) {
-		errf(NULL, err, errlen, "migrate '%s': cannot take the advisory lock: %s", schema, msg);
+		errf(NULL, err, errlen, "migrate '%s': cannot take the advisory lock: %s", schema,
+		     msg);
 		mk_db_release(p, c);
 		return -1;
 	}
@@ -635,11 +675,12 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
 		     msg);
 		goto out;
 	}
-	snprintf(sql, sizeof(sql), "SELECT version, name FROM \"%s\".schema_migrations ORDER BY version",
-		 schema);
+	snprintf(sql, sizeof(sql),
+		 "SELECT version, name FROM \"%s\".schema_migrations ORDER BY version", schema);
 	r = mk_db_exec(c, sql, 0, NULL, msg, sizeof(msg), NULL);
 	if (!r) {
-		errf(NULL, err, errlen, "migrate '%s': cannot read schema_migrations: %s", schema, msg);
+		errf(NULL, err, errlen, "migrate '%s': cannot read schema_migrations: %s", schema,
+		     msg);
 		goto out;
 	}
 	if (check_recorded(r, migrations, n, applied, err, errlen) != 0) {

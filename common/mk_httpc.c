@@ -7,9 +7,11 @@
  *
  *   - a connect timeout and a total timeout, the latter clamped to what is
  *     left before the call's deadline;
- *   - an idle timeout, measured by the progress callback from the last byte
- *     received or sent (curl's LOW_SPEED options work in whole seconds and
- *     on averages, which is too coarse);
+ *   - an idle timeout, measured from the last byte received or sent (curl's
+ *     LOW_SPEED options work in whole seconds and on averages, too coarse).
+ *     The progress callback notes every byte and aborts the transfer; the
+ *     transfer is driven through a private multi handle so that the poll
+ *     wakes up when the idle time runs out, not up to a second later;
  *   - a cap on the response: the body (buffered or streamed), checked
  *     against Content-Length before the first byte is kept and on every
  *     write; and a fixed cap on the headers.
@@ -214,8 +216,11 @@ static long retry_after_from(const mk_buf *head)
 		memcpy(buf, v, (size_t)n);
 		buf[n] = '\0';
 		ms = strtod(buf, &end);
-		if (*end == '\0' && end != buf && isfinite(ms) && ms >= 0)
-			return ms > 1e9 ? 1000000000L : (long)ceil(ms);
+		if (*end == '\0' && end != buf && isfinite(ms) && ms >= 0) {
+			long whole = ms > 1e9 ? 1000000000L : (long)ms;
+
+			return whole < ms ? whole + 1 : whole; /* round up: never retry early */
+		}
 	}
 	n = header_find(head->data, head->len, "retry-after", &v);
 	if (n > 0 && n < 128) {
@@ -374,6 +379,7 @@ static int http_retriable(long code)
 static int curl_permanent(CURLcode rc)
 {
 	switch (rc) {
+	case CURLE_FAILED_INIT:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 	case CURLE_NOT_BUILT_IN:
@@ -424,7 +430,9 @@ static CURLcode attempt_setup(struct attempt *a, long total_ms)
 		SET(CURLOPT_NOBODY, 1L);
 	} else {
 		if (method_is(m, "POST") || req->body) {
-			SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+			curl_off_t n = req->body ? (curl_off_t)req->body_len : 0;
+
+			SET(CURLOPT_POSTFIELDSIZE_LARGE, n);
 			SET(CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		}
 		if (!method_is(m, "POST"))
@@ -439,6 +447,63 @@ static CURLcode attempt_setup(struct attempt *a, long total_ms)
 	SET(CURLOPT_XFERINFODATA, a);
 	SET(CURLOPT_NOPROGRESS, 0L);
 #undef SET
+	return rc;
+}
+
+/*
+ * curl_easy_perform() without its blind spot: when nothing moves it sleeps
+ * up to a second between progress callbacks, so an idle timeout of 300 ms
+ * would fire after 1.2 s. Driving the transfer ourselves lets the poll wake
+ * up exactly when the idle time runs out.
+ */
+static CURLcode perform(struct attempt *a)
+{
+	int idle_ms = a->c->req->idle_timeout_ms;
+	CURLcode rc = CURLE_FAILED_INIT;
+	CURLM *m = curl_multi_init();
+	CURLMcode mc;
+	CURLMsg *msg;
+	int running = 1, left;
+
+	if (!m)
+		return CURLE_OUT_OF_MEMORY;
+	mc = curl_multi_add_handle(m, a->h);
+	if (mc != CURLM_OK) {
+		curl_multi_cleanup(m);
+		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+	}
+	for (;;) {
+		int wait = 1000;
+
+		mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK)
+			break;
+		if (!running) {
+			while ((msg = curl_multi_info_read(m, &left)))
+				if (msg->msg == CURLMSG_DONE && msg->easy_handle == a->h)
+					rc = msg->data.result;
+			break;
+		}
+		if (idle_ms > 0) {
+			int64_t rest = a->last_ms + idle_ms + 1 - mk_mono_ms();
+
+			if (rest <= 0) {
+				a->idle = 1;
+				rc = CURLE_ABORTED_BY_CALLBACK;
+				break;
+			}
+			if (rest < wait)
+				wait = (int)rest;
+		}
+		/* curl shortens the wait itself for its own timers (connect, total). */
+		mc = curl_multi_poll(m, NULL, 0, wait, NULL);
+		if (mc != CURLM_OK)
+			break;
+	}
+	if (mc != CURLM_OK)
+		rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+	curl_multi_remove_handle(m, a->h);
+	curl_multi_cleanup(m);
 	return rc;
 }
 
@@ -494,7 +559,7 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 		return MK_HTTPC_NETWORK;
 	}
 	resp->attempts++;
-	rc = curl_easy_perform(a.h);
+	rc = perform(&a);
 	curl_easy_getinfo(a.h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_getinfo(a.h, CURLINFO_CONNECT_TIME_T, &connect_us);
 	resp->http_status = code;
@@ -547,7 +612,8 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 		*retriable = 1;
 	} else {
 		st = MK_HTTPC_NETWORK;
-		set_error(resp, "request to '%s' failed: %s", c->host, safe_detail(c, a.errbuf, rc));
+		set_error(resp, "request to '%s' failed: %s", c->host,
+			  safe_detail(c, a.errbuf, rc));
 		*retriable = !curl_permanent(rc);
 	}
 	if (a.streamed)

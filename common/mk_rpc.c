@@ -26,14 +26,21 @@
 
 /* ------------------------------------------------------------------ server */
 
-enum { W_IDLE, W_RECV, W_BUSY, W_DONE };
+/*
+ * Worker states, guarded by the server's mutex. The shutdown rule: no NNG
+ * operation on a context starts once `closing` is set, because starting
+ * one on a socket being closed is not safe; a worker checks the flag under
+ * the mutex before each recv and send.
+ */
+enum { W_IDLE, W_RECV, W_BUSY, W_SEND, W_DONE };
 
 typedef struct {
 	struct mk_rpc_server *s;
 	pthread_t th;
 	nng_ctx ctx;
 	nng_aio *aio;
-	int state; /* guarded by s->mu */
+	int state;
+	int joined;
 } worker;
 
 struct mk_rpc_server {
@@ -43,11 +50,12 @@ struct mk_rpc_server {
 	int nworkers;
 	worker *w;
 	int64_t started_ms;
-	atomic_int stopping;
+	atomic_int stopping; /* no new requests */
+	int closing;	     /* no new NNG operations (guarded by mu) */
 	int stopped;
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* signalled when a worker leaves W_BUSY */
-	int busy;
+	pthread_cond_t cv; /* signalled on every state change */
+	int busy;	   /* workers in W_BUSY or W_SEND */
 };
 
 /* Build the reply text for one request. Never fails to produce something
@@ -101,17 +109,25 @@ static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
 	return out;
 }
 
-static void set_state(worker *w, int st)
+/* Move w to state st; returns 0, or -1 (state left alone) when the move
+ * would start an NNG operation after closing began. */
+static int set_state(worker *w, int st)
 {
-	pthread_mutex_lock(&w->s->mu);
-	if (w->state == W_BUSY) {
-		w->s->busy--;
-		pthread_cond_broadcast(&w->s->cv);
+	mk_rpc_server *s = w->s;
+	int was_busy, is_busy;
+
+	pthread_mutex_lock(&s->mu);
+	if ((st == W_RECV && atomic_load(&s->stopping)) || (st == W_SEND && s->closing)) {
+		pthread_mutex_unlock(&s->mu);
+		return -1;
 	}
-	if (st == W_BUSY)
-		w->s->busy++;
+	was_busy = w->state == W_BUSY || w->state == W_SEND;
+	is_busy = st == W_BUSY || st == W_SEND;
+	s->busy += is_busy - was_busy;
 	w->state = st;
-	pthread_mutex_unlock(&w->s->mu);
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
 }
 
 static void *worker_main(void *arg)
@@ -119,14 +135,11 @@ static void *worker_main(void *arg)
 	worker *w = arg;
 	mk_rpc_server *s = w->s;
 
-	for (;;) {
+	while (set_state(w, W_RECV) == 0) {
 		nng_msg *m;
 		char *out;
 		int rv;
 
-		set_state(w, W_RECV);
-		if (atomic_load(&s->stopping))
-			break;
 		nng_ctx_recv(w->ctx, w->aio);
 		nng_aio_wait(w->aio);
 		rv = nng_aio_result(w->aio);
@@ -139,10 +152,10 @@ static void *worker_main(void *arg)
 		set_state(w, W_BUSY);
 		out = dispatch(s, nng_msg_body(m), nng_msg_len(m));
 		nng_msg_clear(m);
-		if (!out || nng_msg_append(m, out, strlen(out)) != 0) {
+		if (!out || nng_msg_append(m, out, strlen(out)) != 0 || set_state(w, W_SEND) != 0) {
 			nng_msg_free(m);
 			free(out);
-			continue;
+			continue; /* the next set_state(W_RECV) ends the loop when stopping */
 		}
 		free(out);
 		nng_aio_set_msg(w->aio, m);
@@ -150,6 +163,7 @@ static void *worker_main(void *arg)
 		nng_aio_wait(w->aio);
 		if (nng_aio_result(w->aio) != 0)
 			nng_msg_free(m);
+		set_state(w, W_IDLE);
 	}
 	set_state(w, W_DONE);
 	return NULL;
@@ -222,11 +236,10 @@ fail:
 int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms)
 {
 	struct timespec until;
-	int i, left;
+	int i, left = 0, sending;
 
 	if (s->stopped)
 		return 0;
-	atomic_store(&s->stopping, 1);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += grace_ms / 1000;
 	until.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
@@ -235,18 +248,38 @@ int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
+	atomic_store(&s->stopping, 1);
 	/* Idle workers stop waiting for requests; busy ones finish theirs. */
 	for (i = 0; i < s->nworkers; i++)
 		if (s->w[i].state == W_RECV)
 			nng_aio_cancel(s->w[i].aio);
 	while (s->busy > 0 && pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT)
 		;
-	left = s->busy;
+	s->closing = 1;
+	/* Replies already being sent are short; let them go out before closing. */
+	for (;;) {
+		sending = 0;
+		for (i = 0; i < s->nworkers; i++)
+			sending += s->w[i].state == W_SEND;
+		if (!sending)
+			break;
+		pthread_cond_wait(&s->cv, &s->mu);
+	}
+	for (i = 0; i < s->nworkers; i++)
+		left += s->w[i].state == W_BUSY;
 	pthread_mutex_unlock(&s->mu);
 	nng_close(s->sock);
+	/* Join every worker not still inside a handler; free joins the rest. */
 	for (i = 0; i < s->nworkers; i++) {
-		pthread_join(s->w[i].th, NULL);
-		nng_aio_free(s->w[i].aio);
+		int abandoned;
+
+		pthread_mutex_lock(&s->mu);
+		abandoned = s->w[i].state == W_BUSY;
+		pthread_mutex_unlock(&s->mu);
+		if (!abandoned) {
+			pthread_join(s->w[i].th, NULL);
+			s->w[i].joined = 1;
+		}
 	}
 	s->stopped = 1;
 	return left;
@@ -254,9 +287,16 @@ int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms)
 
 void mk_rpc_server_free(mk_rpc_server *s)
 {
+	int i;
+
 	if (!s)
 		return;
 	mk_rpc_server_stop(s, 0);
+	for (i = 0; i < s->nworkers; i++) {
+		if (!s->w[i].joined)
+			pthread_join(s->w[i].th, NULL);
+		nng_aio_free(s->w[i].aio);
+	}
 	free(s->w);
 	free(s->service);
 	free(s->url);

@@ -55,11 +55,17 @@ typedef struct mk_rpc_server mk_rpc_server;
 int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, char *err,
 			size_t errlen);
 /*
- * Stop taking requests, wait up to grace_ms for in-flight ones, then close.
- * Returns the number of requests still running when the grace ran out.
+ * Stop taking requests, wait up to grace_ms for in-flight ones, then close
+ * the socket. Returns the number of requests still inside their handler
+ * when the grace ran out; their replies are dropped. Call once.
  */
 int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms);
-void mk_rpc_server_free(mk_rpc_server *s); /* stops first if needed; NULL ok */
+/*
+ * Stop (with no grace) if not stopped, wait for every handler still
+ * running, and free. NULL ok. A process exiting after a stop that left
+ * handlers running may skip this and exit.
+ */
+void mk_rpc_server_free(mk_rpc_server *s);
 
 /* ------------------------------------------------------------------ client */
 

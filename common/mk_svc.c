@@ -105,8 +105,13 @@ void mk_svc_stop(mk_svc *svc)
 
 	if (svc->rpc) {
 		left = mk_rpc_server_stop(svc->rpc, svc->cfg ? (int)svc->cfg->grace_ms : 0);
-		if (left)
-			MK_WARN("SVC-STOP-ABANDON", NULL, "%d request(s) still running at shutdown", left);
+		if (left) {
+			/* Exiting now bounds shutdown; those handlers hold pool connections. */
+			MK_WARN("SVC-STOP-ABANDON", NULL,
+				"%d request(s) still running after the grace; exiting without them",
+				left);
+			return;
+		}
 		mk_rpc_server_free(svc->rpc);
 		svc->rpc = NULL;
 	}

@@ -47,17 +47,13 @@ static PGconn *admin_connect(void)
 	return c;
 }
 
-/* Run one statement as admin and return the first value, or NULL when there is none. */
-__attribute__((format(printf, 1, 2))) static char *admin_query(const char *fmt, ...)
+/* Run sql as admin and return the first value (caller frees), or NULL when there is none. */
+static char *admin_run(const char *sql)
 {
-	char sql[1024], *v = NULL;
+	char *v = NULL;
 	PGresult *r;
 	PGconn *c;
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
 	c = admin_connect();
 	r = PQexec(c, sql);
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
@@ -69,27 +65,45 @@ __attribute__((format(printf, 1, 2))) static char *admin_query(const char *fmt, 
 	return v;
 }
 
+__attribute__((format(printf, 1, 2))) static void admin_exec(const char *fmt, ...)
+{
+	char sql[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	free(admin_run(sql));
+}
+
+/* Run a query as admin and assert its first value is want (NULL: no value). */
+__attribute__((format(printf, 2, 3))) static void expect_admin(const char *want, const char *fmt,
+							       ...)
+{
+	char sql[1024], *got;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	got = admin_run(sql);
+	if (!want)
+		ck_assert_msg(got == NULL, "%s: expected no value, got '%s'", sql, got);
+	else
+		ck_assert_msg(got && strcmp(got, want) == 0, "%s: expected '%s', got '%s'", sql,
+			      want, got ? got : "(null)");
+	free(got);
+}
+
 static void create_schema(const char *schema)
 {
-	free(admin_query("CREATE SCHEMA \"%s\"", schema));
+	admin_exec("CREATE SCHEMA \"%s\"", schema);
 }
 
 static void drop_schema(const char *schema)
 {
-	free(admin_query("DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema));
+	admin_exec("DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
 }
-
-/* Assert admin_query's value equals want (NULL: no value). */
-#define ck_admin_value(want, ...)                                                                  \
-	do {                                                                                       \
-		char *got_ = admin_query(__VA_ARGS__);                                             \
-		if ((want) == NULL)                                                                \
-			ck_assert_msg(got_ == NULL, "expected no value, got '%s'", got_);          \
-		else                                                                               \
-			ck_assert_msg(got_ && strcmp(got_, (want)) == 0, "expected '%s', got '%s'", \
-				      (want), got_ ? got_ : "(null)");                             \
-		free(got_);                                                                        \
-	} while (0)
 
 /* Run sql on c through mk_db_exec, expect success, return the first value (caller frees). */
 static char *value(PGconn *c, const char *sql)
@@ -147,8 +161,10 @@ START_TEST(test_acquire_exec_and_release_round_trip_with_the_schema_on_the_searc
 	ck_assert_msg(strncmp(v, "mark", 4) == 0, "application_name is '%s'", v);
 	free(v);
 	mk_db_release(p, c);
-	ck_admin_value("1", "SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND tablename = 'here'",
-		       schema);
+	expect_admin(
+		"1",
+		"SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND tablename = 'here'",
+		schema);
 
 	ck_assert_int_eq(mk_db_ping(p, 1000), 0);
 	mk_db_pool_free(p);
@@ -171,7 +187,14 @@ END_TEST
 START_TEST(test_pool_new_rejects_an_invalid_schema_name_or_size)
 {
 	static const char *bad[] = {
-		"", "Auth", "1abc", "a-b", "a b", "a;drop schema public", "\"x\"", "é",
+		"",
+		"Auth",
+		"1abc",
+		"a-b",
+		"a b",
+		"a;drop schema public",
+		"\"x\"",
+		"é",
 		"a234567890123456789012345678901234567890123456789012345678901234", /* 64 */
 	};
 	static const char *good[] = {
@@ -182,7 +205,8 @@ START_TEST(test_pool_new_rejects_an_invalid_schema_name_or_size)
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(mk_db_pool_new(dsn, bad[i], 1, 1000) == NULL, "accepted '%s'", bad[i]);
+		ck_assert_msg(mk_db_pool_new(dsn, bad[i], 1, 1000) == NULL, "accepted '%s'",
+			      bad[i]);
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		p = mk_db_pool_new(dsn, good[i], 1, 1000);
 		ck_assert_msg(p != NULL, "rejected '%s'", good[i]);
@@ -352,7 +376,7 @@ struct worker {
 	int id;
 };
 
-static void fail(struct share *sh, const char *what)
+static void note_failure(struct share *sh, const char *what)
 {
 	pthread_mutex_lock(&sh->mu);
 	if (sh->failures++ == 0)
@@ -364,6 +388,7 @@ static void *borrow_repeatedly(void *arg)
 {
 	struct worker *w = arg;
 	struct share *sh = w->sh;
+	const char *bad;
 	char err[256];
 	PGresult *r;
 	PGconn *c;
@@ -372,25 +397,26 @@ static void *borrow_repeatedly(void *arg)
 	for (i = 0; i < ROUNDS; i++) {
 		c = mk_db_acquire(sh->p, 10000, err, sizeof(err));
 		if (!c) {
-			fail(sh, err);
+			note_failure(sh, err);
 			continue;
 		}
+		bad = NULL;
 		pthread_mutex_lock(&sh->mu);
 		for (j = 0, n = 1; j < THREADS; j++) {
 			if (sh->held[j] == c)
-				snprintf(sh->failure, sizeof(sh->failure), "one connection, two threads"),
-					sh->failures++;
+				bad = "one connection held by two threads";
 			n += sh->held[j] != NULL;
 		}
-		if (n > 2)
-			snprintf(sh->failure, sizeof(sh->failure), "%d connections out of 2", n),
-				sh->failures++;
 		sh->held[w->id] = c;
 		pthread_mutex_unlock(&sh->mu);
+		if (n > 2)
+			bad = "more connections out than the pool has";
+		if (bad)
+			note_failure(sh, bad);
 
 		r = mk_db_exec(c, "SELECT pg_sleep(0.001)", 0, NULL, err, sizeof(err), NULL);
 		if (!r)
-			fail(sh, err);
+			note_failure(sh, err);
 		PQclear(r);
 
 		pthread_mutex_lock(&sh->mu);
@@ -429,7 +455,8 @@ START_TEST(test_migrate_applies_each_migration_once_in_order_and_records_it)
 {
 	static const mk_migration m[] = {
 		{ 1, "001_init", "CREATE TABLE item (id int PRIMARY KEY, name text)" },
-		{ 2, "002_seed", "INSERT INTO item VALUES (1, 'a');\nINSERT INTO item VALUES (2, 'b');" },
+		{ 2, "002_seed",
+		  "INSERT INTO item VALUES (1, 'a');\nINSERT INTO item VALUES (2, 'b');" },
 		{ 5, "005_price", "ALTER TABLE item ADD COLUMN price int NOT NULL DEFAULT 0" },
 		{ 6, "006_view", "CREATE VIEW cheap AS SELECT id FROM item WHERE price = 0" },
 	};
@@ -441,23 +468,22 @@ START_TEST(test_migrate_applies_each_migration_once_in_order_and_records_it)
 	ck_assert_ptr_nonnull(p);
 
 	ck_assert_msg(mk_db_migrate(p, m, 3, err, sizeof(err)) == 3, "migrate: %s", err);
-	ck_admin_value("1:001_init,2:002_seed,5:005_price",
-		       "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM \"%s\".schema_migrations",
-		       schema);
-	ck_admin_value("2", "SELECT count(*) FROM \"%s\".item WHERE price = 0", schema);
+	expect_admin("1:001_init,2:002_seed,5:005_price",
+		     "SELECT string_agg(version || ':' || name, ',' ORDER BY version) "
+		     "FROM \"%s\".schema_migrations",
+		     schema);
+	expect_admin("2", "SELECT count(*) FROM \"%s\".item WHERE price = 0", schema);
 
 	ck_assert_msg(mk_db_migrate(p, m, 3, err, sizeof(err)) == 0, "migrate again: %s", err);
 	ck_assert_msg(mk_db_migrate(p, m, 4, err, sizeof(err)) == 1, "migrate 006: %s", err);
 	/* Versions the list no longer knows are left alone. */
 	ck_assert_msg(mk_db_migrate(p, m, 2, err, sizeof(err)) == 0, "migrate fewer: %s", err);
 	ck_assert_msg(mk_db_migrate(p, NULL, 0, err, sizeof(err)) == 0, "migrate none: %s", err);
-	ck_admin_value("4", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
-	ck_admin_value("2", "SELECT count(*) FROM \"%s\".item", schema);
+	expect_admin("4", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
+	expect_admin("2", "SELECT count(*) FROM \"%s\".item", schema);
 
-	/* The advisory lock was given back: nothing is left held. */
-	ck_admin_value("0", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-			    "AND objid = hashtext('mark.migrate.%s')::oid",
-		       schema);
+	/* The advisory lock was given back: another session can take it. */
+	expect_admin("t", "SELECT pg_try_advisory_lock(hashtext('mark.migrate.' || '%s'))", schema);
 	ck_assert_int_eq(mk_db_ping(p, 1000), 0);
 	mk_db_pool_free(p);
 	drop_schema(schema);
@@ -482,17 +508,20 @@ START_TEST(test_a_failing_migration_rolls_back_only_itself_and_is_named)
 	ck_assert_msg(strstr(err, "migration '002_bad': ") == err, "err is '%s'", err);
 	ck_assert_msg(strstr(err, "\"nope\" does not exist") != NULL, "err is '%s'", err);
 	ck_assert_msg(strchr(err, '\n') == NULL, "err is not one line: '%s'", err);
-	ck_admin_value("1", "SELECT string_agg(version::text, ',') FROM \"%s\".schema_migrations", schema);
-	ck_admin_value("a", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
-			    "WHERE schemaname = '%s' AND tablename <> 'schema_migrations'",
-		       schema);
+	expect_admin("1", "SELECT string_agg(version::text, ',') FROM \"%s\".schema_migrations",
+		     schema);
+	expect_admin("a",
+		     "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
+		     "WHERE schemaname = '%s' AND tablename <> 'schema_migrations'",
+		     schema);
 
 	/* The pool still works, and the fixed migration resumes where it stopped. */
 	m[1].sql = "CREATE TABLE b (x int)";
 	ck_assert_msg(mk_db_migrate(p, m, 3, err, sizeof(err)) == 2, "migrate: %s", err);
-	ck_admin_value("1,2,3",
-		       "SELECT string_agg(version::text, ',' ORDER BY version) FROM \"%s\".schema_migrations",
-		       schema);
+	expect_admin(
+		"1,2,3",
+		"SELECT string_agg(version::text, ',' ORDER BY version) FROM \"%s\".schema_migrations",
+		schema);
 	mk_db_pool_free(p);
 	drop_schema(schema);
 }
@@ -511,7 +540,7 @@ START_TEST(test_a_migration_that_ends_its_own_transaction_is_rejected)
 	ck_assert_ptr_nonnull(p);
 	ck_assert_int_eq(mk_db_migrate(p, m, 1, err, sizeof(err)), -1);
 	ck_assert_msg(strstr(err, "migration '001_commits': ") == err, "err is '%s'", err);
-	ck_admin_value("0", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
+	expect_admin("0", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
 	mk_db_pool_free(p);
 	drop_schema(schema);
 }
@@ -570,8 +599,9 @@ START_TEST(test_concurrent_migrate_applies_each_migration_exactly_once)
 		total += r[i].applied;
 	}
 	ck_assert_int_eq(total, 3);
-	ck_admin_value("1,2", "SELECT string_agg(n::text, ',' ORDER BY n) FROM \"%s\".counter", schema);
-	ck_admin_value("3", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
+	expect_admin("1,2", "SELECT string_agg(n::text, ',' ORDER BY n) FROM \"%s\".counter",
+		     schema);
+	expect_admin("3", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
 	drop_schema(schema);
 }
 END_TEST
@@ -583,6 +613,7 @@ START_TEST(test_migrate_detects_a_renamed_migration)
 		{ 1, "001_start", "CREATE TABLE a (x int)" },
 		{ 2, "002_next", "CREATE TABLE b (x int)" },
 	};
+	static const mk_migration renumbered[] = { { 3, "001_init", "CREATE TABLE a (x int)" } };
 	char schema[64], err[256] = "";
 	mk_db_pool *p;
 
@@ -593,7 +624,12 @@ START_TEST(test_migrate_detects_a_renamed_migration)
 	ck_assert_int_eq(mk_db_migrate(p, after, 2, err, sizeof(err)), -1);
 	ck_assert_msg(strstr(err, "'001_start'") && strstr(err, "'001_init'"), "err is '%s'", err);
 	/* Nothing after the mismatch ran. */
-	ck_admin_value(NULL, "SELECT to_regclass('\"%s\".b')::text", schema);
+	expect_admin(NULL, "SELECT to_regclass('\"%s\".b')::text", schema);
+
+	/* The same name under a new number is caught too. */
+	ck_assert_int_eq(mk_db_migrate(p, renumbered, 1, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "'001_init'") && strstr(err, "numbered 3"), "err is '%s'", err);
+	expect_admin("1", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
 	mk_db_pool_free(p);
 	drop_schema(schema);
 }
@@ -630,7 +666,7 @@ START_TEST(test_an_unreachable_database_gives_an_error_without_the_password)
 	static const char *dsns[] = {
 		"host=127.0.0.1 port=1 user=mark dbname=mark password=" SECRET,
 		"postgresql://mark:" SECRET "@127.0.0.1:1/mark",
-		"host=127.0.0.1 port=1 password " SECRET,   /* unparsable */
+		"host=127.0.0.1 port=1 password " SECRET,      /* unparsable */
 		"hostaddr=" SECRET " port=1 password=" SECRET, /* libpq quotes hostaddr */
 	};
 	static const mk_migration m[] = { { 1, "001_a", "SELECT 1" } };
@@ -706,7 +742,8 @@ static Suite *db_suite(void)
 	      *migrate = tcase_create("migrate");
 
 	tcase_set_timeout(pool, 60);
-	tcase_add_test(pool, test_acquire_exec_and_release_round_trip_with_the_schema_on_the_search_path);
+	tcase_add_test(pool,
+		       test_acquire_exec_and_release_round_trip_with_the_schema_on_the_search_path);
 	tcase_add_test(pool, test_free_and_release_accept_null);
 	tcase_add_test(pool, test_pool_new_rejects_an_invalid_schema_name_or_size);
 	tcase_add_test(pool, test_acquire_waits_then_times_out_when_the_pool_is_exhausted);
@@ -746,11 +783,13 @@ static void drop_leftover_schemas(void)
 		return;
 	}
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
-	snprintf(sql, sizeof(sql), "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%d\\_%%'",
+	snprintf(sql, sizeof(sql),
+		 "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%d\\_%%'",
 		 (int)runner_pid);
 	r = PQexec(c, sql);
 	for (i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
-		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE", PQgetvalue(r, i, 0));
+		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE",
+			 PQgetvalue(r, i, 0));
 		PQclear(PQexec(c, sql));
 	}
 	PQclear(r);

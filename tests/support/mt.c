@@ -1,0 +1,421 @@
+/*
+ * mt.c - test support: processes, HTTP, the stack (see mt.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "mk_buf.h"
+#include "mk_json.h"
+#include "mk_time.h"
+#include "mt.h"
+
+extern char **environ;
+
+const char *const mt_proc_names[MT_NPROCS] = {"auth", "llm", "executor", "metadata", "gateway"};
+
+/* Every pid started, so that an exiting test never leaves one behind. */
+static pid_t started[256];
+static int nstarted;
+
+static void kill_leftovers(void)
+{
+	int i;
+
+	for (i = 0; i < nstarted; i++)
+		if (started[i] > 0 && kill(started[i], 0) == 0) {
+			kill(started[i], SIGKILL);
+			waitpid(started[i], NULL, 0);
+		}
+}
+
+static void forget(pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < nstarted; i++)
+		if (started[i] == pid)
+			started[i] = 0;
+}
+
+const char *mt_dsn(void)
+{
+	const char *d = getenv("MARK_TEST_DATABASE_URL");
+
+	if (!d || !*d) {
+		fprintf(stderr, "MARK_TEST_DATABASE_URL is not set: run the tests with `make test`\n");
+		exit(2);
+	}
+	return d;
+}
+
+const char *mt_bin_dir(void)
+{
+	const char *d = getenv("MARK_BIN_DIR");
+
+	return d && *d ? d : "build/bin";
+}
+
+static const char *log_dir(void)
+{
+	const char *d = getenv("MARK_TEST_LOG_DIR");
+
+	return d && *d ? d : "build/test-logs";
+}
+
+int mt_free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* environ plus env, as a new NULL-terminated array (strings borrowed). */
+static char **merged_env(const char *const *env)
+{
+	size_t n = 0, m = 0, i;
+	char **out;
+
+	while (environ[n])
+		n++;
+	while (env && env[m])
+		m++;
+	out = calloc(n + m + 1, sizeof(char *));
+	if (!out)
+		abort();
+	for (i = 0; i < m; i++)
+		out[i] = (char *)env[i];
+	for (i = 0; i < n; i++)
+		out[m + i] = environ[i]; /* the first occurrence wins in getenv */
+	return out;
+}
+
+static pid_t spawn(const char *path, const char *const *argv, const char *const *env, int outfd)
+{
+	char **envp = merged_env(env);
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(outfd, 1);
+		dup2(outfd, 2);
+		execve(path, (char *const *)argv, envp);
+		fprintf(stderr, "cannot exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	free(envp);
+	if (pid > 0) {
+		if (nstarted == 0)
+			atexit(kill_leftovers);
+		if (nstarted < (int)(sizeof(started) / sizeof(started[0])))
+			started[nstarted++] = pid;
+	}
+	return pid;
+}
+
+int mt_proc_start(mt_proc *p, const char *name, const char *binary, const char *const *env)
+{
+	char path[512];
+	const char *argv[2];
+	int fd;
+
+	mkdir("build", 0755);
+	mkdir(log_dir(), 0755);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->log, sizeof(p->log), "%s/%s.log", log_dir(), name);
+	snprintf(path, sizeof(path), "%s/%s", mt_bin_dir(), binary);
+	fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (fd < 0)
+		return -1;
+	argv[0] = path;
+	argv[1] = NULL;
+	p->pid = spawn(path, argv, env, fd);
+	close(fd);
+	return p->pid > 0 ? 0 : -1;
+}
+
+int mt_proc_alive(const mt_proc *p)
+{
+	return p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == 0;
+}
+
+int mt_proc_stop(mt_proc *p, int sig, int timeout_ms)
+{
+	int64_t until = mk_mono_ms() + timeout_ms;
+	int st = 0;
+	pid_t r;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	for (;;) {
+		r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid)
+			break;
+		if (mk_mono_ms() >= until) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &st, 0);
+			forget(p->pid);
+			p->pid = 0;
+			return -1;
+		}
+		mk_sleep_ms(10);
+	}
+	forget(p->pid);
+	p->pid = 0;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + WTERMSIG(st);
+}
+
+void mt_proc_dump(const mt_proc *p)
+{
+	char cmd[600];
+
+	fprintf(stderr, "---- last lines of %s ----\n", p->log);
+	snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", p->log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no log)\n");
+}
+
+int mt_run(const char *binary, const char *const *argv, const char *const *env, char **out)
+{
+	char path[512], tmpl[] = "/tmp/mt-run-XXXXXX";
+	const char *args[16];
+	int fd, st = 0, i;
+	pid_t pid;
+	mk_buf b;
+	char chunk[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", mt_bin_dir(), binary);
+	args[0] = path;
+	for (i = 0; argv && argv[i] && i < 14; i++)
+		args[i + 1] = argv[i];
+	args[i + 1] = NULL;
+	fd = mkstemp(tmpl);
+	if (fd < 0)
+		return -1;
+	unlink(tmpl);
+	pid = spawn(path, args, env, fd);
+	waitpid(pid, &st, 0);
+	forget(pid);
+	mk_buf_init(&b, 0);
+	lseek(fd, 0, SEEK_SET);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		mk_buf_append(&b, chunk, (size_t)n);
+	close(fd);
+	*out = b.data ? mk_buf_steal(&b) : strdup("");
+	mk_buf_release(&b);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	return mk_buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
+}
+
+int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
+	    size_t len, mt_resp *out)
+{
+	struct curl_slist *h = NULL;
+	mk_buf b, hb;
+	CURL *c = curl_easy_init();
+	CURLcode rc;
+	int i;
+
+	memset(out, 0, sizeof(*out));
+	mk_buf_init(&b, 0);
+	mk_buf_init(&hb, 0);
+	for (i = 0; headers && headers[i]; i++)
+		h = curl_slist_append(h, headers[i]);
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	out->len = b.len;
+	out->body = b.data ? mk_buf_steal(&b) : strdup("");
+	out->headers = hb.data ? mk_buf_steal(&hb) : strdup("");
+	mk_buf_release(&b);
+	mk_buf_release(&hb);
+	out->json = cJSON_ParseWithLength(out->body, out->len);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+char *mt_header(const mt_resp *r, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *p = r->headers;
+
+	while (p && *p) {
+		const char *eol = strstr(p, "\r\n");
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+
+			while (*v == ' ')
+				v++;
+			return strndup(v, len - (size_t)(v - p));
+		}
+		p = eol ? eol + 2 : NULL;
+	}
+	return NULL;
+}
+
+const char *mt_error_code(const mt_resp *r)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+	const char *c = mk_json_str(e, "code");
+
+	return c ? c : "";
+}
+
+void mt_resp_release(mt_resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	cJSON_Delete(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ------------------------------------------------------------------ stack */
+
+const char *mt_url(const mt_stack *s, const char *path)
+{
+	static __thread char buf[2048];
+
+	snprintf(buf, sizeof(buf), "%s%s", s->base, path);
+	return buf;
+}
+
+int mt_wait_status(const char *base, const char *path, long status, int timeout_ms)
+{
+	int64_t until = mk_mono_ms() + timeout_ms;
+	char url[512];
+	mt_resp r;
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	do {
+		if (mt_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == status) {
+			mt_resp_release(&r);
+			return 0;
+		}
+		mt_resp_release(&r);
+		mk_sleep_ms(50);
+	} while (mk_mono_ms() < until);
+	return -1;
+}
+
+static void set_env(mt_stack *s, int which)
+{
+	static const char *const prefix[MT_NPROCS] = {"AUTH", "LLM", "EXECUTOR", "METADATA",
+						       "GATEWAY"};
+	int k = 0, i;
+
+	if (which == MT_GATEWAY) {
+		snprintf(s->env[which][k++], 256, "GATEWAY_LISTEN=127.0.0.1:%d", s->port[MT_GATEWAY]);
+		for (i = 0; i < MT_GATEWAY; i++)
+			snprintf(s->env[which][k++], 256, "GATEWAY_%s_URL=tcp://127.0.0.1:%d", prefix[i],
+				 s->port[i]);
+	} else {
+		snprintf(s->env[which][k++], 256, "%s_LISTEN=tcp://127.0.0.1:%d", prefix[which],
+			 s->port[which]);
+		snprintf(s->env[which][k++], 256, "%s_DATABASE_URL=%s", prefix[which], mt_dsn());
+		snprintf(s->env[which][k++], 256, "%s_SHUTDOWN_GRACE=5s", prefix[which]);
+	}
+	s->env[which][k][0] = '\0';
+}
+
+int mt_stack_start_one(mt_stack *s, int which, const char *const *extra_env)
+{
+	const char *env[64];
+	char bin[64];
+	int k = 0, i;
+
+	for (i = 0; i < 8 && s->env[which][i][0]; i++)
+		env[k++] = s->env[which][i];
+	for (i = 0; extra_env && extra_env[i] && k < 63; i++)
+		env[k++] = extra_env[i];
+	env[k] = NULL;
+	snprintf(bin, sizeof(bin), "mark-%s", mt_proc_names[which]);
+	return mt_proc_start(&s->p[which], mt_proc_names[which], bin, env);
+}
+
+int mt_stack_start(mt_stack *s, const char *const *extra_env)
+{
+	int i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < MT_NPROCS; i++) {
+		s->port[i] = mt_free_port();
+		set_env(s, i);
+	}
+	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port[MT_GATEWAY]);
+	for (i = 0; i < MT_NPROCS; i++)
+		if (mt_stack_start_one(s, i, extra_env) != 0)
+			return -1;
+	if (mt_wait_status(s->base, "/readyz", 200, 30000) != 0) {
+		for (i = 0; i < MT_NPROCS; i++)
+			mt_proc_dump(&s->p[i]);
+		return -1;
+	}
+	return 0;
+}
+
+int mt_stack_stop(mt_stack *s)
+{
+	int bad = 0, i, rc;
+
+	/* The gateway first, as an operator would drain it. */
+	for (i = MT_NPROCS - 1; i >= 0; i--) {
+		if (s->p[i].pid <= 0)
+			continue;
+		rc = mt_proc_stop(&s->p[i], SIGTERM, 20000);
+		if (rc != 0) {
+			fprintf(stderr, "%s exited with %d\n", s->p[i].name, rc);
+			mt_proc_dump(&s->p[i]);
+			bad++;
+		}
+	}
+	return bad;
+}

@@ -1,0 +1,89 @@
+/*
+ * mt.h - test support: real processes, real HTTP, the private Postgres.
+ *
+ * Processes started here get PR_SET_PDEATHSIG, so they die with the test
+ * process even when it crashes, and every one still running at exit is
+ * killed; tests also stop them explicitly and check the exit status (under
+ * sanitizers a leak makes a service exit non-zero, which fails the test).
+ *
+ * Environment read: MARK_TEST_DATABASE_URL (required for tests that need
+ * Postgres), MARK_BIN_DIR (default build/bin), MARK_TEST_LOG_DIR (default
+ * build/test-logs).
+ */
+#ifndef MT_H
+#define MT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct {
+	pid_t pid;
+	char name[32];
+	char log[512];
+} mt_proc;
+
+/* The DSN of the test database; aborts the test run with a clear message when unset. */
+const char *mt_dsn(void);
+const char *mt_bin_dir(void);
+/* A currently free loopback TCP port. */
+int mt_free_port(void);
+
+/*
+ * Start bin_dir/<binary> with the current environment plus env ("K=V",
+ * NULL-terminated, may be NULL), output appended to a log file named after
+ * `name`. Returns 0.
+ */
+int mt_proc_start(mt_proc *p, const char *name, const char *binary, const char *const *env);
+/* Send sig and wait up to timeout_ms; returns the exit status, 128+signal, or -1 on timeout (then SIGKILLed). */
+int mt_proc_stop(mt_proc *p, int sig, int timeout_ms);
+int mt_proc_alive(const mt_proc *p);
+/* Print the last lines of the process's log to stderr (for failing tests). */
+void mt_proc_dump(const mt_proc *p);
+/* Run a binary to completion with extra env and args; output into *out (malloc'd). Returns exit status. */
+int mt_run(const char *binary, const char *const *argv, const char *const *env, char **out);
+
+typedef struct {
+	long status;
+	char *body;
+	size_t len;
+	char *headers; /* raw response headers */
+	cJSON *json;   /* parsed body when it is JSON, else NULL */
+} mt_resp;
+
+/*
+ * One HTTP request with libcurl. headers: NULL-terminated "Name: value"
+ * list or NULL. Returns 0 when a response arrived.
+ */
+int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
+	    size_t len, mt_resp *out);
+/* Header value (case-insensitive), malloc'd, or NULL. */
+char *mt_header(const mt_resp *r, const char *name);
+/* error.code of a JSON error body, or "" */
+const char *mt_error_code(const mt_resp *r);
+void mt_resp_release(mt_resp *r);
+
+/* The whole suite on free loopback ports. */
+enum { MT_AUTH, MT_LLM, MT_EXECUTOR, MT_METADATA, MT_GATEWAY, MT_NPROCS };
+typedef struct {
+	mt_proc p[MT_NPROCS];
+	int port[MT_NPROCS]; /* NNG ports of the four services; HTTP port of the gateway */
+	char env[MT_NPROCS][8][256];
+	char base[64]; /* http://127.0.0.1:<port> */
+} mt_stack;
+
+extern const char *const mt_proc_names[MT_NPROCS];
+
+/* Start every process (extra env applies to all) and wait until /readyz is 200. 0 on success. */
+int mt_stack_start(mt_stack *s, const char *const *extra_env);
+/* (Re)start one process of the stack with its original settings. */
+int mt_stack_start_one(mt_stack *s, int which, const char *const *extra_env);
+/* Stop all with SIGTERM; returns the number that did not exit 0. */
+int mt_stack_stop(mt_stack *s);
+/* Wait until GET path answers `status` (up to timeout_ms). 0 when it did. */
+int mt_wait_status(const char *base, const char *path, long status, int timeout_ms);
+/* Build base + path into a static per-call buffer (valid until the next call on this thread). */
+const char *mt_url(const mt_stack *s, const char *path);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * rpc_test.c - the NNG request/reply layer: a real server and client in
+ * one process over loopback TCP.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mk_json.h"
+#include "mk_rpc.h"
+#include "mk_time.h"
+#include "mt.h"
+#include "mt_check.h"
+
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int in_flight, max_in_flight, want_together;
+static int sleep_ms;
+
+/* The ping hook doubles as the test's handler: it runs on a worker thread
+ * for every sys.ping, which is all a test needs to observe concurrency,
+ * slowness and shutdown. */
+static void slow_ping(void *ud, cJSON *reply)
+{
+	struct timespec until;
+
+	(void)ud;
+	pthread_mutex_lock(&mu);
+	in_flight++;
+	if (in_flight > max_in_flight)
+		max_in_flight = in_flight;
+	pthread_cond_broadcast(&cv);
+	/* Wait (bounded) until want_together requests are inside at once. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	while (want_together && max_in_flight < want_together &&
+	       pthread_cond_timedwait(&cv, &mu, &until) == 0)
+		;
+	pthread_mutex_unlock(&mu);
+	mk_sleep_ms(sleep_ms);
+	pthread_mutex_lock(&mu);
+	in_flight--;
+	pthread_mutex_unlock(&mu);
+	cJSON_AddStringToObject(reply, "hook", "ran");
+}
+
+static mk_err no_ops(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen)
+{
+	(void)ud;
+	(void)req;
+	(void)reply;
+	snprintf(err, errlen, "none");
+	return MK_E_UNKNOWN_OP;
+}
+
+static char url[64];
+
+static mk_rpc_server *serve(int workers)
+{
+	mk_rpc_server_opts o = {
+		.service = "test", .url = url, .workers = workers, .max_msg = 1 << 20,
+		.handler = no_ops, .ping = slow_ping,
+	};
+	mk_rpc_server *s = NULL;
+	char err[256];
+
+	ck_assert_msg(mk_rpc_server_start(&o, &s, err, sizeof(err)) == 0, "%s", err);
+	return s;
+}
+
+static void setup(void)
+{
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", mt_free_port());
+	in_flight = max_in_flight = want_together = sleep_ms = 0;
+}
+
+static mk_rpc_client *client(void)
+{
+	char err[256];
+	mk_rpc_client *c = mk_rpc_client_new(url, 1 << 20, err, sizeof(err));
+
+	ck_assert_msg(c != NULL, "%s", err);
+	return c;
+}
+
+START_TEST(test_a_ping_is_answered_with_the_service_name)
+{
+	mk_rpc_server *s = serve(2);
+	mk_rpc_client *c = client();
+	mk_rpc_result res;
+
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r1", NULL, NULL, 5000, &res), MK_OK);
+	ck_assert_str_eq(mk_json_str(res.body, "service"), "test");
+	ck_assert_str_eq(mk_json_str(res.body, "hook"), "ran");
+	mk_rpc_result_release(&res);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+typedef struct {
+	mk_rpc_client *c;
+	mk_err e;
+} call_job;
+
+static void *call_thread(void *arg)
+{
+	call_job *j = arg;
+	mk_rpc_result res;
+
+	j->e = mk_rpc_call(j->c, MK_OP_SYS_PING, "par", NULL, NULL, 10000, &res);
+	mk_rpc_result_release(&res);
+	return NULL;
+}
+
+START_TEST(test_one_server_serves_several_requests_at_once)
+{
+	mk_rpc_server *s = serve(4);
+	mk_rpc_client *c = client();
+	pthread_t th[4];
+	call_job jobs[4];
+	int i;
+
+	want_together = 4;
+	for (i = 0; i < 4; i++) {
+		jobs[i].c = c;
+		pthread_create(&th[i], NULL, call_thread, &jobs[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_eq(jobs[i].e, MK_OK);
+	}
+	ck_assert_int_eq(max_in_flight, 4);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(test_a_slow_reply_fails_with_deadline_exceeded)
+{
+	mk_rpc_server *s = serve(2);
+	mk_rpc_client *c = client();
+	mk_rpc_result res;
+
+	sleep_ms = 1500;
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r2", NULL, NULL, 300, &res), MK_E_DEADLINE);
+	mk_rpc_result_release(&res);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(test_no_peer_fails_with_unavailable)
+{
+	mk_rpc_client *c = client();
+	mk_rpc_result res;
+
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r3", NULL, NULL, 5000, &res),
+			 MK_E_UNAVAILABLE);
+	ck_assert_ptr_nonnull(strstr(res.msg, url));
+	mk_rpc_result_release(&res);
+	mk_rpc_client_free(c);
+}
+END_TEST
+
+START_TEST(test_the_client_reconnects_when_the_peer_restarts)
+{
+	mk_rpc_server *s = serve(2);
+	mk_rpc_client *c = client();
+	mk_rpc_result res;
+
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "a", NULL, NULL, 5000, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	mk_rpc_server_free(s);
+	/* Whether the client saw the pipe close yet decides which of the two. */
+	mk_rpc_call(c, MK_OP_SYS_PING, "b", NULL, NULL, 300, &res);
+	ck_assert(res.err == MK_E_UNAVAILABLE || res.err == MK_E_DEADLINE);
+	mk_rpc_result_release(&res);
+	s = serve(2);
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "c", NULL, NULL, 5000, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(test_stop_lets_in_flight_requests_finish_within_the_grace)
+{
+	mk_rpc_server *s = serve(2);
+	mk_rpc_client *c = client();
+	call_job j = {c, MK_E_INTERNAL};
+	pthread_t th;
+
+	sleep_ms = 500;
+	pthread_create(&th, NULL, call_thread, &j);
+	pthread_mutex_lock(&mu);
+	while (in_flight == 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	ck_assert_int_eq(mk_rpc_server_stop(s, 5000), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(j.e, MK_OK);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(test_stop_reports_requests_still_running_after_the_grace)
+{
+	mk_rpc_server *s = serve(2);
+	mk_rpc_client *c = client();
+	call_job j = {c, MK_OK};
+	pthread_t th;
+
+	sleep_ms = 1500;
+	pthread_create(&th, NULL, call_thread, &j);
+	pthread_mutex_lock(&mu);
+	while (in_flight == 0)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+	ck_assert_int_eq(mk_rpc_server_stop(s, 100), 1);
+	pthread_join(th, NULL);
+	ck_assert_int_ne(j.e, MK_OK);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(test_a_second_server_on_a_used_address_fails_cleanly)
+{
+	mk_rpc_server *s = serve(1), *s2 = NULL;
+	mk_rpc_server_opts o = {.service = "test", .url = url, .workers = 1, .handler = no_ops};
+	char err[256] = "";
+
+	ck_assert_int_eq(mk_rpc_server_start(&o, &s2, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, url));
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("rpc");
+	TCase *tc = tcase_create("rpc");
+
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_a_ping_is_answered_with_the_service_name);
+	tcase_add_test(tc, test_one_server_serves_several_requests_at_once);
+	tcase_add_test(tc, test_a_slow_reply_fails_with_deadline_exceeded);
+	tcase_add_test(tc, test_no_peer_fails_with_unavailable);
+	tcase_add_test(tc, test_the_client_reconnects_when_the_peer_restarts);
+	tcase_add_test(tc, test_stop_lets_in_flight_requests_finish_within_the_grace);
+	tcase_add_test(tc, test_stop_reports_requests_still_running_after_the_grace);
+	tcase_add_test(tc, test_a_second_server_on_a_used_address_fails_cleanly);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mt_check_main(suite(), 0);
+}
