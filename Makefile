@@ -8,7 +8,8 @@
 #   make bench      benchmarks (tests/bench/), printing their figures
 #   make lint       clang-format check and banned calls
 #
-# BUILD=dir puts the build elsewhere; SAN=1 builds with sanitizers.
+# BUILD=dir puts the build elsewhere; SAN=1 builds with sanitizers;
+# V=1 shows the full commands.
 
 BUILD ?= build
 SAN ?= 0
@@ -24,6 +25,14 @@ LDLIBS := -lcivetweb -lnng -lpq -lcjson -lcurl -ljwt -lsodium -lcrypto -lpthread
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-6s %s\n'
 endif
 
 OBJ = $(BUILD)/obj
@@ -44,19 +53,23 @@ all: $(BINS)
 
 $(LIBMK): $(COMMON_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	$(say) AR $@
+	$(Q)$(AR) rcs $@ $^
 
 $(LIBTEST): $(TEST_SUPPORT_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	$(say) AR $@
+	$(Q)$(AR) rcs $@ $^
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(EMBED): tools/mk_embed.c
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
+	$(say) CC $@
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
 
 # Per service: lib<svc>.a (everything but main.c, plus its embedded
 # migrations) and the thin binary mark-<svc>.
@@ -67,23 +80,28 @@ $(1)_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_SRC)) $(OBJ)/gen/$(1)_migrations.
 
 $(BUILD)/gen/$(1)_migrations.c: $$($(1)_MIG) $(EMBED)
 	@mkdir -p $$(@D)
-	$(EMBED) $(1) $$($(1)_MIG) > $$@.tmp && mv $$@.tmp $$@
+	$$(say) GEN $$@
+	$(Q)$(EMBED) $(1) $$($(1)_MIG) > $$@.tmp && mv $$@.tmp $$@
 
 $(OBJ)/gen/$(1)_migrations.o: $(BUILD)/gen/$(1)_migrations.c
 	@mkdir -p $$(@D)
-	$(CC) $(CFLAGS) -c $$< -o $$@
+	$$(say) CC $$@
+	$(Q)$(CC) $(CFLAGS) -c $$< -o $$@
 
 $(BUILD)/lib/lib$(1).a: $$($(1)_OBJ)
 	@mkdir -p $$(@D)
-	$(AR) rcs $$@ $$^
+	$$(say) AR $$@
+	$(Q)$(AR) rcs $$@ $$^
 
 $(BUILD)/bin/mark-$(1): $(OBJ)/services/$(1)/main.o $(BUILD)/lib/lib$(1).a $(LIBMK)
 	@mkdir -p $$(@D)
-	$(CC) $(LDFLAGS) $$^ $(LDLIBS) -o $$@
+	$$(say) CC $$@
+	$(Q)$(CC) $(LDFLAGS) $$^ $(LDLIBS) -o $$@
 
 $(BUILD)/tests/unit/$(1)/%: tests/unit/$(1)/%.c $(BUILD)/lib/lib$(1).a $(LIBTEST) $(LIBMK)
 	@mkdir -p $$(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $$^ $(LDLIBS) $$(shell pkg-config --libs check) -o $$@
+	$$(say) CC $$@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $$^ $(LDLIBS) $$(shell pkg-config --libs check) -o $$@
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
@@ -94,15 +112,18 @@ $(foreach s,$(SERVICES),$(patsubst %.c,$(OBJ)/%.o,$(wildcard services/$(s)/*.c))
 
 $(BUILD)/tests/unit/common/%: tests/unit/common/%.c $(LIBTEST) $(LIBMK)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
 
 $(BUILD)/tests/integration/%: tests/integration/%.c $(LIBTEST) $(LIBMK)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
 
 $(BUILD)/tests/bench/%: tests/bench/%.c $(LIBTEST) $(LIBMK)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 test-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
 

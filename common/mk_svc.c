@@ -119,6 +119,30 @@ void mk_svc_stop(mk_svc *svc)
 	svc->db = NULL;
 }
 
+/* --ping: ask the running service at its own address whether it is up
+ * and its database reachable (for container health checks). */
+static int ping_self(const char *url)
+{
+	char err[256], rid[MK_RID_MAX + 1];
+	mk_rpc_client *c = mk_rpc_client_new(url, 1 << 20, err, sizeof(err));
+	mk_rpc_result res;
+	const char *db;
+	int rc;
+
+	if (!c) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	mk_rid_new(rid);
+	mk_rpc_call(c, MK_OP_SYS_PING, rid, NULL, NULL, 3000, &res);
+	db = res.err == MK_OK ? cJSON_GetStringValue(cJSON_GetObjectItem(res.body, "db")) : NULL;
+	rc = res.err == MK_OK && (!db || strcmp(db, "ok") == 0) ? 0 : 1;
+	printf("%s\n", res.err != MK_OK ? res.msg : rc ? "database unreachable" : "ok");
+	mk_rpc_result_release(&res);
+	mk_rpc_client_free(c);
+	return rc;
+}
+
 int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 {
 	const char *level;
@@ -127,6 +151,14 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 	void *ctx = NULL;
 	int rc;
 
+	if (argc == 2 && strcmp(argv[1], "--ping") == 0 && app->listen_offset) {
+		rc = mk_cfg_main(1, argv, app->name, app->vars, *app->nvars, cfg);
+		if (rc >= 0)
+			return rc;
+		rc = ping_self(*(char **)((char *)cfg + app->listen_offset));
+		mk_cfg_release(app->vars, *app->nvars, cfg);
+		return rc;
+	}
 	rc = mk_cfg_main(argc, argv, app->name, app->vars, *app->nvars, cfg);
 	if (rc >= 0)
 		return rc;

@@ -89,7 +89,8 @@ void mk_svc_stop(mk_svc *svc);
 /*
  * A process: its settings table and how to start and stop it. main() is
  * then one call to mk_svc_main, which handles the command line
- * (--check-config, --config-table, --help), loads and logs the config,
+ * (--check-config, --config-table, --help, and --ping: exit 0 when the
+ * running service at its listen address answers and reaches its database), loads and logs the config,
  * starts, waits for SIGTERM/SIGINT, stops within the grace and exits 0.
  */
 typedef struct {
@@ -97,6 +98,7 @@ typedef struct {
 	const mk_cfg_var *vars;
 	const size_t *nvars; /* a pointer: the count is defined beside the table */
 	size_t log_level_offset; /* offsetof(config, char *log_level field) */
+	size_t listen_offset;	 /* offsetof(config, char *listen) for --ping; 0: none */
 	/* Start everything; *ctx is handed to stop. Returns 0 or -1 with err. */
 	int (*start)(const void *cfg, void **ctx, char *err, size_t errlen);
 	/* Stop within the configured grace and free ctx; ctx may be half-built or NULL. */

@@ -10,8 +10,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 pg_dir=build/test-pg
-passed=0
-failed=0
+passed=0   # checks passed, summed over Check's summary lines
+failed=0   # checks failed or errored, plus binaries that died without a summary
 failures=()
 
 cleanup() {
@@ -43,15 +43,35 @@ run_pass() { # name build-dir san
 	rm -rf "$MARK_TEST_LOG_DIR"
 	for t in $(ls "$dir"/tests/unit/*/*_test "$dir"/tests/integration/*_test 2>/dev/null); do
 		echo "-- $name: ${t#"$dir"/tests/}"
-		"$t"
+		"$t" >"$dir/last-test.log" 2>&1
 		rc=$?
-		if [ $rc -eq 0 ]; then
+		cat "$dir/last-test.log"
+		out=$(grep -E '^[0-9]+%: Checks: ' "$dir/last-test.log" | tail -n 1)
+		count "$out" "$rc" "$name ${t#"$dir"/tests/}"
+	done
+	if [ "$san" = 0 ]; then
+		echo "-- $name: README settings table matches the binaries"
+		if MARK_BIN_DIR=$top/$dir/bin scripts/settings.sh --check; then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))
-			failures+=("$name ${t#"$dir"/tests/} (exit $rc)")
+			failures+=("README settings table")
 		fi
-	done
+	fi
+}
+
+# count SUMMARY RC NAME: add a binary's Check summary to the totals.
+count() {
+	local summary=$1 rc=$2 what=$3 checks=0 fails=0 errs=0
+	if [[ $summary =~ Checks:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
+		checks=${BASH_REMATCH[1]} fails=${BASH_REMATCH[2]} errs=${BASH_REMATCH[3]}
+	fi
+	passed=$((passed + checks - fails - errs))
+	failed=$((failed + fails + errs))
+	if [ "$rc" -ne 0 ] || [ -z "$summary" ]; then
+		[ $((fails + errs)) -eq 0 ] && failed=$((failed + 1))
+		failures+=("$what (exit $rc)")
+	fi
 }
 
 mkdir -p build
@@ -62,5 +82,5 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
-echo "test binaries: $passed passed, $failed failed"
+echo "summary: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -58,6 +58,7 @@ const mk_svc_app auth_app = {
 	.vars = auth_config_vars,
 	.nvars = &auth_config_nvars,
 	.log_level_offset = offsetof(auth_config, svc.log_level),
+	.listen_offset = offsetof(auth_config, svc.listen),
 	.start = start,
 	.stop = stop,
 };

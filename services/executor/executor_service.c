@@ -58,6 +58,7 @@ const mk_svc_app executor_app = {
 	.vars = executor_config_vars,
 	.nvars = &executor_config_nvars,
 	.log_level_offset = offsetof(executor_config, svc.log_level),
+	.listen_offset = offsetof(executor_config, svc.listen),
 	.start = start,
 	.stop = stop,
 };

@@ -58,6 +58,7 @@ const mk_svc_app llm_app = {
 	.vars = llm_config_vars,
 	.nvars = &llm_config_nvars,
 	.log_level_offset = offsetof(llm_config, svc.log_level),
+	.listen_offset = offsetof(llm_config, svc.listen),
 	.start = start,
 	.stop = stop,
 };

@@ -58,6 +58,7 @@ const mk_svc_app metadata_app = {
 	.vars = metadata_config_vars,
 	.nvars = &metadata_config_nvars,
 	.log_level_offset = offsetof(metadata_config, svc.log_level),
+	.listen_offset = offsetof(metadata_config, svc.listen),
 	.start = start,
 	.stop = stop,
 };

@@ -41,24 +41,19 @@ struct tcfg {
 #define DB_URL "postgres://127.0.0.1/mark"
 #define SECRET "sk-live-0123456789abcdef0123456789abcdef" /* 40 bytes: over the 32 allowed */
 
+#define C(f) offsetof(struct tcfg, f)
+
 static const mk_cfg_var vars[] = {
-	{.name = V_NAME, .type = MK_CFG_STR, .def = "mark", .min = 1, .max = 16,
-	 .help = "service name", .offset = offsetof(struct tcfg, name)},
-	{.name = V_PORT, .type = MK_CFG_INT, .def = "8080", .min = 1, .max = 65535,
-	 .help = "port to listen on", .offset = offsetof(struct tcfg, port)},
-	{.name = V_DEBUG, .type = MK_CFG_BOOL, .def = "false", .help = "debug mode",
-	 .offset = offsetof(struct tcfg, debug)},
-	{.name = V_MAX_BODY, .type = MK_CFG_SIZE, .def = "1M", .min = 1024, .max = 4LL << 30,
-	 .help = "largest request body", .offset = offsetof(struct tcfg, max_body)},
-	{.name = V_TIMEOUT, .type = MK_CFG_DURATION, .def = "30s", .min = 100,
-	 .max = 24LL * 3600 * 1000, .help = "request timeout",
-	 .offset = offsetof(struct tcfg, timeout_ms)},
-	{.name = V_LEVEL, .type = MK_CFG_ENUM, .def = "info", .choices = "debug|info|warn|error",
-	 .help = "log level", .offset = offsetof(struct tcfg, level)},
-	{.name = V_API_KEY, .type = MK_CFG_STR, .max = 32, .secret = 1, .help = "provider API key",
-	 .offset = offsetof(struct tcfg, api_key)},
-	{.name = V_DB_URL, .type = MK_CFG_STR, .min = 1, .max = 256, .required = 1,
-	 .help = "database URL", .offset = offsetof(struct tcfg, db_url)},
+	{V_NAME, MK_CFG_STR, "mark", 1, 16, 0, 0, NULL, "service name", C(name)},
+	{V_PORT, MK_CFG_INT, "8080", 1, 65535, 0, 0, NULL, "port to listen on", C(port)},
+	{V_DEBUG, MK_CFG_BOOL, "false", 0, 0, 0, 0, NULL, "debug mode", C(debug)},
+	{V_MAX_BODY, MK_CFG_SIZE, "1M", 1024, 4LL << 30, 0, 0, NULL, "largest request body",
+	 C(max_body)},
+	{V_TIMEOUT, MK_CFG_DURATION, "30s", 100, 24LL * 3600 * 1000, 0, 0, NULL, "request timeout",
+	 C(timeout_ms)},
+	{V_LEVEL, MK_CFG_ENUM, "info", 0, 0, 0, 0, "debug|info|warn|error", "log level", C(level)},
+	{V_API_KEY, MK_CFG_STR, NULL, 0, 32, 1, 0, NULL, "provider API key (secret)", C(api_key)},
+	{V_DB_URL, MK_CFG_STR, NULL, 1, 256, 0, 1, NULL, "database URL", C(db_url)},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -264,8 +259,7 @@ END_TEST
 START_TEST(test_a_default_outside_its_bounds_is_reported_as_the_default)
 {
 	static const mk_cfg_var bad_def[] = {
-		{.name = "MKT_CFG_WORKERS", .type = MK_CFG_INT, .def = "0", .min = 1, .max = 8,
-		 .help = "workers", .offset = 0},
+		{"MKT_CFG_WORKERS", MK_CFG_INT, "0", 1, 8, 0, 0, NULL, "workers", 0},
 	};
 	const kv env[] = {{NULL, NULL}};
 	long long workers = -1;
@@ -309,13 +303,30 @@ START_TEST(test_a_malformed_value_is_reported_not_replaced_by_its_default)
 	static const struct {
 		const char *name, *value;
 	} cases[] = {
-		{V_PORT, "80x"},  {V_PORT, "x80"},    {V_PORT, "0x50"},	     {V_PORT, "8e3"},
-		{V_PORT, " 80"},  {V_PORT, "80 "},    {V_PORT, "80-"},	     {V_PORT, "8-0"},
-		{V_PORT, "-"},	  {V_PORT, "8080.0"}, {V_PORT, "99999999999999999999"},
-		{V_DEBUG, "2"},	  {V_DEBUG, "maybe"}, {V_DEBUG, "truee"},
-		{V_MAX_BODY, "12Q"}, {V_MAX_BODY, "K"},	    {V_MAX_BODY, "64KiBs"},
-		{V_MAX_BODY, "1.5M"}, {V_MAX_BODY, "64 K"}, {V_MAX_BODY, "1T"},
-		{V_TIMEOUT, "1d"},  {V_TIMEOUT, "3 s"},  {V_TIMEOUT, "s"},	     {V_TIMEOUT, "1.5s"},
+		{V_PORT, "80x"},
+		{V_PORT, "x80"},
+		{V_PORT, "0x50"},
+		{V_PORT, "8e3"},
+		{V_PORT, " 80"},
+		{V_PORT, "80 "},
+		{V_PORT, "80-"},
+		{V_PORT, "8-0"},
+		{V_PORT, "-"},
+		{V_PORT, "8080.0"},
+		{V_PORT, "99999999999999999999"},
+		{V_DEBUG, "2"},
+		{V_DEBUG, "maybe"},
+		{V_DEBUG, "truee"},
+		{V_MAX_BODY, "12Q"},
+		{V_MAX_BODY, "K"},
+		{V_MAX_BODY, "64KiBs"},
+		{V_MAX_BODY, "1.5M"},
+		{V_MAX_BODY, "64 K"},
+		{V_MAX_BODY, "1T"},
+		{V_TIMEOUT, "1d"},
+		{V_TIMEOUT, "3 s"},
+		{V_TIMEOUT, "s"},
+		{V_TIMEOUT, "1.5s"},
 		{V_TIMEOUT, "3sec"},
 	};
 	size_t i;
@@ -353,7 +364,8 @@ START_TEST(test_a_required_variable_left_unset_is_an_error)
 
 		ck_assert_int_eq(load(envs[i], &c, &errors), 1);
 		ck_assert_msg(strstr(errors, V_DB_URL ": required but not set"), "%s", errors);
-		ck_assert_ptr_nonnull(strstr(errors, "database URL")); /* the help says what it is */
+		/* The help line says what the variable is for. */
+		ck_assert_ptr_nonnull(strstr(errors, "database URL"));
 		ck_assert_ptr_null(c.db_url);
 		free(errors);
 		mk_cfg_release(vars, NVARS, &c);
@@ -370,8 +382,8 @@ START_TEST(test_an_enum_rejects_a_word_not_among_its_choices)
 		struct tcfg c;
 		char *errors = load_one_bad(V_LEVEL, bad[i], &c);
 
-		ck_assert_msg(strstr(errors, bad[i]) && strstr(errors, "debug|info|warn|error"), "%s",
-			      errors);
+		ck_assert_msg(strstr(errors, bad[i]) && strstr(errors, "debug|info|warn|error"),
+			      "%s", errors);
 		ck_assert_ptr_null(c.level);
 		free(errors);
 		mk_cfg_release(vars, NVARS, &c);
@@ -382,8 +394,7 @@ END_TEST
 START_TEST(test_a_secret_never_appears_in_the_error_text)
 {
 	static const mk_cfg_var secret_enum[] = {
-		{.name = "MKT_CFG_SECRET_MODE", .type = MK_CFG_ENUM, .secret = 1, .choices = "a|b",
-		 .help = "secret mode", .offset = 0},
+		{"MKT_CFG_SECRET_MODE", MK_CFG_ENUM, NULL, 0, 0, 1, 0, "a|b", "secret mode", 0},
 	};
 	const kv env[] = {{V_DB_URL, DB_URL}, {"MKT_CFG_SECRET_MODE", SECRET}, {NULL, NULL}};
 	struct tcfg c;
@@ -556,7 +567,8 @@ static Suite *cfg_suite(void)
 	tcase_add_test(load_tc, test_an_empty_value_counts_as_unset_and_takes_the_default);
 	tcase_add_test(load_tc, test_every_type_parses_its_documented_forms);
 	tcase_add_test(load_tc, test_strings_and_enums_are_copied_into_the_config);
-	tcase_add_test(load_tc, test_a_value_out_of_bounds_is_reported_with_the_variable_and_the_bound);
+	tcase_add_test(load_tc,
+		       test_a_value_out_of_bounds_is_reported_with_the_variable_and_the_bound);
 	tcase_add_test(load_tc, test_a_default_outside_its_bounds_is_reported_as_the_default);
 	tcase_add_test(load_tc, test_all_problems_are_reported_at_once);
 	tcase_add_test(load_tc, test_a_malformed_value_is_reported_not_replaced_by_its_default);

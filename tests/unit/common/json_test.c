@@ -66,7 +66,7 @@ END_TEST
 
 START_TEST(test_scalars_and_surrounding_white_space_are_accepted)
 {
-	static const char *const docs[] = {"1", "\"s\"", "null", "true", " \t\r\n[]\n\n",
+	static const char *const docs[] = {"1",	     "\"s\"",	"null", "true", " \t\r\n[]\n\n",
 					   "{}\r\n", "  -0.5  "};
 	size_t i;
 
@@ -96,10 +96,8 @@ START_TEST(test_a_syntax_error_names_its_line_and_column)
 	static const struct {
 		const char *doc, *where;
 	} cases[] = {
-		{"[1,\n  2 x]", "line 2, column 5"},
-		{"{\n  \"a\" 1}", "line 2, column 7"},
-		{"\n\n  @", "line 3, column 3"},
-		{"{\"a\":1,}", "line 1, column 8"},
+		{"[1,\n  2 x]", "line 2, column 5"},	  {"{\n  \"a\" 1}", "line 2, column 7"},
+		{"\n\n  @", "line 3, column 3"},	  {"{\"a\":1,}", "line 1, column 8"},
 		{"[1,\r\n\t\tnope]", "line 2, column 3"},
 	};
 	size_t i;
@@ -109,8 +107,8 @@ START_TEST(test_a_syntax_error_names_its_line_and_column)
 		cJSON *v = parse_str(cases[i].doc, MK_JSON_MAX_DEPTH, err, sizeof(err));
 
 		ck_assert_msg(v == NULL, "'%s' parsed", cases[i].doc);
-		ck_assert_msg(strstr(err, cases[i].where), "'%s': '%s' lacks '%s'", cases[i].doc, err,
-			      cases[i].where);
+		ck_assert_msg(strstr(err, cases[i].where), "'%s': '%s' lacks '%s'", cases[i].doc,
+			      err, cases[i].where);
 	}
 }
 END_TEST
@@ -145,10 +143,8 @@ START_TEST(test_trailing_garbage_after_the_value_is_rejected)
 	static const struct {
 		const char *doc, *where;
 	} cases[] = {
-		{"{} x", "line 1, column 4"},
-		{"1 2", "line 1, column 3"},
-		{"{}{}", "line 1, column 3"},
-		{"[1]\n]", "line 2, column 1"},
+		{"{} x", "line 1, column 4"},	      {"1 2", "line 1, column 3"},
+		{"{}{}", "line 1, column 3"},	      {"[1]\n]", "line 2, column 1"},
 		{"\"a\"\n\n  ,", "line 3, column 3"},
 	};
 	size_t i;
@@ -158,8 +154,8 @@ START_TEST(test_trailing_garbage_after_the_value_is_rejected)
 		cJSON *v = parse_str(cases[i].doc, MK_JSON_MAX_DEPTH, err, sizeof(err));
 
 		ck_assert_msg(v == NULL, "'%s' parsed", cases[i].doc);
-		ck_assert_msg(strstr(err, cases[i].where), "'%s': '%s' lacks '%s'", cases[i].doc, err,
-			      cases[i].where);
+		ck_assert_msg(strstr(err, cases[i].where), "'%s': '%s' lacks '%s'", cases[i].doc,
+			      err, cases[i].where);
 	}
 }
 END_TEST
@@ -182,7 +178,8 @@ START_TEST(test_a_nul_byte_inside_the_input_is_rejected)
 	static const char doc[] = "{\"a\":\"x\0y\"}";
 	char err[128] = "";
 
-	ck_assert_ptr_null(mk_json_parse(doc, sizeof(doc) - 1, MK_JSON_MAX_DEPTH, err, sizeof(err)));
+	ck_assert_ptr_null(
+		mk_json_parse(doc, sizeof(doc) - 1, MK_JSON_MAX_DEPTH, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "NUL") && strstr(err, "byte 7"), "%s", err);
 
 	/* A NUL just after a complete value is not white space either. */

@@ -90,10 +90,11 @@ START_TEST(test_every_error_has_a_sane_status_and_a_lower_case_default_message)
 
 		ck_assert_msg(mk_err_status((mk_err)e) >= 200 && mk_err_status((mk_err)e) <= 599,
 			      "'%s': status %d", mk_err_code((mk_err)e), mk_err_status((mk_err)e));
-		ck_assert_msg(e == MK_OK || mk_err_status((mk_err)e) >= 400, "'%s' is an error with status %d",
-			      mk_err_code((mk_err)e), mk_err_status((mk_err)e));
-		ck_assert_msg(msg && *msg && !(msg[0] >= 'A' && msg[0] <= 'Z'), "'%s': message '%s'",
-			      mk_err_code((mk_err)e), msg ? msg : "(null)");
+		ck_assert_msg(e == MK_OK || mk_err_status((mk_err)e) >= 400,
+			      "'%s' is an error with status %d", mk_err_code((mk_err)e),
+			      mk_err_status((mk_err)e));
+		ck_assert_msg(msg && *msg && !(msg[0] >= 'A' && msg[0] <= 'Z'),
+			      "'%s': message '%s'", mk_err_code((mk_err)e), msg ? msg : "(null)");
 	}
 }
 END_TEST
@@ -153,8 +154,8 @@ END_TEST
 
 START_TEST(test_a_request_id_is_1_to_64_safe_characters)
 {
-	static const char *const bad[] = {"", "a b", "a/b", "a\nb", "a\"b", "a\\b", "caf\xc3\xa9",
-					  "a\tb", "{}"};
+	static const char *const bad[] = {"",	  "a b",	 "a/b",	 "a\nb", "a\"b",
+					  "a\\b", "caf\xc3\xa9", "a\tb", "{}"};
 	char id[MK_RID_MAX + 2];
 	size_t i;
 
@@ -242,7 +243,8 @@ START_TEST(test_request_fixtures_decode_as_labelled)
 	} cases[] = {
 		{"sys.ping.valid.json", MK_OK, "fixture-ping-valid", NULL},
 		{"sys.ping.invalid.json", MK_E_VALIDATION, "fixture-ping-invalid", "'x'"},
-		{"unknown_op.json", MK_E_UNKNOWN_OP, "fixture-unknown-op", "unknown operation 'chat.tunr'"},
+		{"unknown_op.json", MK_E_UNKNOWN_OP, "fixture-unknown-op",
+		 "unknown operation 'chat.tunr'"},
 		{"bad_version.json", MK_E_UNKNOWN_VERSION, "fixture-bad-version", "version 2"},
 		{"deadline_passed.json", MK_E_DEADLINE, "fixture-deadline", "deadline"},
 		{"bad_caller.json", MK_E_BAD_REQUEST, "fixture-bad-caller", "'caller'"},
@@ -391,8 +393,9 @@ START_TEST(test_a_missing_or_bad_op_or_id_is_a_bad_request)
 			    sizeof(err));
 
 	/* An invalid id is never copied out. */
-	ck_assert_int_ne(decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"a/b\"}", &env, err, sizeof(err)),
-			 MK_OK);
+	ck_assert_int_ne(
+		decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"a/b\"}", &env, err, sizeof(err)),
+		MK_OK);
 	ck_assert_str_eq(env.rid, "");
 }
 END_TEST
@@ -402,14 +405,16 @@ START_TEST(test_a_passed_deadline_is_refused_before_the_handler)
 	char doc[256], err[256];
 	mk_env env;
 
-	snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
+	snprintf(doc, sizeof(doc),
+		 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
 		 (long long)(NOW_MS - 1));
 	expect_decode_error(doc, MK_E_DEADLINE, err, sizeof(err));
 	ck_assert_int_eq(decode(doc, &env, err, sizeof(err)), MK_E_DEADLINE);
 	ck_assert_str_eq(env.rid, "late");
 
 	/* Exactly now has passed too. */
-	snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
+	snprintf(doc, sizeof(doc),
+		 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
 		 (long long)NOW_MS);
 	expect_decode_error(doc, MK_E_DEADLINE, err, sizeof(err));
 
@@ -433,7 +438,8 @@ START_TEST(test_a_deadline_of_0_or_none_means_no_deadline)
 
 	for (i = 0; i < 2; i++) {
 		mk_env env;
-		mk_err e = mk_env_decode(docs[i], strlen(docs[i]), INT64_MAX, &env, err, sizeof(err));
+		mk_err e =
+			mk_env_decode(docs[i], strlen(docs[i]), INT64_MAX, &env, err, sizeof(err));
 
 		ck_assert_msg(e == MK_OK, "%s: %s (%s)", docs[i], mk_err_code(e), err);
 		ck_assert(env.deadline_ms == 0);
@@ -449,7 +455,8 @@ START_TEST(test_a_malformed_deadline_is_a_bad_request)
 	size_t i;
 
 	for (i = 0; i < sizeof(deadlines) / sizeof(deadlines[0]); i++) {
-		snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"deadline\":%s}",
+		snprintf(doc, sizeof(doc),
+			 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"deadline\":%s}",
 			 deadlines[i]);
 		expect_decode_error(doc, MK_E_BAD_REQUEST, err, sizeof(err));
 		ck_assert_msg(strstr(err, "'deadline'"), "%s: %s", doc, err);
@@ -469,15 +476,16 @@ START_TEST(test_a_caller_of_the_wrong_shape_is_a_bad_request)
 		"{\"user_id\":1,\"role\":\"user\"}",
 		"{\"user_id\":\"u\",\"role\":false}",
 		"{\"user_id\":\"u\",\"role\":\"a-role-of-16-chr\"}",
-		"{\"user_id\":\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\","
+		"{\"user_id\":"
+		"\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\","
 		"\"role\":\"user\"}", /* 65 */
 	};
 	char doc[512], err[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(callers) / sizeof(callers[0]); i++) {
-		snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"caller\":%s}",
-			 callers[i]);
+		snprintf(doc, sizeof(doc),
+			 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"caller\":%s}", callers[i]);
 		expect_decode_error(doc, MK_E_BAD_REQUEST, err, sizeof(err));
 		ck_assert_msg(strstr(err, "'caller'"), "%s: %s", doc, err);
 	}
@@ -519,8 +527,9 @@ START_TEST(test_a_missing_body_is_an_empty_object)
 	char err[256] = "";
 	mk_env env;
 
-	ck_assert_int_eq(decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\"}", &env, err, sizeof(err)),
-			 MK_OK);
+	ck_assert_int_eq(
+		decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\"}", &env, err, sizeof(err)),
+		MK_OK);
 	ck_assert(cJSON_IsObject(env.body));
 	ck_assert_ptr_null(env.body->child);
 	mk_env_release(&env);
@@ -548,7 +557,8 @@ START_TEST(test_nesting_past_the_json_limit_is_a_bad_request)
 	size_t depth = MK_JSON_MAX_DEPTH, i, off = 0;
 	char doc[512];
 
-	off += (size_t)snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"x\":");
+	off += (size_t)snprintf(doc, sizeof(doc),
+				"{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"x\":");
 	for (i = 0; i < depth; i++)
 		doc[off++] = '[';
 	for (i = 0; i < depth; i++)
@@ -623,7 +633,8 @@ static cJSON *over_max(const mk_field *f)
 		free(s);
 		return a;
 	case MK_F_INT:
-		return f->max < 9007199254740991LL ? cJSON_CreateNumber((double)(f->max + 1)) : NULL;
+		return f->max < 9007199254740991LL ? cJSON_CreateNumber((double)(f->max + 1))
+						   : NULL;
 	case MK_F_ARR:
 		if (f->max < 0 || f->max > 10000)
 			return NULL;
@@ -691,8 +702,8 @@ START_TEST(test_an_empty_body_names_a_missing_required_field)
 			ck_assert_msg(e == MK_E_VALIDATION && strstr(err, "missing field '"),
 				      "%s: %s (%s)", mk_op_name((mk_op)op), mk_err_code(e), err);
 		} else {
-			ck_assert_msg(e == MK_OK, "%s: %s (%s)", mk_op_name((mk_op)op), mk_err_code(e),
-				      err);
+			ck_assert_msg(e == MK_OK, "%s: %s (%s)", mk_op_name((mk_op)op),
+				      mk_err_code(e), err);
 		}
 		cJSON_Delete(body);
 	}
