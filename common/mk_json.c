@@ -28,8 +28,69 @@ static void locate(const char *data, size_t len, size_t off, char *err, size_t e
 			 col, off);
 }
 
+/* Offset of the first byte that is not valid UTF-8 (RFC 3629), or len. */
+static size_t utf8_bad_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+	unsigned cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((s[i] & 0xe0) == 0xc0) {
+			n = 1;
+			cp = s[i] & 0x1f;
+		} else if ((s[i] & 0xf0) == 0xe0) {
+			n = 2;
+			cp = s[i] & 0x0f;
+		} else if ((s[i] & 0xf8) == 0xf0) {
+			n = 3;
+			cp = s[i] & 0x07;
+		} else {
+			return i;
+		}
+		for (k = 1; k <= n; k++) {
+			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* Overlong forms, surrogates and code points past U+10FFFF. */
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return i;
+		i += n + 1;
+	}
+	return len;
+}
+
+/* Offset of a \u0000 escape inside a string, or len: C strings cannot hold it. */
+static size_t nul_escape_at(const char *s, size_t len)
+{
+	size_t i;
+	int in_str = 0;
+
+	for (i = 0; i < len; i++) {
+		if (!in_str) {
+			in_str = s[i] == '"';
+			continue;
+		}
+		if (s[i] == '"') {
+			in_str = 0;
+		} else if (s[i] == '\\' && i + 1 < len) {
+			if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+				return i;
+			i++; /* skip the escaped character */
+		}
+	}
+	return len;
+}
+
 cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen)
 {
+	size_t bad;
+
 	const char *end = NULL;
 	cJSON *v;
 	size_t i;
@@ -40,6 +101,16 @@ cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, siz
 	}
 	if (memchr(data, '\0', len)) {
 		snprintf(err, errlen, "NUL byte at byte %zu", (size_t)((const char *)memchr(data, '\0', len) - data));
+		return NULL;
+	}
+	bad = utf8_bad_at((const unsigned char *)data, len);
+	if (bad < len) {
+		snprintf(err, errlen, "invalid UTF-8 at byte %zu", bad);
+		return NULL;
+	}
+	bad = nul_escape_at(data, len);
+	if (bad < len) {
+		snprintf(err, errlen, "a string contains \\u0000 (NUL) at byte %zu", bad);
 		return NULL;
 	}
 	v = cJSON_ParseWithLengthOpts(data, len, &end, 0);

@@ -100,7 +100,7 @@ static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
 		if (mk_err_status(e) >= 500)
 			MK_WARN("RPC-FAIL", env.rid, "%s: %s: %s", mk_op_name(env.op), mk_err_code(e),
 				err[0] ? err : mk_err_message(e));
-		out = mk_env_encode_error(env.rid, e, err);
+		out = mk_env_encode_error_ex(env.rid, e, err, reply);
 	}
 	MK_DEBUG("RPC-DONE", env.rid, "%s %s in %lld ms", mk_op_name(env.op), mk_err_code(e),
 		 (long long)(mk_mono_ms() - t0));
@@ -402,6 +402,7 @@ static mk_err read_reply(mk_rpc_result *res, const char *data, size_t len, const
 		return MK_OK;
 	}
 	er = cJSON_GetObjectItemCaseSensitive(res->root, "error");
+	res->error = er;
 	res->err = mk_err_from_code(mk_json_str(er, "code"));
 	msg = mk_json_str(er, "message");
 	snprintf(res->msg, sizeof(res->msg), "%s", msg ? msg : mk_err_message(res->err));

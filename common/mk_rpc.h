@@ -29,7 +29,8 @@
  * A handler's reply. On success set *reply to a new JSON body (or leave it
  * NULL for {}) and return MK_OK; the server takes ownership of *reply.
  * On failure return the error and write a human message into err (an empty
- * err uses the error's default message). Runs on a worker thread.
+ * err uses the error's default message); *reply may then hold extra members
+ * for the error object (e.g. {"retry_after": 30}). Runs on a worker thread.
  */
 typedef mk_err (*mk_rpc_handler)(void *ud, const mk_env *req, cJSON **reply, char *err,
 				 size_t errlen);
@@ -82,6 +83,7 @@ typedef struct {
 	char msg[256];	  /* human message on error */
 	cJSON *root;	  /* the whole reply, owned here */
 	const cJSON *body; /* reply body on success (points into root) */
+	const cJSON *error; /* the error object on failure (points into root), or NULL */
 } mk_rpc_result;
 
 /*

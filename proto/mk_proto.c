@@ -418,9 +418,10 @@ char *mk_env_encode_reply(const char *rid, const cJSON *body)
 	return finish(o);
 }
 
-char *mk_env_encode_error(const char *rid, mk_err e, const char *msg)
+char *mk_env_encode_error_ex(const char *rid, mk_err e, const char *msg, const cJSON *extra)
 {
 	cJSON *o = frame(rid), *er;
+	const cJSON *x;
 
 	if (!o || !cJSON_AddFalseToObject(o, "ok"))
 		goto fail;
@@ -429,8 +430,24 @@ char *mk_env_encode_error(const char *rid, mk_err e, const char *msg)
 	    !cJSON_AddStringToObject(er, "message", msg && *msg ? msg : mk_err_message(e)) ||
 	    !cJSON_AddNumberToObject(er, "status", mk_err_status(e)))
 		goto fail;
+	for (x = cJSON_IsObject(extra) ? extra->child : NULL; x; x = x->next) {
+		cJSON *dup;
+
+		if (cJSON_GetObjectItemCaseSensitive(er, x->string))
+			continue; /* code, message and status are not overridable */
+		dup = cJSON_Duplicate(x, 1);
+		if (!dup || !cJSON_AddItemToObject(er, x->string, dup)) {
+			cJSON_Delete(dup);
+			goto fail;
+		}
+	}
 	return finish(o);
 fail:
 	cJSON_Delete(o);
 	return NULL;
+}
+
+char *mk_env_encode_error(const char *rid, mk_err e, const char *msg)
+{
+	return mk_env_encode_error_ex(rid, e, msg, NULL);
 }

@@ -116,5 +116,7 @@ char *mk_env_encode_request(mk_op op, const char *rid, int64_t deadline_ms,
 char *mk_env_encode_reply(const char *rid, const cJSON *body);
 /* Encode an error reply; msg NULL uses the default message. Caller frees. */
 char *mk_env_encode_error(const char *rid, mk_err e, const char *msg);
+/* The same with extra members (borrowed, may be NULL) copied into the error object. */
+char *mk_env_encode_error_ex(const char *rid, mk_err e, const char *msg, const cJSON *extra);
 
 #endif

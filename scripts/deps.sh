@@ -10,7 +10,7 @@ pkgs=(
 	postgresql-15 postgresql-client-15
 	bubblewrap
 	python3 python3-pandas python3-numpy python3-plotly python3-matplotlib python3-openpyxl
-	curl ca-certificates procps util-linux iproute2
+	curl ca-certificates openssl procps util-linux iproute2
 )
 
 missing=()

@@ -23,6 +23,21 @@ for p in AUTH LLM EXECUTOR METADATA; do
 done
 export GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
 
+# A development key pair for access tokens, made once, unless keys are configured.
+if [ -z "${AUTH_JWT_PRIVATE_KEY_FILE:-}" ]; then
+	keys="$run/keys"
+	if [ ! -s "$keys/jwt-private.pem" ]; then
+		mkdir -p "$keys"
+		chmod 700 "$keys"
+		(umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+			-out "$keys/jwt-private.pem" 2>/dev/null)
+		openssl pkey -in "$keys/jwt-private.pem" -pubout -out "$keys/jwt-public.pem"
+		echo "mark: created a development token key pair in $keys"
+	fi
+	export AUTH_JWT_PRIVATE_KEY_FILE="$keys/jwt-private.pem"
+	export GATEWAY_JWT_PUBLIC_KEY_FILE=${GATEWAY_JWT_PUBLIC_KEY_FILE:-$keys/jwt-public.pem}
+fi
+
 stopping=0
 stop_all() {
 	[ $stopping -eq 1 ] && return

@@ -17,6 +17,7 @@
 #include <civetweb.h>
 
 #include "mk_cfg.h"
+#include "mk_jwt.h"
 #include "mk_proto.h"
 #include "mk_rpc.h"
 #include "mk_svc.h"
@@ -34,6 +35,12 @@ typedef struct {
 	char *llm_url;
 	char *executor_url;
 	char *metadata_url;
+	char *jwt_public_key_file;
+	char *jwt_previous_public_key_file;
+	char *jwt_issuer;
+	char *jwt_audience;
+	long long jwt_leeway_ms;
+	int trust_forwarded_for;
 } gateway_config;
 
 extern const mk_cfg_var gateway_config_vars[];
@@ -47,6 +54,7 @@ typedef struct gateway {
 	const gateway_config *cfg;
 	struct mg_context *http;
 	mk_rpc_client *svc[GW_NSERVICES];
+	mk_jwt_key *keys[2]; /* current and previous token-verification keys */
 	int port; /* the port actually bound (useful with port 0) */
 } gateway;
 
@@ -71,6 +79,7 @@ typedef void (*gw_handler)(gw_req *r);
 enum {
 	GW_R_BODY = 1, /* reads a body (capped at max_body) */
 	GW_R_JSON = 2, /* the body must be a JSON object (implies GW_R_BODY) */
+	GW_R_AUTH = 4, /* needs a valid Bearer access token; sets r->caller */
 };
 
 typedef struct {
@@ -96,10 +105,35 @@ void gw_reply_error(gw_req *r, mk_err e, const char *msg);
 void gw_reply_error_ex(gw_req *r, mk_err e, const char *msg, const char *extra_headers,
 		       const cJSON *extra);
 
+/* Answer with no body (204). */
+void gw_reply_empty(gw_req *r, int status);
+
 /*
  * Call a service and answer with its reply: the body with ok_status on
  * success, the error mapped through errors.def otherwise. body borrowed.
  */
 void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status);
+
+/* ---- gateway_auth.c */
+
+/* Verify the request's Bearer token into r->caller; on failure answer 401 and return -1. */
+int gw_auth_guard(gw_req *r);
+/* Load the verification keys. 0, or -1 with err. */
+int gw_auth_keys_load(gateway *gw, char *err, size_t errlen);
+void gw_auth_keys_free(gateway *gw);
+void gw_auth_signup(gw_req *r);
+void gw_auth_signin(gw_req *r);
+void gw_auth_refresh(gw_req *r);
+void gw_auth_signout(gw_req *r);
+void gw_auth_me(gw_req *r);
+
+/*
+ * The value of `name` in an application/x-www-form-urlencoded body, decoded
+ * into out. Returns 1 found, 0 absent, -1 malformed (bad escape, repeated
+ * name, or longer than outlen - 1).
+ */
+int gw_form_get(const char *body, size_t len, const char *name, char *out, size_t outlen);
+/* Is the request's Content-Type `type` (ignoring parameters and case)? */
+int gw_content_type_is(const gw_req *r, const char *type);
 
 #endif

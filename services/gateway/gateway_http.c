@@ -79,16 +79,37 @@ void gw_reply_error(gw_req *r, mk_err e, const char *msg)
 	gw_reply_error_ex(r, e, msg, NULL, NULL);
 }
 
+void gw_reply_empty(gw_req *r, int status)
+{
+	char h[256];
+	int n;
+
+	n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n\r\n",
+		     status, reason(status), r->rid);
+	mg_write(r->conn, h, (size_t)n);
+	r->status = status;
+}
+
 void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status)
 {
 	mk_rpc_result res;
+	char hdr[128] = "";
+	long long after;
 
 	mk_rpc_call(r->gw->svc[svc], op, r->rid, r->caller.user_id[0] ? &r->caller : NULL, body,
 		    (int)r->gw->cfg->rpc_timeout_ms, &res);
-	if (res.err == MK_OK)
-		gw_reply_json(r, ok_status, res.body, NULL);
-	else
-		gw_reply_error(r, res.err, res.msg);
+	if (res.err == MK_OK) {
+		if (ok_status == 204)
+			gw_reply_empty(r, 204);
+		else
+			gw_reply_json(r, ok_status, res.body, NULL);
+	} else {
+		if (mk_json_int(res.error, "retry_after", &after) == 0 && after > 0)
+			snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", after);
+		else if (mk_err_status(res.err) == 401)
+			snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mark\"\r\n");
+		gw_reply_error_ex(r, res.err, res.msg, hdr[0] ? hdr : NULL, NULL);
+	}
 	mk_rpc_result_release(&res);
 }
 
@@ -187,6 +208,8 @@ static void serve(gw_req *r)
 		gw_reply_error(r, MK_E_NOT_FOUND, msg);
 		return;
 	}
+	if ((rt->flags & GW_R_AUTH) && gw_auth_guard(r) != 0)
+		return;
 	if (rt->flags & (GW_R_BODY | GW_R_JSON)) {
 		rc = read_body(r, (size_t)r->gw->cfg->max_body);
 		if (rc == 1) {

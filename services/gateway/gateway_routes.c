@@ -99,5 +99,10 @@ static void readyz(gw_req *r)
 const gw_route gw_routes[] = {
 	{"GET", "/healthz", healthz, 0},
 	{"GET", "/readyz", readyz, 0},
+	{"POST", "/auth/signup", gw_auth_signup, GW_R_JSON},
+	{"POST", "/auth/signin", gw_auth_signin, GW_R_BODY},
+	{"POST", "/auth/refresh", gw_auth_refresh, GW_R_BODY},
+	{"POST", "/auth/signout", gw_auth_signout, GW_R_JSON},
+	{"GET", "/auth/me", gw_auth_me, GW_R_AUTH},
 };
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

@@ -21,6 +21,8 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	gw->cfg = cfg;
+	if (gw_auth_keys_load(gw, err, errlen) != 0)
+		return -1;
 	for (i = 0; i < GW_NSERVICES; i++) {
 		gw->svc[i] = mk_rpc_client_new(urls[i], 64 << 20, err, errlen);
 		if (!gw->svc[i])
@@ -39,6 +41,7 @@ static void stop(void *p)
 	gw_http_stop(gw);
 	for (i = 0; i < GW_NSERVICES; i++)
 		mk_rpc_client_free(gw->svc[i]);
+	gw_auth_keys_free(gw);
 	free(gw);
 }
 

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "mk_buf.h"
 #include "mk_json.h"
@@ -318,6 +320,30 @@ void mt_resp_release(mt_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* ------------------------------------------------------------------ keys */
+
+int mt_keygen(const char *priv_path, const char *pub_path)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	FILE *f;
+	int ok = k != NULL;
+
+	if (ok && (f = fopen(priv_path, "w"))) {
+		ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1;
+		fclose(f);
+	} else {
+		ok = 0;
+	}
+	if (ok && (f = fopen(pub_path, "w"))) {
+		ok = PEM_write_PUBKEY(f, k) == 1;
+		fclose(f);
+	} else {
+		ok = 0;
+	}
+	EVP_PKEY_free(k);
+	return ok ? 0 : -1;
+}
+
 /* ------------------------------------------------------------------ stack */
 
 const char *mt_url(const mt_stack *s, const char *path)
@@ -353,15 +379,18 @@ static void set_env(mt_stack *s, int which)
 	int k = 0, i;
 
 	if (which == MT_GATEWAY) {
-		snprintf(s->env[which][k++], 256, "GATEWAY_LISTEN=127.0.0.1:%d", s->port[MT_GATEWAY]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "GATEWAY_LISTEN=127.0.0.1:%d", s->port[MT_GATEWAY]);
 		for (i = 0; i < MT_GATEWAY; i++)
-			snprintf(s->env[which][k++], 256, "GATEWAY_%s_URL=tcp://127.0.0.1:%d", prefix[i],
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]), "GATEWAY_%s_URL=tcp://127.0.0.1:%d", prefix[i],
 				 s->port[i]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "GATEWAY_JWT_PUBLIC_KEY_FILE=%s", s->key_pub);
 	} else {
-		snprintf(s->env[which][k++], 256, "%s_LISTEN=tcp://127.0.0.1:%d", prefix[which],
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_LISTEN=tcp://127.0.0.1:%d", prefix[which],
 			 s->port[which]);
-		snprintf(s->env[which][k++], 256, "%s_DATABASE_URL=%s", prefix[which], mt_dsn());
-		snprintf(s->env[which][k++], 256, "%s_SHUTDOWN_GRACE=5s", prefix[which]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_DATABASE_URL=%s", prefix[which], mt_dsn());
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_SHUTDOWN_GRACE=5s", prefix[which]);
+		if (which == MT_AUTH)
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]), "AUTH_JWT_PRIVATE_KEY_FILE=%s", s->key_priv);
 	}
 	s->env[which][k][0] = '\0';
 }
@@ -386,6 +415,12 @@ int mt_stack_start(mt_stack *s, const char *const *extra_env)
 	int i;
 
 	memset(s, 0, sizeof(*s));
+	mkdir("build", 0755);
+	mkdir(log_dir(), 0755);
+	snprintf(s->key_priv, sizeof(s->key_priv), "%s/jwt-%d-private.pem", log_dir(), (int)getpid());
+	snprintf(s->key_pub, sizeof(s->key_pub), "%s/jwt-%d-public.pem", log_dir(), (int)getpid());
+	if (mt_keygen(s->key_priv, s->key_pub) != 0)
+		return -1;
 	for (i = 0; i < MT_NPROCS; i++) {
 		s->port[i] = mt_free_port();
 		set_env(s, i);

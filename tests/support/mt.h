@@ -64,13 +64,17 @@ char *mt_header(const mt_resp *r, const char *name);
 const char *mt_error_code(const mt_resp *r);
 void mt_resp_release(mt_resp *r);
 
-/* The whole suite on free loopback ports. */
+/* Write a new EC P-256 key pair as PEM files (private: PKCS#8). 0 on success. */
+int mt_keygen(const char *priv_path, const char *pub_path);
+
+/* The whole suite on free loopback ports, with a fresh token key pair. */
 enum { MT_AUTH, MT_LLM, MT_EXECUTOR, MT_METADATA, MT_GATEWAY, MT_NPROCS };
 typedef struct {
 	mt_proc p[MT_NPROCS];
 	int port[MT_NPROCS]; /* NNG ports of the four services; HTTP port of the gateway */
-	char env[MT_NPROCS][8][256];
+	char env[MT_NPROCS][8][512];
 	char base[64]; /* http://127.0.0.1:<port> */
+	char key_priv[200], key_pub[200]; /* the token key pair's files */
 } mt_stack;
 
 extern const char *const mt_proc_names[MT_NPROCS];

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# dev-setup.sh - prepare deploy/ for `docker compose up` on a developer's
+# machine: copy each deploy/env/*.env.example that has no *.env yet, make a
+# JWT key pair and a BigQuery key placeholder in deploy/secrets/ if missing.
+# Never overwrites an existing file. The values it writes are for a local
+# stack only: production secrets come from your secret store (see README.md).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+for ex in "$here"/env/*.env.example; do
+	env=${ex%.example}
+	if [ ! -e "$env" ]; then
+		cp "$ex" "$env"
+		chmod 0600 "$env"
+		echo "dev-setup: wrote ${env#"$here"/} (edit it: the passwords are placeholders)"
+	fi
+done
+
+secrets=$here/secrets
+mkdir -p "$secrets"
+chmod 0700 "$secrets"
+
+# provisional: the key type is settled by the auth service issue.
+if [ ! -e "$secrets/jwt-private.pem" ]; then
+	command -v openssl >/dev/null || { echo "dev-setup: openssl is needed for the JWT keys" >&2; exit 1; }
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$secrets/jwt-private.pem" 2>/dev/null
+	openssl pkey -in "$secrets/jwt-private.pem" -pubout -out "$secrets/jwt-public.pem"
+	echo "dev-setup: wrote secrets/jwt-private.pem and secrets/jwt-public.pem"
+elif [ ! -e "$secrets/jwt-public.pem" ]; then
+	openssl pkey -in "$secrets/jwt-private.pem" -pubout -out "$secrets/jwt-public.pem"
+	echo "dev-setup: wrote secrets/jwt-public.pem"
+fi
+
+# docker-compose refuses to start when a secret's file is missing. An empty
+# file stands for "no BigQuery"; put a real service-account key here to use
+# one (provisional: the metadata warehouse issue).
+if [ ! -e "$secrets/bigquery-key.json" ]; then
+	: >"$secrets/bigquery-key.json"
+	echo "dev-setup: wrote an empty secrets/bigquery-key.json (no BigQuery)"
+fi
+
+# Compose secrets are bind mounts keeping the host owner and mode: the
+# container user (uid 10001) must be able to read them. The 0700 directory
+# keeps other host users out.
+chmod 0644 "$secrets/jwt-private.pem" "$secrets/jwt-public.pem" "$secrets/bigquery-key.json"
