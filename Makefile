@@ -21,7 +21,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -MMD -MP \
 	-Icommon -Iproto -Iservices -Itests/support -I$(BUILD)/gen $(shell pkg-config --cflags libpq)
-LDLIBS := -lcivetweb -lnng -lpq -lcjson -lcurl -ljwt -lsodium -lcrypto -lpthread -lm
+LDLIBS := -lcivetweb -lnng -lpq -lcjson -lcurl -lsodium -lcrypto -lpthread -lm
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined

@@ -75,7 +75,8 @@ static int parse_size(const char *s, long long *out)
 		m = 1024LL * 1024 * 1024;
 	else if (*suf)
 		return -1;
-	if (*suf && suf[1] != '\0' && strcasecmp(suf + 1, "b") != 0 && strcasecmp(suf + 1, "ib") != 0)
+	if (*suf && suf[1] != '\0' && strcasecmp(suf + 1, "b") != 0 &&
+	    strcasecmp(suf + 1, "ib") != 0)
 		return -1;
 	return mul_ok(v, m, out);
 }
@@ -150,12 +151,13 @@ static int load_one(const mk_cfg_var *v, const char *val, int from_env, void *ou
 		char *copy;
 
 		if (v->type == MK_CFG_ENUM && !enum_has(v->choices, val)) {
-			mk_buf_printf(errs, "%s: '%s' is not one of %s\n", v->name, shown, v->choices);
+			mk_buf_printf(errs, "%s: '%s' is not one of %s\n", v->name, shown,
+			              v->choices);
 			return -1;
 		}
 		if ((long long)len < v->min || (v->max > 0 && (long long)len > v->max)) {
-			mk_buf_printf(errs, "%s: length %zu is outside %lld..%lld\n", v->name, len, v->min,
-				      v->max);
+			mk_buf_printf(errs, "%s: length %zu is outside %lld..%lld\n", v->name, len,
+			              v->min, v->max);
 			return -1;
 		}
 		copy = len ? strdup(val) : NULL;
@@ -168,27 +170,29 @@ static int load_one(const mk_cfg_var *v, const char *val, int from_env, void *ou
 	}
 	if (v->type == MK_CFG_BOOL) {
 		if (parse_bool(val, &b) != 0) {
-			mk_buf_printf(errs, "%s: '%s' is not a bool (true/false, 1/0, yes/no, on/off)\n",
-				      v->name, shown);
+			mk_buf_printf(errs,
+			              "%s: '%s' is not a bool (true/false, 1/0, yes/no, on/off)\n",
+			              v->name, shown);
 			return -1;
 		}
 		*(int *)slot = b;
 		return 0;
 	}
 	if ((v->type == MK_CFG_INT && (parse_num(val, &n, &rest) != 0 || *rest != '\0' ||
-				       strspn(val, "-0123456789") != strlen(val))) ||
+	                               strspn(val, "-0123456789") != strlen(val))) ||
 	    (v->type == MK_CFG_SIZE && parse_size(val, &n) != 0) ||
 	    (v->type == MK_CFG_DURATION && parse_duration(val, &n) != 0)) {
-		mk_buf_printf(errs, "%s: '%s' is not a valid %s%s\n", v->name, shown, type_name(v->type),
-			      v->type == MK_CFG_SIZE       ? " (bytes, or with K, M or G)"
-			      : v->type == MK_CFG_DURATION ? " (ms, or with ms, s, m or h)"
-							   : "");
+		mk_buf_printf(errs, "%s: '%s' is not a valid %s%s\n", v->name, shown,
+		              type_name(v->type),
+		              v->type == MK_CFG_SIZE       ? " (bytes, or with K, M or G)"
+		              : v->type == MK_CFG_DURATION ? " (ms, or with ms, s, m or h)"
+		                                           : "");
 		return -1;
 	}
 	if (n < v->min || n > v->max) {
 		mk_buf_printf(errs, "%s: %s%lld is %s the %s %lld\n", v->name,
-			      from_env ? "" : "default ", n, n < v->min ? "below" : "above",
-			      n < v->min ? "minimum" : "maximum", n < v->min ? v->min : v->max);
+		              from_env ? "" : "default ", n, n < v->min ? "below" : "above",
+		              n < v->min ? "minimum" : "maximum", n < v->min ? v->min : v->max);
 		return -1;
 	}
 	*(long long *)slot = n;
@@ -196,7 +200,7 @@ static int load_one(const mk_cfg_var *v, const char *val, int from_env, void *ou
 }
 
 int mk_cfg_load(const mk_cfg_var *vars, size_t n, void *out, mk_cfg_getter get, void *ud,
-		char **errors)
+                char **errors)
 {
 	mk_buf errs;
 	size_t i;
@@ -216,7 +220,8 @@ int mk_cfg_load(const mk_cfg_var *vars, size_t n, void *out, mk_cfg_getter get, 
 			val = v->def;
 		if (!val || !*val) {
 			if (v->required) {
-				mk_buf_printf(&errs, "%s: required but not set (%s)\n", v->name, v->help);
+				mk_buf_printf(&errs, "%s: required but not set (%s)\n", v->name,
+				              v->help);
 				bad++;
 			} else if (v->type != MK_CFG_STR) {
 				mk_buf_printf(&errs, "%s: has no value and no default\n", v->name);
@@ -265,11 +270,8 @@ static void render(const mk_cfg_var *v, const void *cfg, char *buf, size_t len)
 			snprintf(buf, len, "%s", s ? s : "");
 		break;
 	}
-	case MK_CFG_BOOL:
-		snprintf(buf, len, "%s", *(const int *)slot ? "true" : "false");
-		break;
-	default:
-		snprintf(buf, len, "%lld", *(const long long *)slot);
+	case MK_CFG_BOOL: snprintf(buf, len, "%s", *(const int *)slot ? "true" : "false"); break;
+	default: snprintf(buf, len, "%lld", *(const long long *)slot);
 	}
 }
 
@@ -305,7 +307,7 @@ void mk_cfg_print_table(const mk_cfg_var *vars, size_t n)
 }
 
 int mk_cfg_main(int argc, char **argv, const char *service, const mk_cfg_var *vars, size_t n,
-		void *out)
+                void *out)
 {
 	char *errors = NULL;
 	int i, check = 0;
@@ -323,7 +325,8 @@ int mk_cfg_main(int argc, char **argv, const char *service, const mk_cfg_var *va
 			mk_cfg_print_table(vars, n);
 			return 0;
 		} else {
-			fprintf(stderr, "mark-%s: unknown option '%s' (try --help)\n", service, argv[i]);
+			fprintf(stderr, "mark-%s: unknown option '%s' (try --help)\n", service,
+			        argv[i]);
 			return 2;
 		}
 	}

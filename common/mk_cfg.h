@@ -24,7 +24,14 @@
 
 #include <stddef.h>
 
-typedef enum { MK_CFG_STR, MK_CFG_INT, MK_CFG_BOOL, MK_CFG_SIZE, MK_CFG_DURATION, MK_CFG_ENUM } mk_cfg_type;
+typedef enum {
+	MK_CFG_STR,
+	MK_CFG_INT,
+	MK_CFG_BOOL,
+	MK_CFG_SIZE,
+	MK_CFG_DURATION,
+	MK_CFG_ENUM
+} mk_cfg_type;
 
 typedef struct {
 	const char *name;
@@ -32,10 +39,10 @@ typedef struct {
 	const char *def; /* default as text; NULL = no default (empty) */
 	long long min, max;
 	int secret;
-	int required;	     /* must be set (non-empty) */
+	int required;        /* must be set (non-empty) */
 	const char *choices; /* MK_CFG_ENUM: "a|b|c" */
 	const char *help;    /* one line for the README */
-	size_t offset;	     /* offsetof(the service's config struct, field) */
+	size_t offset;       /* offsetof(the service's config struct, field) */
 } mk_cfg_var;
 
 /* How to read a variable: getenv by default; tests pass their own. */
@@ -49,7 +56,7 @@ typedef const char *(*mk_cfg_getter)(const char *name, void *ud);
  * get NULL means getenv.
  */
 int mk_cfg_load(const mk_cfg_var *vars, size_t n, void *out, mk_cfg_getter get, void *ud,
-		char **errors);
+                char **errors);
 
 /* Free strings in `out` (zeroing secrets first). Safe on a partly filled struct. */
 void mk_cfg_release(const mk_cfg_var *vars, size_t n, void *out);
@@ -67,6 +74,6 @@ void mk_cfg_print_table(const mk_cfg_var *vars, size_t n);
  * the config into `out` (always, so --check-config reports every problem).
  */
 int mk_cfg_main(int argc, char **argv, const char *service, const mk_cfg_var *vars, size_t n,
-		void *out);
+                void *out);
 
 #endif

@@ -108,7 +108,7 @@ static void one_line(char *s)
  * never leave part of the password behind.
  */
 __attribute__((format(printf, 4, 5))) static void errf(const mk_db_pool *p, char *err,
-						       size_t errlen, const char *fmt, ...)
+                                                       size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -175,8 +175,8 @@ static int parse_conninfo(mk_db_pool *p, const char *conninfo)
 	}
 	if (rc == 0 && p->schema) {
 		if (asprintf(&p->options, "%s%s-c search_path=%s,public",
-			     dsn_options ? dsn_options : "", dsn_options ? " " : "",
-			     p->schema) < 0) {
+		             dsn_options ? dsn_options : "", dsn_options ? " " : "",
+		             p->schema) < 0) {
 			p->options = NULL;
 			rc = -1;
 		}
@@ -191,7 +191,7 @@ static int parse_conninfo(mk_db_pool *p, const char *conninfo)
 }
 
 mk_db_pool *mk_db_pool_new(const char *conninfo, const char *schema, int size,
-			   int connect_timeout_ms)
+                           int connect_timeout_ms)
 {
 	pthread_condattr_t ca;
 	mk_db_pool *p;
@@ -481,7 +481,7 @@ static void result_err(PGconn *c, const PGresult *r, char *err, size_t errlen, c
 }
 
 PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
-		     size_t errlen, char sqlstate[6])
+                     size_t errlen, char sqlstate[6])
 {
 	ExecStatusType st;
 	PGresult *r;
@@ -497,7 +497,7 @@ PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const 
 
 /* Run sql without keeping the result; 0 or -1 with the message in msg. */
 static int run(PGconn *c, const char *sql, int nparams, const char *const *params, char *msg,
-	       size_t msglen)
+               size_t msglen)
 {
 	PGresult *r;
 
@@ -517,7 +517,8 @@ static int check_order(const mk_migration *m, size_t n, char *err, size_t errlen
 		}
 		if (i > 0 && m[i].version <= m[i - 1].version) {
 			errf(NULL, err, errlen,
-			     "migration '%s': version %d does not follow '%s' (versions must increase)",
+			     "migration '%s': version %d does not follow '%s' (versions must "
+			     "increase)",
 			     m[i].name, m[i].version, m[i - 1].name);
 			return -1;
 		}
@@ -549,11 +550,11 @@ static int apply_one(PGconn *c, const char *schema, const mk_migration *m, char 
 	PQclear(r);
 	if (PQtransactionStatus(c) != PQTRANS_INTRANS) {
 		snprintf(msg, sizeof(msg),
-			 "it ended its transaction itself (no BEGIN/COMMIT in migrations)");
+		         "it ended its transaction itself (no BEGIN/COMMIT in migrations)");
 		goto fail;
 	}
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO \"%s\".schema_migrations (version, name) VALUES ($1, $2)", schema);
+	         "INSERT INTO \"%s\".schema_migrations (version, name) VALUES ($1, $2)", schema);
 	snprintf(version, sizeof(version), "%d", m->version);
 	params[0] = version;
 	params[1] = m->name;
@@ -585,7 +586,7 @@ fail:
  * not know are ignored. applied[i] is set for each migration recorded.
  */
 static int check_recorded(const PGresult *r, const mk_migration *m, size_t n, bool *applied,
-			  char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
 	int row, rows = PQntuples(r);
 	size_t i = 0;
@@ -601,7 +602,8 @@ static int check_recorded(const PGresult *r, const mk_migration *m, size_t n, bo
 			continue;
 		if (strcmp(m[i].name, PQgetvalue(r, row, 1)) != 0) {
 			errf(NULL, err, errlen,
-			     "migration '%s': version %d was applied as '%s' (renamed or renumbered?)",
+			     "migration '%s': version %d was applied as '%s' (renamed or "
+			     "renumbered?)",
 			     m[i].name, m[i].version, PQgetvalue(r, row, 1));
 			return -1;
 		}
@@ -624,7 +626,7 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
 {
 	static const char lock_sql[] = "SELECT pg_advisory_lock(hashtext('mark.migrate.' || $1))";
 	static const char unlock_sql[] =
-		"SELECT pg_advisory_unlock(hashtext('mark.migrate.' || $1))";
+	    "SELECT pg_advisory_unlock(hashtext('mark.migrate.' || $1))";
 	char sql[512], msg[1024];
 	const char *schema;
 	bool *applied = NULL, keep;
@@ -666,17 +668,17 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
 		goto out;
 	}
 	snprintf(sql, sizeof(sql),
-		 "CREATE TABLE IF NOT EXISTS \"%s\".schema_migrations ("
-		 "version int PRIMARY KEY, name text NOT NULL, "
-		 "applied_at timestamptz NOT NULL DEFAULT now())",
-		 schema);
+	         "CREATE TABLE IF NOT EXISTS \"%s\".schema_migrations ("
+	         "version int PRIMARY KEY, name text NOT NULL, "
+	         "applied_at timestamptz NOT NULL DEFAULT now())",
+	         schema);
 	if (run(c, sql, 0, NULL, msg, sizeof(msg)) != 0) {
 		errf(NULL, err, errlen, "migrate '%s': cannot create schema_migrations: %s", schema,
 		     msg);
 		goto out;
 	}
 	snprintf(sql, sizeof(sql),
-		 "SELECT version, name FROM \"%s\".schema_migrations ORDER BY version", schema);
+	         "SELECT version, name FROM \"%s\".schema_migrations ORDER BY version", schema);
 	r = mk_db_exec(c, sql, 0, NULL, msg, sizeof(msg), NULL);
 	if (!r) {
 		errf(NULL, err, errlen, "migrate '%s': cannot read schema_migrations: %s", schema,

@@ -22,7 +22,7 @@
 #include <libpq-fe.h>
 
 typedef struct {
-	int version;	  /* NNN of the file name */
+	int version;      /* NNN of the file name */
 	const char *name; /* file name without .sql, e.g. "001_init" */
 	const char *sql;
 } mk_migration;
@@ -37,7 +37,7 @@ typedef struct mk_db_pool mk_db_pool;
  * and zeroes its copy of conninfo when freed (it may hold a password).
  */
 mk_db_pool *mk_db_pool_new(const char *conninfo, const char *schema, int size,
-			   int connect_timeout_ms);
+                           int connect_timeout_ms);
 void mk_db_pool_free(mk_db_pool *p); /* all connections must be released; NULL ok */
 
 /*
@@ -59,7 +59,7 @@ int mk_db_ping(mk_db_pool *p, int wait_ms);
  * is rolled back; earlier ones stay applied.
  */
 int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char *err,
-		  size_t errlen);
+                  size_t errlen);
 
 /*
  * Run a statement with text parameters and return the result when its
@@ -67,7 +67,7 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
  * write Postgres's message into err. sqlstate (6 bytes, may be NULL)
  * receives the SQLSTATE on failure (e.g. "23505" unique violation).
  */
-PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params,
-		     char *err, size_t errlen, char sqlstate[6]);
+PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
+                     size_t errlen, char sqlstate[6]);
 
 #endif

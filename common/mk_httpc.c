@@ -45,12 +45,12 @@
 
 #include "mk_time.h"
 
-#define DEFAULT_CONNECT_MS 10000
+#define DEFAULT_CONNECT_MS   10000
 #define DEFAULT_MAX_RESPONSE ((size_t)16 << 20)
-#define DEFAULT_BACKOFF_MS 250
-#define BACKOFF_CAP_MS 8000
-#define RETRY_AFTER_CAP_MS 60000
-#define MAX_HEADER_BYTES ((size_t)256 << 10)
+#define DEFAULT_BACKOFF_MS   250
+#define BACKOFF_CAP_MS       8000
+#define RETRY_AFTER_CAP_MS   60000
+#define MAX_HEADER_BYTES     ((size_t)256 << 10)
 
 /* Parts of the URL that must never appear in a message. */
 enum { SECRET_PATH, SECRET_QUERY, SECRET_USER, SECRET_PASSWORD, SECRET_FRAGMENT, NSECRETS };
@@ -60,7 +60,7 @@ struct call {
 	const mk_httpc_req *req;
 	mk_httpc_resp *resp;
 	struct curl_slist *hdrs;
-	char *host;		/* "host" or "host:port", for messages; malloc'd */
+	char *host;             /* "host" or "host:port", for messages; malloc'd */
 	char *secret[NSECRETS]; /* curl_free'd */
 	size_t max;
 	int retry_ok; /* the method or the caller says the request is idempotent */
@@ -99,7 +99,7 @@ void mk_httpc_resp_release(mk_httpc_resp *resp)
 }
 
 static void set_error(mk_httpc_resp *resp, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void set_error(mk_httpc_resp *resp, const char *fmt, ...)
 {
@@ -299,7 +299,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
+                       curl_off_t ulnow)
 {
 	struct attempt *a = ud;
 	int idle_ms = a->c->req->idle_timeout_ms;
@@ -390,10 +390,8 @@ static int curl_permanent(CURLcode rc)
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CIPHER:
 	case CURLE_SSL_ENGINE_NOTFOUND:
-	case CURLE_FILESIZE_EXCEEDED:
-		return 1;
-	default:
-		return 0;
+	case CURLE_FILESIZE_EXCEEDED: return 1;
+	default: return 0;
 	}
 }
 
@@ -554,7 +552,7 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 	rc = attempt_setup(&a, total_ms);
 	if (rc != CURLE_OK) {
 		set_error(resp, "could not set up the request to '%s': %s", c->host,
-			  curl_easy_strerror(rc));
+		          curl_easy_strerror(rc));
 		curl_easy_cleanup(a.h);
 		return MK_HTTPC_NETWORK;
 	}
@@ -575,7 +573,7 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 	} else if (a.head_too_large) {
 		st = MK_HTTPC_TOO_LARGE;
 		set_error(resp, "response headers from '%s' exceed %zu bytes", c->host,
-			  MAX_HEADER_BYTES);
+		          MAX_HEADER_BYTES);
 	} else if (a.user_abort) {
 		st = MK_HTTPC_ABORTED;
 		set_error(resp, "response from '%s' abandoned by its receiver", c->host);
@@ -593,27 +591,27 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 			set_error(resp, "deadline passed while waiting for '%s'", c->host);
 		} else if (connect_us == 0) {
 			set_error(resp, "connecting to '%s' timed out: %s", c->host,
-				  safe_detail(c, a.errbuf, rc));
+			          safe_detail(c, a.errbuf, rc));
 			*retriable = 1;
 		} else {
 			/* The whole budget is spent; another try would spend it again. */
 			set_error(resp, "no complete response from '%s' within %ld ms", c->host,
-				  total_ms);
+			          total_ms);
 		}
 	} else if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY) {
 		st = MK_HTTPC_CONNECT;
 		set_error(resp, "could not resolve '%s': %s", c->host,
-			  safe_detail(c, a.errbuf, rc));
+		          safe_detail(c, a.errbuf, rc));
 		*retriable = 1;
 	} else if (rc == CURLE_COULDNT_CONNECT) {
 		st = MK_HTTPC_CONNECT;
 		set_error(resp, "could not connect to '%s': %s", c->host,
-			  safe_detail(c, a.errbuf, rc));
+		          safe_detail(c, a.errbuf, rc));
 		*retriable = 1;
 	} else {
 		st = MK_HTTPC_NETWORK;
 		set_error(resp, "request to '%s' failed: %s", c->host,
-			  safe_detail(c, a.errbuf, rc));
+		          safe_detail(c, a.errbuf, rc));
 		*retriable = !curl_permanent(rc);
 	}
 	if (a.streamed)
@@ -652,7 +650,7 @@ static int64_t backoff_ms(const mk_httpc_req *req, const mk_httpc_resp *resp, in
 
 	if (resp->retry_after_ms >= 0)
 		return resp->retry_after_ms < RETRY_AFTER_CAP_MS ? resp->retry_after_ms
-								  : RETRY_AFTER_CAP_MS;
+		                                                 : RETRY_AFTER_CAP_MS;
 	for (int i = 0; i < n && d < BACKOFF_CAP_MS; i++)
 		d *= 2;
 	if (d > BACKOFF_CAP_MS)
@@ -670,7 +668,7 @@ static mk_httpc_status give_up_at_deadline(mk_httpc_resp *resp, mk_httpc_status 
 		return st;
 	memcpy(last, resp->error, sizeof(last));
 	set_error(resp, "deadline passed after %d attempt%s; last: %s", resp->attempts,
-		  resp->attempts == 1 ? "" : "s", last);
+	          resp->attempts == 1 ? "" : "s", last);
 	return MK_HTTPC_DEADLINE;
 }
 
@@ -687,9 +685,9 @@ static void call_release(struct call *c)
 static mk_httpc_status call_init(struct call *c, const mk_httpc_req *req, mk_httpc_resp *resp)
 {
 	static const CURLUPart parts[NSECRETS] = {
-		[SECRET_PATH] = CURLUPART_PATH,		[SECRET_QUERY] = CURLUPART_QUERY,
-		[SECRET_USER] = CURLUPART_USER,		[SECRET_PASSWORD] = CURLUPART_PASSWORD,
-		[SECRET_FRAGMENT] = CURLUPART_FRAGMENT,
+	    [SECRET_PATH] = CURLUPART_PATH,         [SECRET_QUERY] = CURLUPART_QUERY,
+	    [SECRET_USER] = CURLUPART_USER,         [SECRET_PASSWORD] = CURLUPART_PASSWORD,
+	    [SECRET_FRAGMENT] = CURLUPART_FRAGMENT,
 	};
 	const char *m = req_method(req);
 	CURLU *u;
@@ -702,7 +700,7 @@ static mk_httpc_status call_init(struct call *c, const mk_httpc_req *req, mk_htt
 	c->resp = resp;
 	c->max = req->max_response > 0 ? req->max_response : DEFAULT_MAX_RESPONSE;
 	c->retry_ok = req->idempotent || method_is(m, "GET") || method_is(m, "HEAD") ||
-		      method_is(m, "PUT") || method_is(m, "DELETE") || method_is(m, "OPTIONS");
+	              method_is(m, "PUT") || method_is(m, "DELETE") || method_is(m, "OPTIONS");
 	mk_buf_init(&c->head, MAX_HEADER_BYTES);
 
 	u = curl_url();
@@ -741,7 +739,7 @@ static mk_httpc_status call_init(struct call *c, const mk_httpc_req *req, mk_htt
 
 		if (!n) {
 			set_error(resp, "could not build the request to '%s': out of memory",
-				  c->host);
+			          c->host);
 			return MK_HTTPC_NETWORK;
 		}
 		c->hdrs = n;
@@ -754,7 +752,7 @@ static mk_httpc_status call_init(struct call *c, const mk_httpc_req *req, mk_htt
 
 		if (!n) {
 			set_error(resp, "could not build the request to '%s': out of memory",
-				  c->host);
+			          c->host);
 			return MK_HTTPC_NETWORK;
 		}
 		c->hdrs = n;
@@ -770,8 +768,8 @@ mk_httpc_status mk_httpc_do(const mk_httpc_req *req, mk_httpc_resp *resp)
 
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after_ms = -1;
-	mk_buf_init(&resp->body, req && req->max_response > 0 ? req->max_response
-							      : DEFAULT_MAX_RESPONSE);
+	mk_buf_init(&resp->body,
+	            req && req->max_response > 0 ? req->max_response : DEFAULT_MAX_RESPONSE);
 	if (!req || !req->url || !*req->url) {
 		set_error(resp, "no URL given");
 		resp->status = MK_HTTPC_NETWORK;

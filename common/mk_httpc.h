@@ -19,28 +19,29 @@
 #include "mk_buf.h"
 
 typedef enum {
-	MK_HTTPC_OK = 0,      /* a response arrived (any status) */
-	MK_HTTPC_CONNECT,     /* could not connect / resolve */
-	MK_HTTPC_TIMEOUT,     /* connect, idle or total timeout */
-	MK_HTTPC_TOO_LARGE,   /* response exceeded max_response */
-	MK_HTTPC_DEADLINE,    /* the call's deadline passed (incl. while backing off) */
-	MK_HTTPC_ABORTED,     /* the on_data callback asked to stop */
-	MK_HTTPC_NETWORK,     /* any other transport error */
+	MK_HTTPC_OK = 0,    /* a response arrived (any status) */
+	MK_HTTPC_CONNECT,   /* could not connect / resolve */
+	MK_HTTPC_TIMEOUT,   /* connect, idle or total timeout */
+	MK_HTTPC_TOO_LARGE, /* response exceeded max_response */
+	MK_HTTPC_DEADLINE,  /* the call's deadline passed (incl. while backing off) */
+	MK_HTTPC_ABORTED,   /* the on_data callback asked to stop */
+	MK_HTTPC_NETWORK,   /* any other transport error */
 } mk_httpc_status;
 
 typedef struct {
 	const char *method; /* "GET", "POST", ... */
 	const char *url;
 	const char *const *headers; /* NULL-terminated "Name: value" list, may be NULL */
-	const char *body;	    /* may be NULL */
+	const char *body;           /* may be NULL */
 	size_t body_len;
 	int connect_timeout_ms; /* 0: 10 s */
-	int total_timeout_ms;	/* 0: none */
-	int idle_timeout_ms;	/* 0: none; no byte received for this long fails */
-	size_t max_response;	/* 0: 16 MiB */
-	int max_retries;	/* extra attempts; 0 = one attempt */
-	int idempotent;		/* retry only when set (GET/PUT/DELETE set it themselves) */
-	int backoff_base_ms;	/* first backoff; 0: 250 ms; doubles each time, capped at 8 s, with jitter */
+	int total_timeout_ms;   /* 0: none */
+	int idle_timeout_ms;    /* 0: none; no byte received for this long fails */
+	size_t max_response;    /* 0: 16 MiB */
+	int max_retries;        /* extra attempts; 0 = one attempt */
+	int idempotent;         /* retry only when set (GET/PUT/DELETE set it themselves) */
+	int backoff_base_ms;    /* first backoff; 0: 250 ms; doubles each time, capped at 8 s, with
+	                           jitter */
 	int64_t deadline_mono_ms; /* mk_mono_ms() value after which nothing starts; 0: none */
 	/*
 	 * Streaming: when set, body bytes go to on_data as they arrive (of a
@@ -54,12 +55,12 @@ typedef struct {
 
 typedef struct {
 	mk_httpc_status status;
-	long http_status;	/* 0 when no response */
-	mk_buf body;		/* response body (not for streamed 2xx) */
-	char *headers;		/* raw response headers of the final attempt, malloc'd */
-	int attempts;		/* how many requests were sent */
-	long retry_after_ms;	/* from the last response, -1 when absent */
-	char error[256];	/* human message when status != OK */
+	long http_status;    /* 0 when no response */
+	mk_buf body;         /* response body (not for streamed 2xx) */
+	char *headers;       /* raw response headers of the final attempt, malloc'd */
+	int attempts;        /* how many requests were sent */
+	long retry_after_ms; /* from the last response, -1 when absent */
+	char error[256];     /* human message when status != OK */
 } mk_httpc_resp;
 
 /* Process-wide libcurl init; call once from main before threads start. */

@@ -24,12 +24,12 @@ static void locate(const char *data, size_t len, size_t off, char *err, size_t e
 	if (off >= len)
 		snprintf(err, errlen, "unexpected end of input at line %zu, column %zu", line, col);
 	else
-		snprintf(err, errlen, "unexpected character at line %zu, column %zu (byte %zu)", line,
-			 col, off);
+		snprintf(err, errlen, "unexpected character at line %zu, column %zu (byte %zu)",
+		         line, col, off);
 }
 
 /* Offset of the first byte that is not valid UTF-8 (RFC 3629), or len. */
-static size_t utf8_bad_at(const unsigned char *s, size_t len)
+size_t mk_utf8_valid_prefix(const unsigned char *s, size_t len)
 {
 	size_t i = 0, n, k;
 	unsigned cp;
@@ -65,15 +65,30 @@ static size_t utf8_bad_at(const unsigned char *s, size_t len)
 	return len;
 }
 
-/* Offset of a \u0000 escape inside a string, or len: C strings cannot hold it. */
-static size_t nul_escape_at(const char *s, size_t len)
+/*
+ * One pass before cJSON sees the text: find a \u0000 escape inside a string
+ * (C strings cannot hold it) and nesting deeper than max_depth (cJSON
+ * recurses once per level, so deep input must be refused before it can
+ * exhaust a thread's stack). Returns the offending offset, or len.
+ */
+static size_t prescan(const char *s, size_t len, int max_depth, int *too_deep)
 {
 	size_t i;
-	int in_str = 0;
+	int in_str = 0, depth = 0;
 
+	*too_deep = 0;
 	for (i = 0; i < len; i++) {
 		if (!in_str) {
-			in_str = s[i] == '"';
+			if (s[i] == '"') {
+				in_str = 1;
+			} else if (s[i] == '[' || s[i] == '{') {
+				if (++depth > max_depth) {
+					*too_deep = 1;
+					return i;
+				}
+			} else if (s[i] == ']' || s[i] == '}') {
+				depth--;
+			}
 			continue;
 		}
 		if (s[i] == '"') {
@@ -90,6 +105,7 @@ static size_t nul_escape_at(const char *s, size_t len)
 cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen)
 {
 	size_t bad;
+	int deep;
 
 	const char *end = NULL;
 	cJSON *v;
@@ -100,17 +116,22 @@ cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, siz
 		return NULL;
 	}
 	if (memchr(data, '\0', len)) {
-		snprintf(err, errlen, "NUL byte at byte %zu", (size_t)((const char *)memchr(data, '\0', len) - data));
+		snprintf(err, errlen, "NUL byte at byte %zu",
+		         (size_t)((const char *)memchr(data, '\0', len) - data));
 		return NULL;
 	}
-	bad = utf8_bad_at((const unsigned char *)data, len);
+	bad = mk_utf8_valid_prefix((const unsigned char *)data, len);
 	if (bad < len) {
 		snprintf(err, errlen, "invalid UTF-8 at byte %zu", bad);
 		return NULL;
 	}
-	bad = nul_escape_at(data, len);
+	bad = prescan(data, len, max_depth > 0 ? max_depth : MK_JSON_HARD_DEPTH, &deep);
 	if (bad < len) {
-		snprintf(err, errlen, "a string contains \\u0000 (NUL) at byte %zu", bad);
+		if (deep)
+			snprintf(err, errlen, "nesting deeper than %d levels at byte %zu",
+				 max_depth > 0 ? max_depth : MK_JSON_HARD_DEPTH, bad);
+		else
+			snprintf(err, errlen, "a string contains \\u0000 (NUL) at byte %zu", bad);
 		return NULL;
 	}
 	v = cJSON_ParseWithLengthOpts(data, len, &end, 0);
@@ -188,4 +209,11 @@ int mk_json_bool(const cJSON *obj, const char *name, int *out)
 char *mk_json_print(const cJSON *v)
 {
 	return cJSON_PrintUnformatted(v);
+}
+
+void mk_utf8_clip(char *s)
+{
+	size_t n = strlen(s);
+
+	s[mk_utf8_valid_prefix((const unsigned char *)s, n)] = '\0';
 }

@@ -14,6 +14,8 @@
 
 /* Default nesting limit for outside input. */
 #define MK_JSON_MAX_DEPTH 64
+/* The limit when a caller passes max_depth 0: bounds cJSON's recursion. */
+#define MK_JSON_HARD_DEPTH 256
 
 /*
  * Parse exactly one JSON value from data[0..len) (trailing white space
@@ -34,6 +36,11 @@ int mk_json_int(const cJSON *obj, const char *name, long long *out);
 int mk_json_as_int(const cJSON *v, long long *out);
 /* Bool member; returns 0 and writes *out, or -1. */
 int mk_json_bool(const cJSON *obj, const char *name, int *out);
+
+/* Length of the longest valid UTF-8 prefix of s[0..len). */
+size_t mk_utf8_valid_prefix(const unsigned char *s, size_t len);
+/* Cut a string at its first invalid UTF-8 byte (e.g. a character split by truncation). */
+void mk_utf8_clip(char *s);
 
 /* Print unformatted; caller frees. NULL on allocation failure. */
 char *mk_json_print(const cJSON *v);

@@ -41,13 +41,13 @@
 #include "mk_json.h"
 #include "mk_jwt.h"
 
-#define KID_LEN	    43		    /* base64url of a SHA-256 digest */
-#define COORD_LEN   32		    /* a P-256 coordinate or scalar */
-#define SIG_LEN	    (2 * COORD_LEN) /* JWS ES256 signature: R || S */
-#define SIG_B64_LEN 86		    /* base64url of SIG_LEN bytes */
-#define JSON_DEPTH  8		    /* header and payload nesting limit */
-#define PEM_MAX	    (64 * 1024)	    /* largest key file read */
-#define SUB_MAX	    64
+#define KID_LEN     43              /* base64url of a SHA-256 digest */
+#define COORD_LEN   32              /* a P-256 coordinate or scalar */
+#define SIG_LEN     (2 * COORD_LEN) /* JWS ES256 signature: R || S */
+#define SIG_B64_LEN 86              /* base64url of SIG_LEN bytes */
+#define JSON_DEPTH  8               /* header and payload nesting limit */
+#define PEM_MAX     (64 * 1024)     /* largest key file read */
+#define SUB_MAX     64
 #define EMAIL_MAX   320
 #define JTI_BYTES   16
 /* Times are integers a JSON number holds exactly (2^53 - 1). */
@@ -60,7 +60,7 @@ struct mk_jwt_key {
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -76,7 +76,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 /* base64url (RFC 4648 section 5), never padded. */
 
 static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static size_t b64_len(size_t n)
 {
@@ -208,11 +208,11 @@ static int check_p256(const EVP_PKEY *pkey, char *err, size_t errlen)
 	if (!EVP_PKEY_is_a(pkey, "EC")) {
 		type = EVP_PKEY_get0_type_name(pkey);
 		set_err(err, errlen, "unsupported key type '%s' (only EC P-256 keys are accepted)",
-			type ? type : "unknown");
+		        type ? type : "unknown");
 		return -1;
 	}
-	if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-					    sizeof(group), &glen)) {
+	if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+	                                    &glen)) {
 		set_err(err, errlen, "EC key without a named curve (only P-256 is accepted)");
 		return -1;
 	}
@@ -252,8 +252,8 @@ static int thumbprint(const EVP_PKEY *pkey, char kid[KID_LEN + 1])
 		goto out;
 	b64_encode(xb, COORD_LEN, xs);
 	b64_encode(yb, COORD_LEN, ys);
-	n = snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
-		     xs, ys);
+	n = snprintf(jwk, sizeof(jwk),
+	             "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", xs, ys);
 	if (n < 0 || (size_t)n >= sizeof(jwk))
 		goto out;
 	if (!EVP_Digest(jwk, (size_t)n, md, NULL, EVP_sha256(), NULL))
@@ -284,7 +284,8 @@ mk_jwt_key *mk_jwt_key_from_pem(const char *pem, size_t len, char *err, size_t e
 	ERR_clear_error();
 	if (!pkey) {
 		if (memmem(pem, len, "ENCRYPTED", 9))
-			set_err(err, errlen, "encrypted private key (passphrases are not supported)");
+			set_err(err, errlen,
+			        "encrypted private key (passphrases are not supported)");
 		else
 			set_err(err, errlen, "no PEM private or public key found");
 		return NULL;
@@ -451,7 +452,7 @@ out:
 
 /* 1 when sig (R || S) is a valid ES256 signature of data by pkey, else 0. */
 static int es256_verify(EVP_PKEY *pkey, const char *data, size_t len,
-			const unsigned char sig[SIG_LEN])
+                        const unsigned char sig[SIG_LEN])
 {
 	ECDSA_SIG *s = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(sig, COORD_LEN, NULL);
@@ -527,8 +528,7 @@ static int new_jti(char out[2 * JTI_BYTES + 1])
 }
 
 /* The payload JSON (malloc'd), or NULL when out of memory. */
-static char *payload_json(const char *iss, const char *aud, const mk_jwt_claims *c,
-			  const char *jti)
+static char *payload_json(const char *iss, const char *aud, const mk_jwt_claims *c, const char *jti)
 {
 	char iat[24], exp[24];
 	cJSON *o = cJSON_CreateObject();
@@ -550,8 +550,8 @@ out:
 	return s;
 }
 
-char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud,
-		  const mk_jwt_claims *c, char *err, size_t errlen)
+char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud, const mk_jwt_claims *c,
+                  char *err, size_t errlen)
 {
 	char header[96], jti[2 * JTI_BYTES + 1];
 	unsigned char sig[SIG_LEN];
@@ -573,7 +573,7 @@ char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud,
 		return NULL;
 	}
 	snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
-		 key->kid);
+	         key->kid);
 	payload = payload_json(iss, aud, c, jti);
 	if (!payload) {
 		set_err(err, errlen, "out of memory");
@@ -638,8 +638,8 @@ bad:
 }
 
 /* Check the header; returns the key that must have signed the token, or NULL with err. */
-static const mk_jwt_key *check_header(const cJSON *h, const mk_jwt_key *const *keys,
-				      size_t nkeys, char *err, size_t errlen)
+static const mk_jwt_key *check_header(const cJSON *h, const mk_jwt_key *const *keys, size_t nkeys,
+                                      char *err, size_t errlen)
 {
 	static const char *const key_refs[] = {"jku", "jwk", "x5u", "x5c"};
 	const cJSON *v;
@@ -657,8 +657,9 @@ static const mk_jwt_key *check_header(const cJSON *h, const mk_jwt_key *const *k
 	}
 	for (i = 0; i < sizeof(key_refs) / sizeof(key_refs[0]); i++) {
 		if (cJSON_GetObjectItemCaseSensitive(h, key_refs[i])) {
-			set_err(err, errlen, "token header names a key (jku, jwk, x5u, x5c "
-					     "are not accepted)");
+			set_err(err, errlen,
+			        "token header names a key (jku, jwk, x5u, x5c "
+			        "are not accepted)");
 			return NULL;
 		}
 	}
@@ -685,10 +686,13 @@ static int aud_matches(const cJSON *v, const char *aud)
 
 	if (cJSON_IsString(v))
 		return strcmp(v->valuestring, aud) == 0;
-	if (cJSON_IsArray(v))
+	if (cJSON_IsArray(v)) {
 		cJSON_ArrayForEach(e, v)
+		{
 			if (cJSON_IsString(e) && strcmp(e->valuestring, aud) == 0)
 				return 1;
+		}
+	}
 	return 0;
 }
 
@@ -706,7 +710,7 @@ static int get_time(const cJSON *p, const char *name, int optional, long long *o
 }
 
 static int check_payload(const cJSON *p, const char *iss, const char *aud, int64_t now,
-			 int64_t leeway, mk_jwt_claims *c, char *err, size_t errlen)
+                         int64_t leeway, mk_jwt_claims *c, char *err, size_t errlen)
 {
 	const char *s;
 	long long exp, iat, nbf = 0;
@@ -773,9 +777,9 @@ static int check_payload(const cJSON *p, const char *iss, const char *aud, int64
 	return 0;
 }
 
-int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys,
-		  const char *iss, const char *aud, int64_t now, int leeway_s, mk_jwt_claims *out,
-		  char *err, size_t errlen)
+int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys, const char *iss,
+                  const char *aud, int64_t now, int leeway_s, mk_jwt_claims *out, char *err,
+                  size_t errlen)
 {
 	const char *dot1, *dot2;
 	const mk_jwt_key *key;
@@ -839,5 +843,6 @@ int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys
 	rc = 0;
 out:
 	cJSON_Delete(h);
+	cJSON_Delete(p);
 	return rc;
 }

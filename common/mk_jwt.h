@@ -42,9 +42,9 @@ const char *mk_jwt_key_id(const mk_jwt_key *k);
 int mk_jwt_key_is_private(const mk_jwt_key *k);
 
 typedef struct {
-	char sub[65];	 /* user id */
-	char role[16];	 /* "user" or "admin" */
-	char email[321]; /* optional; "" when absent */
+	char sub[65];     /* user id */
+	char role[16];    /* "user" or "admin" */
+	char email[321];  /* optional; "" when absent */
 	int64_t iat, exp; /* unix seconds */
 } mk_jwt_claims;
 
@@ -53,8 +53,8 @@ typedef struct {
  * payload {iss, aud, sub, role, email?, iat, exp, jti}. Returns a malloc'd
  * token, or NULL with err.
  */
-char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud,
-		  const mk_jwt_claims *c, char *err, size_t errlen);
+char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud, const mk_jwt_claims *c,
+                  char *err, size_t errlen);
 
 /*
  * Verify token against keys[0..nkeys) (entries may be NULL). now is unix
@@ -63,8 +63,8 @@ char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud,
  * signature", "wrong audience", ...) suitable for a 401 message.
  * Thread-safe; keys are read-only.
  */
-int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys,
-		  const char *iss, const char *aud, int64_t now, int leeway_s, mk_jwt_claims *out,
-		  char *err, size_t errlen);
+int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys, const char *iss,
+                  const char *aud, int64_t now, int leeway_s, mk_jwt_claims *out, char *err,
+                  size_t errlen);
 
 #endif

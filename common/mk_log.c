@@ -51,7 +51,7 @@ void mk_log_write(mk_log_level level, const char *id, const char *rid, const cha
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	k = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s %s rid=%s ", ts.tv_nsec / 1000000,
-		     level_names[level], log_service, id, rid && *rid ? rid : "-");
+	             level_names[level], log_service, id, rid && *rid ? rid : "-");
 	if (k > 0)
 		n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
 	va_start(ap, fmt);

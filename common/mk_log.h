@@ -6,7 +6,8 @@
  *
  *   2026-11-21T21:42:10.123Z INFO auth AUTH-START rid=- listening on ...
  *
- * The level is checked before any formatting. Message ids are short, stable
+ * The level is checked before any formatting, and the arguments are not
+ * evaluated below it: never pass an expression with a side effect. Message ids are short, stable
  * and upper case (SVC-WHAT). Never pass tokens, passwords, keys, DSNs or
  * user data at info level.
  */
@@ -24,7 +25,7 @@ int mk_log_level_parse(const char *s, mk_log_level *out);
 int mk_log_enabled(mk_log_level level);
 
 void mk_log_write(mk_log_level level, const char *id, const char *rid, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #define MK_LOG(level, id, rid, ...)                                                                \
 	do {                                                                                       \
@@ -32,8 +33,8 @@ void mk_log_write(mk_log_level level, const char *id, const char *rid, const cha
 			mk_log_write(level, id, rid, __VA_ARGS__);                                 \
 	} while (0)
 #define MK_DEBUG(id, rid, ...) MK_LOG(MK_LOG_DEBUG, id, rid, __VA_ARGS__)
-#define MK_INFO(id, rid, ...) MK_LOG(MK_LOG_INFO, id, rid, __VA_ARGS__)
-#define MK_WARN(id, rid, ...) MK_LOG(MK_LOG_WARN, id, rid, __VA_ARGS__)
+#define MK_INFO(id, rid, ...)  MK_LOG(MK_LOG_INFO, id, rid, __VA_ARGS__)
+#define MK_WARN(id, rid, ...)  MK_LOG(MK_LOG_WARN, id, rid, __VA_ARGS__)
 #define MK_ERROR(id, rid, ...) MK_LOG(MK_LOG_ERROR, id, rid, __VA_ARGS__)
 
 #endif

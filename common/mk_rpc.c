@@ -51,11 +51,11 @@ struct mk_rpc_server {
 	worker *w;
 	int64_t started_ms;
 	atomic_int stopping; /* no new requests */
-	int closing;	     /* no new NNG operations (guarded by mu) */
+	int closing;         /* no new NNG operations (guarded by mu) */
 	int stopped;
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* signalled on every state change */
-	int busy;	   /* workers in W_BUSY or W_SEND */
+	int busy;          /* workers in W_BUSY or W_SEND */
 };
 
 /* Build the reply text for one request. Never fails to produce something
@@ -80,15 +80,16 @@ static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
 		if (reply) {
 			cJSON_AddStringToObject(reply, "service", s->service);
 			cJSON_AddNumberToObject(reply, "pid", getpid());
-			cJSON_AddNumberToObject(reply, "uptime_ms", (double)(mk_mono_ms() - s->started_ms));
+			cJSON_AddNumberToObject(reply, "uptime_ms",
+			                        (double)(mk_mono_ms() - s->started_ms));
 			if (s->o.ping)
 				s->o.ping(s->o.ping_ud, reply);
 		}
 	} else if (strcmp(mk_op_owner(env.op), "*") != 0 &&
-		   strcmp(mk_op_owner(env.op), s->service) != 0) {
+	           strcmp(mk_op_owner(env.op), s->service) != 0) {
 		e = MK_E_UNKNOWN_OP;
-		snprintf(err, sizeof(err), "operation '%s' is not served by '%s'", mk_op_name(env.op),
-			 s->service);
+		snprintf(err, sizeof(err), "operation '%s' is not served by '%s'",
+		         mk_op_name(env.op), s->service);
 	} else if (atomic_load(&s->stopping)) {
 		e = MK_E_SHUTTING_DOWN;
 	} else {
@@ -98,12 +99,12 @@ static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
 		out = mk_env_encode_reply(env.rid, reply);
 	} else {
 		if (mk_err_status(e) >= 500)
-			MK_WARN("RPC-FAIL", env.rid, "%s: %s: %s", mk_op_name(env.op), mk_err_code(e),
-				err[0] ? err : mk_err_message(e));
+			MK_WARN("RPC-FAIL", env.rid, "%s: %s: %s", mk_op_name(env.op),
+			        mk_err_code(e), err[0] ? err : mk_err_message(e));
 		out = mk_env_encode_error_ex(env.rid, e, err, reply);
 	}
 	MK_DEBUG("RPC-DONE", env.rid, "%s %s in %lld ms", mk_op_name(env.op), mk_err_code(e),
-		 (long long)(mk_mono_ms() - t0));
+	         (long long)(mk_mono_ms() - t0));
 	cJSON_Delete(reply);
 	mk_env_release(&env);
 	return out;
@@ -170,7 +171,7 @@ static void *worker_main(void *arg)
 }
 
 int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	mk_rpc_server *s;
 	int rv, i;
@@ -205,7 +206,8 @@ int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, cha
 		worker *w = &s->w[i];
 
 		w->s = s;
-		if (nng_ctx_open(&w->ctx, s->sock) != 0 || nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
+		if (nng_ctx_open(&w->ctx, s->sock) != 0 ||
+		    nng_aio_alloc(&w->aio, NULL, NULL) != 0 ||
 		    pthread_create(&w->th, NULL, worker_main, w) != 0) {
 			snprintf(err, errlen, "cannot start worker %d", i);
 			/* Workers already running exit when the socket closes. */
@@ -410,7 +412,7 @@ static mk_err read_reply(mk_rpc_result *res, const char *data, size_t len, const
 }
 
 mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
-		   const cJSON *body, int timeout_ms, mk_rpc_result *res)
+                   const cJSON *body, int timeout_ms, mk_rpc_result *res)
 {
 	int64_t start = mk_mono_ms(), waited;
 	nng_aio *aio = NULL;
@@ -430,7 +432,8 @@ mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller 
 	}
 	timeout_ms -= (int)(mk_mono_ms() - start);
 	if (timeout_ms <= 0)
-		return result_fail(res, MK_E_DEADLINE, "deadline passed before calling '%s'", c->url);
+		return result_fail(res, MK_E_DEADLINE, "deadline passed before calling '%s'",
+		                   c->url);
 	req = mk_env_encode_request(op, rid, mk_now_ms() + timeout_ms, caller, body);
 	if (!req)
 		return result_fail(res, MK_E_INTERNAL, "out of memory calling '%s'", c->url);
@@ -449,7 +452,7 @@ mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller 
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		e = result_fail(res, rv == NNG_ETIMEDOUT ? MK_E_DEADLINE : MK_E_UNAVAILABLE,
-				"cannot send to '%s'", c->url);
+		                "cannot send to '%s'", c->url);
 		goto out; /* m still ours */
 	}
 	m = NULL; /* sent: owned by NNG now */
@@ -459,9 +462,9 @@ mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller 
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		if (rv == NNG_ETIMEDOUT)
-			e = result_fail(res,
-					atomic_load(&c->pipes) > 0 ? MK_E_DEADLINE : MK_E_UNAVAILABLE,
-					"no reply from '%s' before the deadline", c->url);
+			e = result_fail(
+			    res, atomic_load(&c->pipes) > 0 ? MK_E_DEADLINE : MK_E_UNAVAILABLE,
+			    "no reply from '%s' before the deadline", c->url);
 		else
 			e = result_fail(res, MK_E_UNAVAILABLE, "lost connection to '%s'", c->url);
 		goto out;

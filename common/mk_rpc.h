@@ -33,13 +33,13 @@
  * for the error object (e.g. {"retry_after": 30}). Runs on a worker thread.
  */
 typedef mk_err (*mk_rpc_handler)(void *ud, const mk_env *req, cJSON **reply, char *err,
-				 size_t errlen);
+                                 size_t errlen);
 
 typedef struct {
 	const char *service; /* owner name checked against ops.def */
 	const char *url;     /* e.g. tcp://127.0.0.1:7101 */
-	int workers;	     /* concurrent requests */
-	size_t max_msg;	     /* largest request accepted, bytes */
+	int workers;         /* concurrent requests */
+	size_t max_msg;      /* largest request accepted, bytes */
 	mk_rpc_handler handler;
 	void *ud;
 	/* Optional: fills the sys.ping reply with service details (e.g. db status). */
@@ -54,7 +54,7 @@ typedef struct mk_rpc_server mk_rpc_server;
  * (e.g. the address is in use). sys.ping is answered by the server itself.
  */
 int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, char *err,
-			size_t errlen);
+                        size_t errlen);
 /*
  * Stop taking requests, wait up to grace_ms for in-flight ones, then close
  * the socket. Returns the number of requests still inside their handler
@@ -79,10 +79,10 @@ const char *mk_rpc_client_url(const mk_rpc_client *c);
 
 /* The outcome of a call. Release with mk_rpc_result_release. */
 typedef struct {
-	mk_err err;	  /* MK_OK or the error */
-	char msg[256];	  /* human message on error */
-	cJSON *root;	  /* the whole reply, owned here */
-	const cJSON *body; /* reply body on success (points into root) */
+	mk_err err;         /* MK_OK or the error */
+	char msg[256];      /* human message on error */
+	cJSON *root;        /* the whole reply, owned here */
+	const cJSON *body;  /* reply body on success (points into root) */
 	const cJSON *error; /* the error object on failure (points into root), or NULL */
 } mk_rpc_result;
 
@@ -93,7 +93,7 @@ typedef struct {
  * MK_E_DEADLINE (the deadline passed while waiting).
  */
 mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
-		   const cJSON *body, int timeout_ms, mk_rpc_result *res);
+                   const cJSON *body, int timeout_ms, mk_rpc_result *res);
 void mk_rpc_result_release(mk_rpc_result *res);
 
 #endif

@@ -10,8 +10,6 @@
 #include "mk_svc.h"
 #include "mk_time.h"
 
-
-
 static sigset_t stop_signals(void)
 {
 	sigset_t set;
@@ -51,7 +49,7 @@ static void ping_db(void *ud, cJSON *reply)
 }
 
 int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	int64_t until = mk_mono_ms() + cfg->db_wait_ms;
 	int applied;
@@ -74,28 +72,28 @@ int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, ch
 		MK_WARN("SVC-DB-WAIT", NULL, "database not reachable yet, retrying: %s", err);
 		mk_sleep_ms(500);
 	}
-	MK_INFO("SVC-MIGRATED", NULL, "schema '%s': %d migration(s) applied, %zu known", def->schema,
-		applied, def->nmigrations);
+	MK_INFO("SVC-MIGRATED", NULL, "schema '%s': %d migration(s) applied, %zu known",
+	        def->schema, applied, def->nmigrations);
 	return 0;
 }
 
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen)
 {
 	mk_rpc_server_opts o = {
-		.service = def->name,
-		.url = svc->cfg->listen,
-		.workers = (int)svc->cfg->workers,
-		.max_msg = (size_t)svc->cfg->max_msg,
-		.handler = def->handler,
-		.ud = def->ud,
-		.ping = svc->db ? ping_db : NULL,
-		.ping_ud = svc,
+	    .service = def->name,
+	    .url = svc->cfg->listen,
+	    .workers = (int)svc->cfg->workers,
+	    .max_msg = (size_t)svc->cfg->max_msg,
+	    .handler = def->handler,
+	    .ud = def->ud,
+	    .ping = svc->db ? ping_db : NULL,
+	    .ping_ud = svc,
 	};
 
 	if (mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
 		return -1;
 	MK_INFO("SVC-LISTEN", NULL, "serving on %s with %lld workers", svc->cfg->listen,
-		svc->cfg->workers);
+	        svc->cfg->workers);
 	return 0;
 }
 
@@ -108,8 +106,8 @@ void mk_svc_stop(mk_svc *svc)
 		if (left) {
 			/* Exiting now bounds shutdown; those handlers hold pool connections. */
 			MK_WARN("SVC-STOP-ABANDON", NULL,
-				"%d request(s) still running after the grace; exiting without them",
-				left);
+			        "%d request(s) still running after the grace; exiting without them",
+			        left);
 			return;
 		}
 		mk_rpc_server_free(svc->rpc);
@@ -172,8 +170,12 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 		MK_ERROR("SVC-START-FAIL", NULL, "%s", err);
 		rc = 1;
 	} else {
+		int sig;
+
 		MK_INFO("SVC-READY", NULL, "%s is up", app->name);
-		MK_INFO("SVC-STOPPING", NULL, "stopping on signal %d", mk_svc_wait());
+		/* Not inside MK_INFO: its arguments are not evaluated below the level. */
+		sig = mk_svc_wait();
+		MK_INFO("SVC-STOPPING", NULL, "stopping on signal %d", sig);
 		rc = 0;
 	}
 	app->stop(ctx);

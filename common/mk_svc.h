@@ -31,22 +31,80 @@ typedef struct {
 
 /* The standard rows: P is the prefix ("AUTH"), T the config struct, F the mk_svc_cfg field. */
 #define MK_SVC_CFG_VARS(P, T, F, LISTEN, SCHEMA)                                                   \
-	{P "_LOG_LEVEL", MK_CFG_ENUM, "info", 0, 0, 0, 0, "debug|info|warn|error",                 \
-	 "lowest log level written", offsetof(T, F.log_level)},                                     \
-	{P "_LISTEN", MK_CFG_STR, LISTEN, 1, 256, 0, 0, NULL,                                      \
-	 "NNG address this service listens on", offsetof(T, F.listen)},                            \
-	{P "_WORKERS", MK_CFG_INT, "16", 1, 1024, 0, 0, NULL,                                      \
-	 "requests served at once", offsetof(T, F.workers)},                                        \
-	{P "_MAX_MESSAGE", MK_CFG_SIZE, "8M", 1024, 1LL << 30, 0, 0, NULL,                         \
-	 "largest request message accepted", offsetof(T, F.max_msg)},                               \
-	{P "_SHUTDOWN_GRACE", MK_CFG_DURATION, "10s", 0, 600000, 0, 0, NULL,                       \
-	 "how long in-flight requests may finish after SIGTERM", offsetof(T, F.grace_ms)},          \
-	{P "_DATABASE_URL", MK_CFG_STR, "postgresql://mark@127.0.0.1:5433/mark", 1, 4096, 1, 0,    \
-	 NULL, "PostgreSQL connection URI (schema " SCHEMA ")", offsetof(T, F.database_url)},       \
-	{P "_DB_POOL", MK_CFG_INT, "8", 1, 256, 0, 0, NULL, "database connections at most",        \
-	 offsetof(T, F.db_pool)},                                                                   \
-	{P "_DB_WAIT", MK_CFG_DURATION, "30s", 0, 600000, 0, 0, NULL,                              \
-	 "how long start-up waits for the database", offsetof(T, F.db_wait_ms)}
+	{P "_LOG_LEVEL",                                                                           \
+	 MK_CFG_ENUM,                                                                              \
+	 "info",                                                                                   \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 "debug|info|warn|error",                                                                  \
+	 "lowest log level written",                                                               \
+	 offsetof(T, F.log_level)},                                                                \
+	    {P "_LISTEN",                                                                          \
+	     MK_CFG_STR,                                                                           \
+	     LISTEN,                                                                               \
+	     1,                                                                                    \
+	     256,                                                                                  \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "NNG address this service listens on",                                                \
+	     offsetof(T, F.listen)},                                                               \
+	    {P "_WORKERS",                                                                         \
+	     MK_CFG_INT,                                                                           \
+	     "16",                                                                                 \
+	     1,                                                                                    \
+	     1024,                                                                                 \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "requests served at once",                                                            \
+	     offsetof(T, F.workers)},                                                              \
+	    {P "_MAX_MESSAGE",                                                                     \
+	     MK_CFG_SIZE,                                                                          \
+	     "8M",                                                                                 \
+	     1024,                                                                                 \
+	     1LL << 30,                                                                            \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "largest request message accepted",                                                   \
+	     offsetof(T, F.max_msg)},                                                              \
+	    {P "_SHUTDOWN_GRACE",                                                                  \
+	     MK_CFG_DURATION,                                                                      \
+	     "10s",                                                                                \
+	     0,                                                                                    \
+	     600000,                                                                               \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "how long in-flight requests may finish after SIGTERM",                               \
+	     offsetof(T, F.grace_ms)},                                                             \
+	    {P "_DATABASE_URL",                                                                    \
+	     MK_CFG_STR,                                                                           \
+	     "postgresql://mark@127.0.0.1:5433/mark",                                              \
+	     1,                                                                                    \
+	     4096,                                                                                 \
+	     1,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "PostgreSQL connection URI (schema " SCHEMA ")",                                      \
+	     offsetof(T, F.database_url)},                                                         \
+	    {P "_DB_POOL",                                                                         \
+	     MK_CFG_INT,                                                                           \
+	     "8",                                                                                  \
+	     1,                                                                                    \
+	     256,                                                                                  \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "database connections at most",                                                       \
+	     offsetof(T, F.db_pool)},                                                              \
+	{                                                                                          \
+		P "_DB_WAIT", MK_CFG_DURATION, "30s", 0, 600000, 0, 0, NULL,                       \
+		    "how long start-up waits for the database", offsetof(T, F.db_wait_ms)          \
+	}
 
 typedef struct {
 	const char *name;   /* "auth" */
@@ -58,7 +116,7 @@ typedef struct {
 } mk_svc_def;
 
 typedef struct {
-	mk_db_pool *db;	    /* NULL without a database */
+	mk_db_pool *db; /* NULL without a database */
 	mk_rpc_server *rpc;
 	const mk_svc_cfg *cfg;
 } mk_svc;
@@ -75,7 +133,7 @@ void mk_svc_block_signals(void);
  * before mk_svc_serve; the handler may use svc->db once this succeeds.
  */
 int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, char *err,
-		   size_t errlen);
+                   size_t errlen);
 
 /* Start the RPC server. Returns 0, or -1 with a message in err. */
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
@@ -90,15 +148,15 @@ void mk_svc_stop(mk_svc *svc);
  * A process: its settings table and how to start and stop it. main() is
  * then one call to mk_svc_main, which handles the command line
  * (--check-config, --config-table, --help, and --ping: exit 0 when the
- * running service at its listen address answers and reaches its database), loads and logs the config,
- * starts, waits for SIGTERM/SIGINT, stops within the grace and exits 0.
+ * running service at its listen address answers and reaches its database), loads and logs the
+ * config, starts, waits for SIGTERM/SIGINT, stops within the grace and exits 0.
  */
 typedef struct {
 	const char *name;
 	const mk_cfg_var *vars;
-	const size_t *nvars; /* a pointer: the count is defined beside the table */
+	const size_t *nvars;     /* a pointer: the count is defined beside the table */
 	size_t log_level_offset; /* offsetof(config, char *log_level field) */
-	size_t listen_offset;	 /* offsetof(config, char *listen) for --ping; 0: none */
+	size_t listen_offset;    /* offsetof(config, char *listen) for --ping; 0: none */
 	/* Start everything; *ctx is handed to stop. Returns 0 or -1 with err. */
 	int (*start)(const void *cfg, void **ctx, char *err, size_t errlen);
 	/* Stop within the configured grace and free ctx; ctx may be half-built or NULL. */

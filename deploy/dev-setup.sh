@@ -21,10 +21,11 @@ secrets=$here/secrets
 mkdir -p "$secrets"
 chmod 0700 "$secrets"
 
-# provisional: the key type is settled by the auth service issue.
+# The access-token key pair: EC P-256 (ES256), what AUTH_JWT_PRIVATE_KEY_FILE
+# and GATEWAY_JWT_PUBLIC_KEY_FILE expect.
 if [ ! -e "$secrets/jwt-private.pem" ]; then
 	command -v openssl >/dev/null || { echo "dev-setup: openssl is needed for the JWT keys" >&2; exit 1; }
-	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$secrets/jwt-private.pem" 2>/dev/null
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$secrets/jwt-private.pem" 2>/dev/null
 	openssl pkey -in "$secrets/jwt-private.pem" -pubout -out "$secrets/jwt-public.pem"
 	echo "dev-setup: wrote secrets/jwt-private.pem and secrets/jwt-public.pem"
 elif [ ! -e "$secrets/jwt-public.pem" ]; then

@@ -34,7 +34,7 @@ static const mk_field fields[] = {
 #define MK_FIELD(op, name, type, req, min, max) {op, name, type, req, min, max},
 #include "fields.def"
 #undef MK_FIELD
-	{MK_OP__COUNT, NULL, MK_F_ANY, 0, 0, 0},
+    {MK_OP__COUNT, NULL, MK_F_ANY, 0, 0, 0},
 };
 
 const char *mk_err_code(mk_err e)
@@ -111,7 +111,8 @@ int mk_rid_valid(const char *rid)
 
 	if (n == 0 || n > MK_RID_MAX)
 		return 0;
-	return strspn(rid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
+	return strspn(rid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") ==
+	       n;
 }
 
 void mk_rid_new(char buf[MK_RID_MAX + 1])
@@ -153,8 +154,8 @@ static mk_err check_field(const mk_field *f, const cJSON *v, char *err, size_t e
 			break;
 		n = (long long)strlen(v->valuestring);
 		if (n < f->min || n > f->max) {
-			snprintf(err, errlen, "field '%s' must be %lld to %lld bytes long", f->name, f->min,
-				 f->max);
+			snprintf(err, errlen, "field '%s' must be %lld to %lld bytes long", f->name,
+			         f->min, f->max);
 			return MK_E_VALIDATION;
 		}
 		return MK_OK;
@@ -162,8 +163,8 @@ static mk_err check_field(const mk_field *f, const cJSON *v, char *err, size_t e
 		if (mk_json_as_int(v, &n) != 0)
 			break;
 		if (n < f->min || n > f->max) {
-			snprintf(err, errlen, "field '%s' must be between %lld and %lld", f->name, f->min,
-				 f->max);
+			snprintf(err, errlen, "field '%s' must be between %lld and %lld", f->name,
+			         f->min, f->max);
 			return MK_E_VALIDATION;
 		}
 		return MK_OK;
@@ -180,13 +181,12 @@ static mk_err check_field(const mk_field *f, const cJSON *v, char *err, size_t e
 			break;
 		n = cJSON_GetArraySize(v);
 		if (n < f->min || n > f->max) {
-			snprintf(err, errlen, "field '%s' must have %lld to %lld items", f->name, f->min,
-				 f->max);
+			snprintf(err, errlen, "field '%s' must have %lld to %lld items", f->name,
+			         f->min, f->max);
 			return MK_E_VALIDATION;
 		}
 		return MK_OK;
-	case MK_F_ANY:
-		return MK_OK;
+	case MK_F_ANY: return MK_OK;
 	}
 	snprintf(err, errlen, "field '%s' must be %s", f->name, type_word(f->type));
 	return MK_E_VALIDATION;
@@ -208,7 +208,8 @@ mk_err mk_body_check(mk_op op, const cJSON *body, char *err, size_t errlen)
 			if (strcmp(fs[i].name, v->string) == 0)
 				break;
 		if (i == n) {
-			snprintf(err, errlen, "unknown field '%.64s' for '%s'", v->string, mk_op_name(op));
+			snprintf(err, errlen, "unknown field '%.64s' for '%s'", v->string,
+			         mk_op_name(op));
 			return MK_E_VALIDATION;
 		}
 		if (cJSON_IsNull(v) && !fs[i].required)
@@ -256,7 +257,7 @@ static mk_err decode_caller(const cJSON *c, mk_caller *out, char *err, size_t er
 }
 
 mk_err mk_env_decode(const char *data, size_t len, int64_t now_ms, mk_env *env, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	cJSON *root;
 	const char *s;
@@ -281,15 +282,15 @@ mk_err mk_env_decode(const char *data, size_t len, int64_t now_ms, mk_env *env, 
 		goto out;
 	}
 	if (n != MK_PROTO_VERSION) {
-		snprintf(err, errlen, "unsupported protocol version %lld (this service speaks %d)", n,
-			 MK_PROTO_VERSION);
+		snprintf(err, errlen, "unsupported protocol version %lld (this service speaks %d)",
+		         n, MK_PROTO_VERSION);
 		e = MK_E_UNKNOWN_VERSION;
 		goto out;
 	}
 	env->version = (int)n;
 	if (!env->rid[0]) {
 		snprintf(err, errlen, "envelope field 'id' must be 1 to %d of [A-Za-z0-9._:-]",
-			 MK_RID_MAX);
+		         MK_RID_MAX);
 		e = MK_E_BAD_REQUEST;
 		goto out;
 	}
@@ -306,19 +307,21 @@ mk_err mk_env_decode(const char *data, size_t len, int64_t now_ms, mk_env *env, 
 	}
 	if (cJSON_GetObjectItemCaseSensitive(root, "deadline")) {
 		if (mk_json_int(root, "deadline", &n) != 0 || n < 0) {
-			snprintf(err, errlen, "envelope field 'deadline' must be unix milliseconds");
+			snprintf(err, errlen,
+			         "envelope field 'deadline' must be unix milliseconds");
 			e = MK_E_BAD_REQUEST;
 			goto out;
 		}
 		env->deadline_ms = n;
 		if (n && n <= now_ms) {
-			snprintf(err, errlen, "deadline passed %lld ms ago", (long long)(now_ms - n));
+			snprintf(err, errlen, "deadline passed %lld ms ago",
+			         (long long)(now_ms - n));
 			e = MK_E_DEADLINE;
 			goto out;
 		}
 	}
 	e = decode_caller(cJSON_GetObjectItemCaseSensitive(root, "caller"), &env->caller, err,
-			  errlen);
+	                  errlen);
 	if (e != MK_OK)
 		goto out;
 	env->body = cJSON_GetObjectItemCaseSensitive(root, "body");
@@ -381,8 +384,8 @@ static int add_body(cJSON *o, const cJSON *body)
 	return 0;
 }
 
-char *mk_env_encode_request(mk_op op, const char *rid, int64_t deadline_ms,
-			    const mk_caller *caller, const cJSON *body)
+char *mk_env_encode_request(mk_op op, const char *rid, int64_t deadline_ms, const mk_caller *caller,
+                            const cJSON *body)
 {
 	cJSON *o = frame(rid), *c;
 
@@ -422,12 +425,16 @@ char *mk_env_encode_error_ex(const char *rid, mk_err e, const char *msg, const c
 {
 	cJSON *o = frame(rid), *er;
 	const cJSON *x;
+	char text[512];
 
+	/* Messages quote input; one cut inside a character must not make the reply invalid. */
+	snprintf(text, sizeof(text), "%s", msg && *msg ? msg : mk_err_message(e));
+	mk_utf8_clip(text);
 	if (!o || !cJSON_AddFalseToObject(o, "ok"))
 		goto fail;
 	er = cJSON_AddObjectToObject(o, "error");
 	if (!er || !cJSON_AddStringToObject(er, "code", mk_err_code(e)) ||
-	    !cJSON_AddStringToObject(er, "message", msg && *msg ? msg : mk_err_message(e)) ||
+	    !cJSON_AddStringToObject(er, "message", text) ||
 	    !cJSON_AddNumberToObject(er, "status", mk_err_status(e)))
 		goto fail;
 	for (x = cJSON_IsObject(extra) ? extra->child : NULL; x; x = x->next) {

@@ -97,7 +97,7 @@ void mk_rid_new(char buf[MK_RID_MAX + 1]);
  * match fields.def. On error env holds nothing.
  */
 mk_err mk_env_decode(const char *data, size_t len, int64_t now_ms, mk_env *env, char *err,
-		     size_t errlen);
+                     size_t errlen);
 void mk_env_release(mk_env *env);
 
 /*
@@ -110,8 +110,8 @@ mk_err mk_body_check(mk_op op, const cJSON *body, char *err, size_t errlen);
  * Encode a request. body is borrowed (may be NULL for {}). Returns a
  * malloc'd string the caller frees, or NULL on allocation failure.
  */
-char *mk_env_encode_request(mk_op op, const char *rid, int64_t deadline_ms,
-			    const mk_caller *caller, const cJSON *body);
+char *mk_env_encode_request(mk_op op, const char *rid, int64_t deadline_ms, const mk_caller *caller,
+                            const cJSON *body);
 /* Encode an ok reply (body borrowed, NULL for {}). Caller frees. */
 char *mk_env_encode_reply(const char *rid, const cJSON *body);
 /* Encode an error reply; msg NULL uses the default message. Caller frees. */

@@ -6,11 +6,11 @@ set -euo pipefail
 pkgs=(
 	build-essential pkg-config
 	libcivetweb-dev libnng-dev libpq-dev libcjson-dev libcurl4-openssl-dev
-	libjwt-dev libssl-dev check libsodium-dev
+	libssl-dev check libsodium-dev
 	postgresql-15 postgresql-client-15
 	bubblewrap
 	python3 python3-pandas python3-numpy python3-plotly python3-matplotlib python3-openpyxl
-	curl ca-certificates openssl procps util-linux iproute2
+	nodejs curl ca-certificates openssl wrk procps util-linux iproute2
 )
 
 missing=()

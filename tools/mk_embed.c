@@ -78,7 +78,8 @@ int main(int argc, char **argv)
 		name[n - 4] = '\0';
 		ver = (base[0] - '0') * 100 + (base[1] - '0') * 10 + (base[2] - '0');
 		if (ver <= prev) {
-			fprintf(stderr, "mk-embed: '%s' is out of order or repeats a version\n", base);
+			fprintf(stderr, "mk-embed: '%s' is out of order or repeats a version\n",
+			        base);
 			return 1;
 		}
 		prev = ver;

@@ -93,7 +93,7 @@ const char *auth_role_for(const auth *a, const char *email);
  * wait (> 0), or -1 on a database error (err set).
  */
 long auth_throttle_check(auth *a, PGconn *c, const char *email, const char *ip, char *err,
-			 size_t errlen);
+                         size_t errlen);
 /* Record a failed sign-in. */
 void auth_throttle_fail(auth *a, PGconn *c, const char *email, const char *ip);
 /* Forget failures of (email, ip) after a successful sign-in. */
@@ -107,7 +107,7 @@ void auth_throttle_success(auth *a, PGconn *c, const char *email, const char *ip
  * object, or NULL with err.
  */
 cJSON *auth_tokens_issue(auth *a, PGconn *c, const char *user_id, const char *email,
-			 const char *role, const char *family, char *err, size_t errlen);
+                         const char *role, const char *family, char *err, size_t errlen);
 
 /* Milliseconds until a request's deadline, capped at cap_ms (at least 1). */
 int auth_wait_ms(const mk_env *req, int cap_ms);

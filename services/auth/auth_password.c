@@ -105,7 +105,7 @@ char *auth_password_hash(auth *a, const char *pw, int64_t deadline_ms, char *err
 		return NULL;
 	}
 	rc = crypto_pwhash_str(out, pw, strlen(pw), (unsigned long long)a->cfg->argon2_ops,
-			       (size_t)a->cfg->argon2_mem);
+	                       (size_t)a->cfg->argon2_mem);
 	sem_post(&a->hash_slots);
 	if (rc != 0) {
 		free(out);
@@ -129,7 +129,7 @@ int auth_password_verify(auth *a, const char *hash, const char *pw, int64_t dead
 int auth_password_needs_rehash(const auth *a, const char *hash)
 {
 	return crypto_pwhash_str_needs_rehash(hash, (unsigned long long)a->cfg->argon2_ops,
-					      (size_t)a->cfg->argon2_mem) != 0;
+	                                      (size_t)a->cfg->argon2_mem) != 0;
 }
 
 const char *auth_role_for(const auth *a, const char *email)

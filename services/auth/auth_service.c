@@ -22,7 +22,8 @@ static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size
 	case MK_OP_AUTH_SIGNOUT: return auth_signout(a, req, reply, err, errlen);
 	case MK_OP_AUTH_ME: return auth_me(a, req, reply, err, errlen);
 	default:
-		snprintf(err, errlen, "operation '%s' is not served by 'auth'", mk_op_name(req->op));
+		snprintf(err, errlen, "operation '%s' is not served by 'auth'",
+		         mk_op_name(req->op));
 		return MK_E_UNKNOWN_OP;
 	}
 }
@@ -44,8 +45,9 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	if (!a->key)
 		return -1;
 	if (!mk_jwt_key_is_private(a->key)) {
-		snprintf(err, errlen, "AUTH_JWT_PRIVATE_KEY_FILE '%s' holds a public key, not a private one",
-			 cfg->jwt_private_key_file);
+		snprintf(err, errlen,
+		         "AUTH_JWT_PRIVATE_KEY_FILE '%s' holds a public key, not a private one",
+		         cfg->jwt_private_key_file);
 		return -1;
 	}
 	sem_init(&a->hash_slots, 0, (unsigned)cfg->hash_concurrency);
@@ -59,12 +61,12 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	MK_INFO("AUTH-KEY", NULL, "signing access tokens with key id %s", mk_jwt_key_id(a->key));
 	a->def = (mk_svc_def){
-		.name = "auth",
-		.schema = "auth",
-		.migrations = auth_migrations,
-		.nmigrations = auth_migrations_count,
-		.handler = handle,
-		.ud = a,
+	    .name = "auth",
+	    .schema = "auth",
+	    .migrations = auth_migrations,
+	    .nmigrations = auth_migrations_count,
+	    .handler = handle,
+	    .ud = a,
 	};
 	if (mk_svc_open_db(&a->svc, &a->def, &cfg->svc, err, errlen) != 0)
 		return -1;
@@ -88,11 +90,11 @@ static void stop(void *p)
 }
 
 const mk_svc_app auth_app = {
-	.name = "auth",
-	.vars = auth_config_vars,
-	.nvars = &auth_config_nvars,
-	.log_level_offset = offsetof(auth_config, svc.log_level),
-	.listen_offset = offsetof(auth_config, svc.listen),
-	.start = start,
-	.stop = stop,
+    .name = "auth",
+    .vars = auth_config_vars,
+    .nvars = &auth_config_nvars,
+    .log_level_offset = offsetof(auth_config, svc.log_level),
+    .listen_offset = offsetof(auth_config, svc.listen),
+    .start = start,
+    .stop = stop,
 };

@@ -30,7 +30,7 @@ static void keys(const char *email, const char *ip, char k[3][KEY_MAX])
 }
 
 long auth_throttle_check(auth *a, PGconn *c, const char *email, const char *ip, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	char k[3][KEY_MAX];
 	const char *params[3] = {k[0], k[1], k[2]};
@@ -39,10 +39,11 @@ long auth_throttle_check(auth *a, PGconn *c, const char *email, const char *ip, 
 
 	(void)a;
 	keys(email, ip, k);
-	r = mk_db_exec(c,
-		       "SELECT coalesce(max(ceil(extract(epoch FROM locked_until - now()))), 0)::bigint "
-		       "FROM signin_throttle WHERE key IN ($1, $2, $3) AND locked_until > now()",
-		       3, params, err, errlen, NULL);
+	r = mk_db_exec(
+	    c,
+	    "SELECT coalesce(max(ceil(extract(epoch FROM locked_until - now()))), 0)::bigint "
+	    "FROM signin_throttle WHERE key IN ($1, $2, $3) AND locked_until > now()",
+	    3, params, err, errlen, NULL);
 	if (!r)
 		return -1;
 	wait = strtol(PQgetvalue(r, 0, 0), NULL, 10);
@@ -62,31 +63,33 @@ static void fail_one(auth *a, PGconn *c, const char *key, long long max)
 	snprintf(slockmax, sizeof(slockmax), "%lld", a->cfg->signin_lockout_max_ms);
 	/* Count the failure; a quiet window starts a new count and forgets
 	 * earlier lockouts; reaching the limit locks (doubling, capped). */
-	r = mk_db_exec(c,
-		       "INSERT INTO signin_throttle AS t (key, failures, window_start, lockouts, locked_until)"
-		       " VALUES ($1, CASE WHEN $2::int <= 1 THEN 0 ELSE 1 END, now(),"
-		       "  CASE WHEN $2::int <= 1 THEN 1 ELSE 0 END,"
-		       "  CASE WHEN $2::int <= 1 THEN now() + make_interval(secs => least($4::float8, $5::float8) / 1000) END)"
-		       " ON CONFLICT (key) DO UPDATE SET (failures, window_start, lockouts, locked_until) = ("
-		       "  SELECT CASE WHEN x.n >= $2::int THEN 0 ELSE x.n END,"
-		       "   CASE WHEN x.n >= $2::int OR x.quiet THEN now() ELSE t.window_start END,"
-		       "   CASE WHEN x.n >= $2::int THEN x.l + 1 ELSE x.l END,"
-		       "   CASE WHEN x.n >= $2::int THEN now() + make_interval(secs =>"
-		       "    least($4::float8 * power(2, x.l), $5::float8) / 1000) ELSE t.locked_until END"
-		       "  FROM (SELECT q.quiet, CASE WHEN q.quiet THEN 1 ELSE t.failures + 1 END AS n,"
-		       "    CASE WHEN q.quiet AND (t.locked_until IS NULL OR t.locked_until < now())"
-		       "     THEN 0 ELSE t.lockouts END AS l"
-		       "   FROM (SELECT t.window_start < now() - make_interval(secs => $3::float8 / 1000)"
-		       "    AS quiet) q) x)"
-		       " RETURNING coalesce(locked_until > now(), false) AND failures = 0",
-		       5, p, err, sizeof(err), NULL);
+	r = mk_db_exec(
+	    c,
+	    "INSERT INTO signin_throttle AS t (key, failures, window_start, lockouts, locked_until)"
+	    " VALUES ($1, CASE WHEN $2::int <= 1 THEN 0 ELSE 1 END, now(),"
+	    "  CASE WHEN $2::int <= 1 THEN 1 ELSE 0 END,"
+	    "  CASE WHEN $2::int <= 1 THEN now() + make_interval(secs => least($4::float8, "
+	    "$5::float8) / 1000) END)"
+	    " ON CONFLICT (key) DO UPDATE SET (failures, window_start, lockouts, locked_until) = ("
+	    "  SELECT CASE WHEN x.n >= $2::int THEN 0 ELSE x.n END,"
+	    "   CASE WHEN x.n >= $2::int OR x.quiet THEN now() ELSE t.window_start END,"
+	    "   CASE WHEN x.n >= $2::int THEN x.l + 1 ELSE x.l END,"
+	    "   CASE WHEN x.n >= $2::int THEN now() + make_interval(secs =>"
+	    "    least($4::float8 * power(2, x.l), $5::float8) / 1000) ELSE t.locked_until END"
+	    "  FROM (SELECT q.quiet, CASE WHEN q.quiet THEN 1 ELSE t.failures + 1 END AS n,"
+	    "    CASE WHEN q.quiet AND (t.locked_until IS NULL OR t.locked_until < now())"
+	    "     THEN 0 ELSE t.lockouts END AS l"
+	    "   FROM (SELECT t.window_start < now() - make_interval(secs => $3::float8 / 1000)"
+	    "    AS quiet) q) x)"
+	    " RETURNING coalesce(locked_until > now(), false) AND failures = 0",
+	    5, p, err, sizeof(err), NULL);
 	if (!r) {
 		MK_WARN("AUTH-THROTTLE-FAIL", NULL, "cannot record a failed sign-in: %s", err);
 		return;
 	}
 	if (PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't')
 		MK_WARN("AUTH-LOCKOUT", NULL, "sign-in lockout for a %s key",
-			strncmp(key, "ip:", 3) == 0 ? "address" : "account");
+		        strncmp(key, "ip:", 3) == 0 ? "address" : "account");
 	PQclear(r);
 }
 
@@ -104,10 +107,10 @@ void auth_throttle_fail(auth *a, PGconn *c, const char *email, const char *ip)
 	if (randombytes_uniform(100) == 0) {
 		snprintf(swin, sizeof(swin), "%lld", a->cfg->signin_window_ms);
 		r = mk_db_exec(c,
-			       "DELETE FROM signin_throttle WHERE window_start < now() - "
-			       "make_interval(secs => $1::float8 / 1000) AND "
-			       "(locked_until IS NULL OR locked_until < now())",
-			       1, p, err, sizeof(err), NULL);
+		               "DELETE FROM signin_throttle WHERE window_start < now() - "
+		               "make_interval(secs => $1::float8 / 1000) AND "
+		               "(locked_until IS NULL OR locked_until < now())",
+		               1, p, err, sizeof(err), NULL);
 		PQclear(r);
 	}
 }
@@ -120,6 +123,7 @@ void auth_throttle_success(auth *a, PGconn *c, const char *email, const char *ip
 
 	(void)a;
 	keys(email, ip, k);
-	r = mk_db_exec(c, "DELETE FROM signin_throttle WHERE key = $1", 1, p, err, sizeof(err), NULL);
+	r = mk_db_exec(c, "DELETE FROM signin_throttle WHERE key = $1", 1, p, err, sizeof(err),
+	               NULL);
 	PQclear(r);
 }

@@ -42,7 +42,7 @@ static void token_hash_hex(const char *token, char out[2 + 2 * crypto_hash_sha25
 }
 
 cJSON *auth_tokens_issue(auth *a, PGconn *c, const char *user_id, const char *email,
-			 const char *role, const char *family, char *err, size_t errlen)
+                         const char *role, const char *family, char *err, size_t errlen)
 {
 	unsigned char raw[32];
 	char token[sizeof(TOKEN_PREFIX) + 64], hash[2 + 64 + 1], ttl[24];
@@ -54,16 +54,17 @@ cJSON *auth_tokens_issue(auth *a, PGconn *c, const char *user_id, const char *em
 
 	randombytes_buf(raw, sizeof(raw));
 	memcpy(token, TOKEN_PREFIX, sizeof(TOKEN_PREFIX) - 1);
-	sodium_bin2base64(token + sizeof(TOKEN_PREFIX) - 1, sizeof(token) - sizeof(TOKEN_PREFIX) + 1,
-			  raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(token + sizeof(TOKEN_PREFIX) - 1,
+	                  sizeof(token) - sizeof(TOKEN_PREFIX) + 1, raw, sizeof(raw),
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(raw, sizeof(raw));
 	token_hash_hex(token, hash);
 	snprintf(ttl, sizeof(ttl), "%lld", a->cfg->refresh_ttl_ms);
 	r = mk_db_exec(c,
-		       "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) "
-		       "VALUES ($1, coalesce($2::uuid, gen_random_uuid()), $3::bytea, "
-		       "now() + make_interval(secs => $4::float8 / 1000))",
-		       4, p, err, errlen, NULL);
+	               "INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) "
+	               "VALUES ($1, coalesce($2::uuid, gen_random_uuid()), $3::bytea, "
+	               "now() + make_interval(secs => $4::float8 / 1000))",
+	               4, p, err, errlen, NULL);
 	if (!r)
 		return NULL;
 	PQclear(r);
@@ -74,7 +75,8 @@ cJSON *auth_tokens_issue(auth *a, PGconn *c, const char *user_id, const char *em
 	snprintf(claims.email, sizeof(claims.email), "%s", email);
 	claims.iat = (int64_t)time(NULL);
 	claims.exp = claims.iat + a->cfg->access_ttl_ms / 1000;
-	access = mk_jwt_sign(a->key, a->cfg->jwt_issuer, a->cfg->jwt_audience, &claims, err, errlen);
+	access =
+	    mk_jwt_sign(a->key, a->cfg->jwt_issuer, a->cfg->jwt_audience, &claims, err, errlen);
 	if (!access) {
 		sodium_memzero(token, sizeof(token));
 		return NULL;
@@ -94,7 +96,7 @@ cJSON *auth_tokens_issue(auth *a, PGconn *c, const char *user_id, const char *em
 
 /* Run a statement whose result we only need to succeed. */
 static int exec_ok(PGconn *c, const char *sql, int n, const char *const *p, char *err,
-		   size_t errlen)
+                   size_t errlen)
 {
 	PGresult *r = mk_db_exec(c, sql, n, p, err, errlen, NULL);
 
@@ -120,11 +122,12 @@ mk_err auth_refresh(AUTH_HANDLER_ARGS)
 		goto out;
 	/* FOR UPDATE: two refreshes with one token are serialised, and the
 	 * second sees it used. */
-	r = mk_db_exec(c,
-		       "SELECT t.user_id, t.family_id, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL, "
-		       "t.expires_at < now(), u.email, u.role FROM refresh_tokens t "
-		       "JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1::bytea FOR UPDATE OF t",
-		       1, p, err, errlen, NULL);
+	r = mk_db_exec(
+	    c,
+	    "SELECT t.user_id, t.family_id, t.used_at IS NOT NULL, t.revoked_at IS NOT NULL, "
+	    "t.expires_at < now(), u.email, u.role FROM refresh_tokens t "
+	    "JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1::bytea FOR UPDATE OF t",
+	    1, p, err, errlen, NULL);
 	if (!r)
 		goto out;
 	if (PQntuples(r) == 0) {
@@ -149,17 +152,18 @@ mk_err auth_refresh(AUTH_HANDLER_ARGS)
 	}
 	if (used) {
 		if (exec_ok(c,
-			    "UPDATE refresh_tokens SET revoked_at = now() "
-			    "WHERE family_id = $1 AND revoked_at IS NULL",
-			    1, p, err, errlen) != 0 ||
+		            "UPDATE refresh_tokens SET revoked_at = now() "
+		            "WHERE family_id = $1 AND revoked_at IS NULL",
+		            1, p, err, errlen) != 0 ||
 		    exec_ok(c, "COMMIT", 0, NULL, err, errlen) != 0) {
 			e = MK_E_DB;
 			goto out;
 		}
-		MK_WARN("AUTH-REFRESH-REUSE", req->rid, "reused refresh token: family revoked (user %s)",
-			user_id);
-		snprintf(err, errlen, "refresh token already used; every session of that sign-in is "
-				      "revoked, sign in again");
+		MK_WARN("AUTH-REFRESH-REUSE", req->rid,
+		        "reused refresh token: family revoked (user %s)", user_id);
+		snprintf(err, errlen,
+		         "refresh token already used; every session of that sign-in is "
+		         "revoked, sign in again");
 		PQclear(r);
 		mk_db_release(a->svc.db, c);
 		return MK_E_INVALID_TOKEN;
@@ -170,7 +174,7 @@ mk_err auth_refresh(AUTH_HANDLER_ARGS)
 	}
 	p[0] = hash;
 	if (exec_ok(c, "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1::bytea", 1,
-		    p, err, errlen) != 0) {
+	            p, err, errlen) != 0) {
 		e = MK_E_DB;
 		goto out;
 	}
@@ -204,10 +208,11 @@ mk_err auth_signout(AUTH_HANDLER_ARGS)
 		return MK_E_DB;
 	/* Signing out ends that sign-in: the token's whole family. Unknown
 	 * tokens are fine: signing out twice is not an error. */
-	rc = exec_ok(c,
-		     "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND "
-		     "family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1::bytea)",
-		     1, p, err, errlen);
+	rc = exec_ok(
+	    c,
+	    "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND "
+	    "family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1::bytea)",
+	    1, p, err, errlen);
 	mk_db_release(a->svc.db, c);
 	return rc == 0 ? MK_OK : MK_E_DB;
 }

@@ -69,7 +69,7 @@ mk_err auth_signup(AUTH_HANDLER_ARGS)
 	char *hash;
 
 	if (auth_email_normalize(mk_json_str(req->body, "email"), email, sizeof(email), err,
-				 errlen) != 0 ||
+	                         errlen) != 0 ||
 	    auth_password_check(pw, err, errlen) != 0 ||
 	    clean_name(name_in ? name_in : "", name, sizeof(name), err, errlen) != 0)
 		return MK_E_VALIDATION;
@@ -85,10 +85,11 @@ mk_err auth_signup(AUTH_HANDLER_ARGS)
 	p[1] = name;
 	p[2] = hash;
 	p[3] = auth_role_for(a, email);
-	r = mk_db_exec(c,
-		       "INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4) "
-		       "RETURNING " USER_COLS,
-		       4, p, err, errlen, state);
+	r = mk_db_exec(
+	    c,
+	    "INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4) "
+	    "RETURNING " USER_COLS,
+	    4, p, err, errlen, state);
 	mk_db_release(a->svc.db, c);
 	sodium_memzero(hash, strlen(hash));
 	free(hash);
@@ -107,7 +108,7 @@ mk_err auth_signup(AUTH_HANDLER_ARGS)
 
 /* Replace a hash made with weaker parameters, or fix the role; best effort. */
 static void refresh_user(auth *a, PGconn *c, const char *id, const char *pw, const char *hash,
-			 const char *role_now, const char *role_db, const mk_env *req)
+                         const char *role_now, const char *role_db, const mk_env *req)
 {
 	char err[256], *nh = NULL;
 	const char *p[3] = {id, NULL, role_now};
@@ -119,9 +120,9 @@ static void refresh_user(auth *a, PGconn *c, const char *id, const char *pw, con
 		return;
 	p[1] = nh;
 	r = mk_db_exec(c,
-		       "UPDATE users SET password_hash = coalesce($2, password_hash), role = $3, "
-		       "updated_at = now() WHERE id = $1",
-		       3, p, err, sizeof(err), NULL);
+	               "UPDATE users SET password_hash = coalesce($2, password_hash), role = $3, "
+	               "updated_at = now() WHERE id = $1",
+	               3, p, err, sizeof(err), NULL);
 	if (!r)
 		MK_WARN("AUTH-USER-UPDATE", req->rid, "cannot update user: %s", err);
 	else if (nh)
@@ -137,7 +138,8 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 {
 	const char *pw = mk_json_str(req->body, "password");
 	const char *ip = mk_json_str(req->body, "client_ip");
-	char email[256], id[64] = "", role[16] = "", hash[crypto_pwhash_STRBYTES] = "", norm_err[128];
+	char email[256], id[64] = "", role[16] = "", hash[crypto_pwhash_STRBYTES] = "",
+	                 norm_err[128];
 	const char *p[1] = {email};
 	PGresult *r;
 	PGconn *c;
@@ -148,7 +150,7 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 		ip = "unknown";
 	/* A malformed email cannot have an account: same answer as a wrong one. */
 	if (auth_email_normalize(mk_json_str(req->body, "email"), email, sizeof(email), norm_err,
-				 sizeof(norm_err)) != 0)
+	                         sizeof(norm_err)) != 0)
 		snprintf(email, sizeof(email), "%.200s", mk_json_str(req->body, "email"));
 	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
 	if (!c)
@@ -164,7 +166,7 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 		return MK_E_RATE_LIMITED;
 	}
 	r = mk_db_exec(c, "SELECT id, password_hash, role FROM users WHERE email = $1", 1, p, err,
-		       errlen, NULL);
+	               errlen, NULL);
 	if (!r) {
 		mk_db_release(a->svc.db, c);
 		return MK_E_DB;
@@ -216,7 +218,7 @@ mk_err auth_me(AUTH_HANDLER_ARGS)
 	if (!c)
 		return MK_E_DB;
 	r = mk_db_exec(c, "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1, p, err, errlen,
-		       NULL);
+	               NULL);
 	mk_db_release(a->svc.db, c);
 	if (!r)
 		return MK_E_DB;

@@ -31,12 +31,12 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	c->def = (mk_svc_def){
-		.name = "executor",
-		.schema = "exec",
-		.migrations = executor_migrations,
-		.nmigrations = executor_migrations_count,
-		.handler = handle,
-		.ud = c,
+	    .name = "executor",
+	    .schema = "exec",
+	    .migrations = executor_migrations,
+	    .nmigrations = executor_migrations_count,
+	    .handler = handle,
+	    .ud = c,
 	};
 	if (mk_svc_open_db(&c->svc, &c->def, &cfg->svc, err, errlen) != 0)
 		return -1;
@@ -54,11 +54,11 @@ static void stop(void *p)
 }
 
 const mk_svc_app executor_app = {
-	.name = "executor",
-	.vars = executor_config_vars,
-	.nvars = &executor_config_nvars,
-	.log_level_offset = offsetof(executor_config, svc.log_level),
-	.listen_offset = offsetof(executor_config, svc.listen),
-	.start = start,
-	.stop = stop,
+    .name = "executor",
+    .vars = executor_config_vars,
+    .nvars = &executor_config_nvars,
+    .log_level_offset = offsetof(executor_config, svc.log_level),
+    .listen_offset = offsetof(executor_config, svc.listen),
+    .start = start,
+    .stop = stop,
 };

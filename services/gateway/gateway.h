@@ -55,7 +55,7 @@ typedef struct gateway {
 	struct mg_context *http;
 	mk_rpc_client *svc[GW_NSERVICES];
 	mk_jwt_key *keys[2]; /* current and previous token-verification keys */
-	int port; /* the port actually bound (useful with port 0) */
+	int port;            /* the port actually bound (useful with port 0) */
 } gateway;
 
 /* One HTTP request being served. Lives on the handling thread's stack. */
@@ -103,7 +103,7 @@ void gw_reply_json(gw_req *r, int status, const cJSON *body, const char *extra_h
 void gw_reply_error(gw_req *r, mk_err e, const char *msg);
 /* Same, with extra headers and extra members merged into the top-level object (may be NULL). */
 void gw_reply_error_ex(gw_req *r, mk_err e, const char *msg, const char *extra_headers,
-		       const cJSON *extra);
+                       const cJSON *extra);
 
 /* Answer with no body (204). */
 void gw_reply_empty(gw_req *r, int status);

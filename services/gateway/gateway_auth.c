@@ -26,8 +26,8 @@ int gw_auth_keys_load(gateway *gw, char *err, size_t errlen)
 			return -1;
 	}
 	MK_INFO("GW-KEYS", NULL, "verifying access tokens with key id %s%s%s",
-		mk_jwt_key_id(gw->keys[0]), gw->keys[1] ? " and previous key id " : "",
-		gw->keys[1] ? mk_jwt_key_id(gw->keys[1]) : "");
+	        mk_jwt_key_id(gw->keys[0]), gw->keys[1] ? " and previous key id " : "",
+	        gw->keys[1] ? mk_jwt_key_id(gw->keys[1]) : "");
 	return 0;
 }
 
@@ -45,9 +45,9 @@ static void deny(gw_req *r, mk_err e, const char *why)
 	/* RFC 6750: error="invalid_token" only when a token was presented. */
 	if (e == MK_E_INVALID_TOKEN)
 		snprintf(hdr, sizeof(hdr),
-			 "WWW-Authenticate: Bearer realm=\"mark\", error=\"invalid_token\", "
-			 "error_description=\"%s\"\r\n",
-			 why);
+		         "WWW-Authenticate: Bearer realm=\"mark\", error=\"invalid_token\", "
+		         "error_description=\"%s\"\r\n",
+		         why);
 	else
 		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mark\"\r\n");
 	gw_reply_error_ex(r, e, why, hdr, NULL);
@@ -60,7 +60,8 @@ int gw_auth_guard(gw_req *r)
 	char why[160], msg[200];
 
 	if (!h || !*h) {
-		deny(r, MK_E_UNAUTHENTICATED, "an access token is required (Authorization: Bearer ...)");
+		deny(r, MK_E_UNAUTHENTICATED,
+		     "an access token is required (Authorization: Bearer ...)");
 		return -1;
 	}
 	if (strncasecmp(h, "Bearer ", 7) != 0) {
@@ -71,8 +72,8 @@ int gw_auth_guard(gw_req *r)
 	while (*h == ' ')
 		h++;
 	if (mk_jwt_verify(h, (const mk_jwt_key *const *)r->gw->keys, 2, r->gw->cfg->jwt_issuer,
-			  r->gw->cfg->jwt_audience, (int64_t)time(NULL),
-			  (int)(r->gw->cfg->jwt_leeway_ms / 1000), &c, why, sizeof(why)) != 0) {
+	                  r->gw->cfg->jwt_audience, (int64_t)time(NULL),
+	                  (int)(r->gw->cfg->jwt_leeway_ms / 1000), &c, why, sizeof(why)) != 0) {
 		snprintf(msg, sizeof(msg), "invalid access token: %s", why);
 		deny(r, MK_E_INVALID_TOKEN, msg);
 		return -1;
@@ -148,7 +149,8 @@ int gw_form_get(const char *body, size_t len, const char *name, char *out, size_
 		    strcmp(key, name) == 0) {
 			if (found)
 				return -1; /* a repeated field is ambiguous */
-			if (form_decode(eq ? eq + 1 : pe, eq ? (size_t)(pe - eq - 1) : 0, out, outlen) != 0)
+			if (form_decode(eq ? eq + 1 : pe, eq ? (size_t)(pe - eq - 1) : 0, out,
+			                outlen) != 0)
 				return -1;
 			found = 1;
 		}
@@ -191,16 +193,16 @@ static cJSON *json_body(gw_req *r)
 
 /* Copy form field `name` into obj as a string; answer 422 and return -1 when malformed. */
 static int form_field(gw_req *r, cJSON *obj, const char *name, const char *as, size_t max,
-		      int required)
+                      int required)
 {
 	char *v = malloc(max + 1), msg[160];
 	int rc = v ? gw_form_get(r->body, r->body_len, name, v, max + 1) : -1;
 
 	if (rc < 0 || (rc == 0 && required)) {
 		snprintf(msg, sizeof(msg),
-			 rc < 0 ? "form field '%s' is malformed, repeated or too long"
-				: "missing form field '%s'",
-			 name);
+		         rc < 0 ? "form field '%s' is malformed, repeated or too long"
+		                : "missing form field '%s'",
+		         name);
 		gw_reply_error(r, MK_E_VALIDATION, msg);
 		free(v);
 		return -1;
@@ -228,8 +230,8 @@ static int check_grant(gw_req *r, const char *want)
 
 static void client_ip(const gw_req *r, char *out, size_t outlen)
 {
-	const char *xff = r->gw->cfg->trust_forwarded_for ? mg_get_header(r->conn, "X-Forwarded-For")
-							  : NULL;
+	const char *xff =
+	    r->gw->cfg->trust_forwarded_for ? mg_get_header(r->conn, "X-Forwarded-For") : NULL;
 	size_t n;
 
 	if (xff) {

@@ -25,20 +25,21 @@ static const char *reason(int status)
 }
 
 static void send_raw(gw_req *r, int status, const char *ctype, const char *body, size_t len,
-		     const char *extra_headers)
+                     const char *extra_headers)
 {
 	mk_buf h;
 
 	mk_buf_init(&h, 0);
 	mk_buf_printf(&h,
-		      "HTTP/1.1 %d %s\r\n"
-		      "Content-Type: %s\r\n"
-		      "Content-Length: %zu\r\n"
-		      "X-Request-Id: %s\r\n"
-		      "Cache-Control: no-store\r\n"
-		      "X-Content-Type-Options: nosniff\r\n"
-		      "%s\r\n",
-		      status, reason(status), ctype, len, r->rid, extra_headers ? extra_headers : "");
+	              "HTTP/1.1 %d %s\r\n"
+	              "Content-Type: %s\r\n"
+	              "Content-Length: %zu\r\n"
+	              "X-Request-Id: %s\r\n"
+	              "Cache-Control: no-store\r\n"
+	              "X-Content-Type-Options: nosniff\r\n"
+	              "%s\r\n",
+	              status, reason(status), ctype, len, r->rid,
+	              extra_headers ? extra_headers : "");
 	if (h.data) {
 		if (mk_buf_append(&h, body, len) == 0)
 			mg_write(r->conn, h.data, h.len);
@@ -60,14 +61,18 @@ void gw_reply_json(gw_req *r, int status, const cJSON *body, const char *extra_h
 }
 
 void gw_reply_error_ex(gw_req *r, mk_err e, const char *msg, const char *extra_headers,
-		       const cJSON *extra)
+                       const cJSON *extra)
 {
 	cJSON *o = extra ? cJSON_Duplicate(extra, 1) : cJSON_CreateObject();
 	cJSON *er = o ? cJSON_AddObjectToObject(o, "error") : NULL;
 
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s", msg && *msg ? msg : mk_err_message(e));
+	mk_utf8_clip(text);
 	if (er) {
 		cJSON_AddStringToObject(er, "code", mk_err_code(e));
-		cJSON_AddStringToObject(er, "message", msg && *msg ? msg : mk_err_message(e));
+		cJSON_AddStringToObject(er, "message", text);
 		cJSON_AddStringToObject(er, "request_id", r->rid);
 	}
 	gw_reply_json(r, mk_err_status(e), o, extra_headers);
@@ -84,8 +89,9 @@ void gw_reply_empty(gw_req *r, int status)
 	char h[256];
 	int n;
 
-	n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n\r\n",
-		     status, reason(status), r->rid);
+	n = snprintf(h, sizeof(h),
+	             "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nCache-Control: no-store\r\n\r\n",
+	             status, reason(status), r->rid);
 	mg_write(r->conn, h, (size_t)n);
 	r->status = status;
 }
@@ -97,7 +103,7 @@ void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status)
 	long long after;
 
 	mk_rpc_call(r->gw->svc[svc], op, r->rid, r->caller.user_id[0] ? &r->caller : NULL, body,
-		    (int)r->gw->cfg->rpc_timeout_ms, &res);
+	            (int)r->gw->cfg->rpc_timeout_ms, &res);
 	if (res.err == MK_OK) {
 		if (ok_status == 204)
 			gw_reply_empty(r, 204);
@@ -194,12 +200,13 @@ static void serve(gw_req *r)
 		}
 		if (!strstr(allow, gw_routes[i].method))
 			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
-				 allow[0] ? ", " : "", gw_routes[i].method);
+			         allow[0] ? ", " : "", gw_routes[i].method);
 	}
 	if (!rt && allow[0]) {
 		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
-		snprintf(msg, sizeof(msg), "method '%.16s' is not allowed on this route (allowed: %s)",
-			 method, allow);
+		snprintf(msg, sizeof(msg),
+		         "method '%.16s' is not allowed on this route (allowed: %s)", method,
+		         allow);
 		gw_reply_error_ex(r, MK_E_METHOD_NOT_ALLOWED, msg, hdr, NULL);
 		return;
 	}
@@ -213,8 +220,9 @@ static void serve(gw_req *r)
 	if (rt->flags & (GW_R_BODY | GW_R_JSON)) {
 		rc = read_body(r, (size_t)r->gw->cfg->max_body);
 		if (rc == 1) {
-			snprintf(msg, sizeof(msg), "request body exceeds GATEWAY_MAX_BODY (%lld bytes)",
-				 r->gw->cfg->max_body);
+			snprintf(msg, sizeof(msg),
+			         "request body exceeds GATEWAY_MAX_BODY (%lld bytes)",
+			         r->gw->cfg->max_body);
 			/* The rest of the body is unread: the connection cannot be reused. */
 			gw_reply_error_ex(r, MK_E_TOO_LARGE, msg, "Connection: close\r\n", NULL);
 			return;
@@ -225,14 +233,16 @@ static void serve(gw_req *r)
 		}
 	}
 	if (rt->flags & GW_R_JSON) {
-		r->json = mk_json_parse(r->body, r->body_len, MK_JSON_MAX_DEPTH, perr, sizeof(perr));
+		r->json =
+		    mk_json_parse(r->body, r->body_len, MK_JSON_MAX_DEPTH, perr, sizeof(perr));
 		if (!r->json) {
 			snprintf(msg, sizeof(msg), "invalid JSON: %s", perr);
 			gw_reply_error(r, MK_E_INVALID_JSON, msg);
 			return;
 		}
 		if (!cJSON_IsObject(r->json)) {
-			gw_reply_error(r, MK_E_VALIDATION, "the request body must be a JSON object");
+			gw_reply_error(r, MK_E_VALIDATION,
+			               "the request body must be a JSON object");
 			return;
 		}
 	}
@@ -255,10 +265,11 @@ static int on_request(struct mg_connection *conn, void *cbdata)
 	else
 		mk_rid_new(r.rid);
 	serve(&r);
-	if (!r.status) /* a handler that forgot to answer is a bug; never leave the client hanging */
+	if (!r.status) /* a handler that forgot to answer is a bug; never leave the client hanging
+	                */
 		gw_reply_error(&r, MK_E_INTERNAL, NULL);
 	MK_DEBUG("GW-ACCESS", r.rid, "%s %s %d %lld ms", r.ri->request_method,
-		 r.ri->local_uri ? r.ri->local_uri : "", r.status, (long long)(mk_mono_ms() - t0));
+	         r.ri->local_uri ? r.ri->local_uri : "", r.status, (long long)(mk_mono_ms() - t0));
 	cJSON_Delete(r.json);
 	free(r.body);
 	return r.status;
@@ -297,14 +308,21 @@ int gw_http_start(gateway *gw, char *err, size_t errlen)
 	struct mg_server_port ports[4];
 	char threads[24], timeout[24];
 	const char *opts[] = {
-		"listening_ports", gw->cfg->listen,
-		"num_threads", threads,
-		"request_timeout_ms", timeout,
-		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", "30000",
-		"tcp_nodelay", "1",
-		"listen_backlog", "1024",
-		NULL,
+	    "listening_ports",
+	    gw->cfg->listen,
+	    "num_threads",
+	    threads,
+	    "request_timeout_ms",
+	    timeout,
+	    "enable_keep_alive",
+	    "yes",
+	    "keep_alive_timeout_ms",
+	    "30000",
+	    "tcp_nodelay",
+	    "1",
+	    "listen_backlog",
+	    "1024",
+	    NULL,
 	};
 	int n;
 
@@ -317,7 +335,7 @@ int gw_http_start(gateway *gw, char *err, size_t errlen)
 	gw->http = mg_start(&cb, gw, opts);
 	if (!gw->http) {
 		snprintf(err, errlen, "cannot serve HTTP on '%s' (address in use or invalid)",
-			 gw->cfg->listen);
+		         gw->cfg->listen);
 		return -1;
 	}
 	mg_set_request_handler(gw->http, "/", on_request, gw);

@@ -34,7 +34,7 @@ static void *ping_one(void *arg)
 	int64_t t0 = mk_mono_ms();
 
 	mk_rpc_call(j->r->gw->svc[j->svc], MK_OP_SYS_PING, j->r->rid, NULL, NULL,
-		    (int)j->r->gw->cfg->ready_timeout_ms, &j->res);
+	            (int)j->r->gw->cfg->ready_timeout_ms, &j->res);
 	j->ms = mk_mono_ms() - t0;
 	return NULL;
 }
@@ -69,9 +69,10 @@ static void readyz(gw_req *r)
 
 		if (started[i])
 			pthread_join(th[i], NULL);
-		db = jobs[i].res.err == MK_OK ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-							jobs[i].res.body, "db"))
-					      : NULL;
+		db = jobs[i].res.err == MK_OK
+		         ? cJSON_GetStringValue(
+		               cJSON_GetObjectItemCaseSensitive(jobs[i].res.body, "db"))
+		         : NULL;
 		ok = jobs[i].res.err == MK_OK && (!db || strcmp(db, "ok") == 0);
 		s = cJSON_AddObjectToObject(svcs, gw_service_names[i]);
 		cJSON_AddBoolToObject(s, "ready", ok);
@@ -82,7 +83,7 @@ static void readyz(gw_req *r)
 			cJSON_AddStringToObject(s, "error", jobs[i].res.msg);
 		if (!ok)
 			snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), "%s%s",
-				 failed[0] ? ", " : "", gw_service_names[i]);
+			         failed[0] ? ", " : "", gw_service_names[i]);
 		mk_rpc_result_release(&jobs[i].res);
 	}
 	if (failed[0]) {
@@ -97,12 +98,12 @@ static void readyz(gw_req *r)
 }
 
 const gw_route gw_routes[] = {
-	{"GET", "/healthz", healthz, 0},
-	{"GET", "/readyz", readyz, 0},
-	{"POST", "/auth/signup", gw_auth_signup, GW_R_JSON},
-	{"POST", "/auth/signin", gw_auth_signin, GW_R_BODY},
-	{"POST", "/auth/refresh", gw_auth_refresh, GW_R_BODY},
-	{"POST", "/auth/signout", gw_auth_signout, GW_R_JSON},
-	{"GET", "/auth/me", gw_auth_me, GW_R_AUTH},
+    {"GET", "/healthz", healthz, 0},
+    {"GET", "/readyz", readyz, 0},
+    {"POST", "/auth/signup", gw_auth_signup, GW_R_JSON},
+    {"POST", "/auth/signin", gw_auth_signin, GW_R_BODY},
+    {"POST", "/auth/refresh", gw_auth_refresh, GW_R_BODY},
+    {"POST", "/auth/signout", gw_auth_signout, GW_R_JSON},
+    {"GET", "/auth/me", gw_auth_me, GW_R_AUTH},
 };
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

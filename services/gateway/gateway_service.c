@@ -11,7 +11,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 {
 	const gateway_config *cfg = cfgp;
 	const char *urls[GW_NSERVICES] = {cfg->auth_url, cfg->llm_url, cfg->executor_url,
-					  cfg->metadata_url};
+	                                  cfg->metadata_url};
 	gateway *gw = calloc(1, sizeof(*gw));
 	int i;
 
@@ -46,10 +46,10 @@ static void stop(void *p)
 }
 
 const mk_svc_app gateway_app = {
-	.name = "gateway",
-	.vars = gateway_config_vars,
-	.nvars = &gateway_config_nvars,
-	.log_level_offset = offsetof(gateway_config, log_level),
-	.start = start,
-	.stop = stop,
+    .name = "gateway",
+    .vars = gateway_config_vars,
+    .nvars = &gateway_config_nvars,
+    .log_level_offset = offsetof(gateway_config, log_level),
+    .start = start,
+    .stop = stop,
 };

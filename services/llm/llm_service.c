@@ -31,12 +31,12 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	c->def = (mk_svc_def){
-		.name = "llm",
-		.schema = "chat",
-		.migrations = llm_migrations,
-		.nmigrations = llm_migrations_count,
-		.handler = handle,
-		.ud = c,
+	    .name = "llm",
+	    .schema = "chat",
+	    .migrations = llm_migrations,
+	    .nmigrations = llm_migrations_count,
+	    .handler = handle,
+	    .ud = c,
 	};
 	if (mk_svc_open_db(&c->svc, &c->def, &cfg->svc, err, errlen) != 0)
 		return -1;
@@ -54,11 +54,11 @@ static void stop(void *p)
 }
 
 const mk_svc_app llm_app = {
-	.name = "llm",
-	.vars = llm_config_vars,
-	.nvars = &llm_config_nvars,
-	.log_level_offset = offsetof(llm_config, svc.log_level),
-	.listen_offset = offsetof(llm_config, svc.listen),
-	.start = start,
-	.stop = stop,
+    .name = "llm",
+    .vars = llm_config_vars,
+    .nvars = &llm_config_nvars,
+    .log_level_offset = offsetof(llm_config, svc.log_level),
+    .listen_offset = offsetof(llm_config, svc.listen),
+    .start = start,
+    .stop = stop,
 };

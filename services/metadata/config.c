@@ -7,6 +7,6 @@
 #include "metadata.h"
 
 const mk_cfg_var metadata_config_vars[] = {
-	MK_SVC_CFG_VARS("METADATA", metadata_config, svc, "tcp://127.0.0.1:7104", "catalog"),
+    MK_SVC_CFG_VARS("METADATA", metadata_config, svc, "tcp://127.0.0.1:7104", "catalog"),
 };
 const size_t metadata_config_nvars = sizeof(metadata_config_vars) / sizeof(metadata_config_vars[0]);

@@ -31,12 +31,12 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	c->def = (mk_svc_def){
-		.name = "metadata",
-		.schema = "catalog",
-		.migrations = metadata_migrations,
-		.nmigrations = metadata_migrations_count,
-		.handler = handle,
-		.ud = c,
+	    .name = "metadata",
+	    .schema = "catalog",
+	    .migrations = metadata_migrations,
+	    .nmigrations = metadata_migrations_count,
+	    .handler = handle,
+	    .ud = c,
 	};
 	if (mk_svc_open_db(&c->svc, &c->def, &cfg->svc, err, errlen) != 0)
 		return -1;
@@ -54,11 +54,11 @@ static void stop(void *p)
 }
 
 const mk_svc_app metadata_app = {
-	.name = "metadata",
-	.vars = metadata_config_vars,
-	.nvars = &metadata_config_nvars,
-	.log_level_offset = offsetof(metadata_config, svc.log_level),
-	.listen_offset = offsetof(metadata_config, svc.listen),
-	.start = start,
-	.stop = stop,
+    .name = "metadata",
+    .vars = metadata_config_vars,
+    .nvars = &metadata_config_nvars,
+    .log_level_offset = offsetof(metadata_config, svc.log_level),
+    .listen_offset = offsetof(metadata_config, svc.listen),
+    .start = start,
+    .stop = stop,
 };

@@ -21,7 +21,7 @@
 
 static mt_stack st;
 static const char *const stack_env[] = {"AUTH_ADMIN_EMAILS=boss@example.com, other@example.com",
-					"GATEWAY_TRUST_FORWARDED_FOR=true", NULL};
+                                        "GATEWAY_TRUST_FORWARDED_FOR=true", NULL};
 
 static void stack_up(void)
 {
@@ -66,7 +66,8 @@ static long signup(const char *email, const char *pw)
 	mt_resp r;
 	long s;
 
-	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\",\"name\":\"T\"}", email, pw);
+	snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\",\"name\":\"T\"}", email,
+	         pw);
 	s = post_json("/auth/signup", body, NULL, &r);
 	mt_resp_release(&r);
 	return s;
@@ -96,8 +97,9 @@ START_TEST(test_signup_normalises_the_email_and_answers_201_with_the_account)
 	mt_resp r;
 
 	snprintf(body, sizeof(body),
-		 "{\"email\":\"  Mixed.Case-%d@Example.COM \",\"password\":\"long enough\",\"name\":\"Ada\"}",
-		 (int)getpid());
+	         "{\"email\":\"  Mixed.Case-%d@Example.COM \",\"password\":\"long "
+	         "enough\",\"name\":\"Ada\"}",
+	         (int)getpid());
 	ck_assert_int_eq(post_json("/auth/signup", body, NULL, &r), 201);
 	snprintf(body, sizeof(body), "mixed.case-%d@example.com", (int)getpid());
 	ck_assert_str_eq(mk_json_str(r.json, "email"), body);
@@ -153,8 +155,8 @@ START_TEST(test_an_oauth2_password_form_signs_in)
 
 	ck_assert_int_eq(signup(e, "pass word+1"), 201);
 	/* '+' is a space in forms; %2B is a literal '+'. */
-	snprintf(form, sizeof(form), "grant_type=password&username=%s&password=pass+word%%2B1&scope=",
-		 e);
+	snprintf(form, sizeof(form),
+	         "grant_type=password&username=%s&password=pass+word%%2B1&scope=", e);
 	mt_http("POST", mt_url(&st, "/auth/signin"), h, form, strlen(form), &r);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(mk_json_str(r.json, "token_type"), "bearer");
@@ -173,7 +175,7 @@ START_TEST(test_unknown_email_and_wrong_password_get_the_same_answer)
 	ck_assert_str_eq(mt_error_code(&a), "invalid_credentials");
 	ck_assert_str_eq(mt_error_code(&b), "invalid_credentials");
 	ck_assert_str_eq(mk_json_str(cJSON_GetObjectItem(a.json, "error"), "message"),
-			 mk_json_str(cJSON_GetObjectItem(b.json, "error"), "message"));
+	                 mk_json_str(cJSON_GetObjectItem(b.json, "error"), "message"));
 	mt_resp_release(&a);
 	mt_resp_release(&b);
 }
@@ -190,9 +192,9 @@ START_TEST(test_listed_emails_get_the_admin_role_in_the_token)
 	ck_assert_int_eq(signin("boss@example.com", "boss-password", NULL, &r), 200);
 	k = mk_jwt_key_load(st.key_pub, err, sizeof(err));
 	ck_assert_int_eq(mk_jwt_verify(mk_json_str(r.json, "access_token"),
-				       (const mk_jwt_key *const *)&k, 1, "mark", "mark-api",
-				       time(NULL), 0, &c, err, sizeof(err)),
-			 0);
+	                               (const mk_jwt_key *const *)&k, 1, "mark", "mark-api",
+	                               time(NULL), 0, &c, err, sizeof(err)),
+	                 0);
 	ck_assert_str_eq(c.role, "admin");
 	mk_jwt_key_free(k);
 	mt_resp_release(&r);
@@ -284,8 +286,8 @@ static char *stored_hash(const char *email)
 {
 	PGconn *c = PQconnectdb(mt_dsn());
 	const char *p[1] = {email};
-	PGresult *r = PQexecParams(c, "SELECT password_hash FROM auth.users WHERE email = $1", 1, NULL,
-				   p, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, "SELECT password_hash FROM auth.users WHERE email = $1", 1,
+	                           NULL, p, NULL, NULL, 0);
 	char *h = PQntuples(r) == 1 ? strdup(PQgetvalue(r, 0, 0)) : NULL;
 
 	PQclear(r);
@@ -328,7 +330,7 @@ START_TEST(test_after_a_key_rotation_old_and_new_tokens_are_both_accepted)
 	char old_tok[2048], priv[256], pub[256], env_priv[300], env_pub[300], env_prev[300];
 	const char *auth_env[] = {env_priv, NULL};
 	const char *gw_env[] = {env_pub, env_prev, NULL};
-	mt_resp r;
+	mt_resp r, r2;
 
 	ck_assert_int_eq(signup(e, "key-rotation"), 201);
 	ck_assert_int_eq(signin(e, "key-rotation", NULL, &r), 200);
@@ -351,7 +353,8 @@ START_TEST(test_after_a_key_rotation_old_and_new_tokens_are_both_accepted)
 	ck_assert_int_eq(me(old_tok, &r), 200);
 	mt_resp_release(&r);
 	ck_assert_int_eq(signin(e, "key-rotation", NULL, &r), 200);
-	ck_assert_int_eq(me(mk_json_str(r.json, "access_token"), &r), 200);
+	ck_assert_int_eq(me(mk_json_str(r.json, "access_token"), &r2), 200);
+	mt_resp_release(&r2);
 	mt_resp_release(&r);
 }
 END_TEST
@@ -369,7 +372,7 @@ START_TEST(test_passwords_and_tokens_never_reach_the_logs)
 	mt_resp_release(&r);
 	for (i = 0; i < MT_NPROCS; i++) {
 		snprintf(cmd, sizeof(cmd), "grep -qE 'Pa55-never-logged|%s|argon2id' '%s'", tok + 4,
-			 st.p[i].log);
+		         st.p[i].log);
 		ck_assert_msg(system(cmd) != 0, "a secret is in %s", st.p[i].log);
 	}
 }

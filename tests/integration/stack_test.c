@@ -44,8 +44,8 @@ START_TEST(test_readyz_lists_five_ready_services)
 	for (i = 0; i < 5; i++) {
 		const cJSON *s = cJSON_GetObjectItemCaseSensitive(svcs, names[i]);
 
-		ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "ready")), "%s not ready",
-			      names[i]);
+		ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "ready")),
+		              "%s not ready", names[i]);
 	}
 	mt_resp_release(&r);
 }
@@ -78,7 +78,7 @@ START_TEST(test_a_given_request_id_is_returned_and_a_bad_one_replaced)
 	rid = mt_header(&r, "X-Request-Id");
 	ck_assert_str_eq(rid, "trace-42.a:b");
 	ck_assert_str_eq(mk_json_str(cJSON_GetObjectItem(r.json, "error"), "request_id"),
-			 "trace-42.a:b");
+	                 "trace-42.a:b");
 	free(rid);
 	mt_resp_release(&r);
 
@@ -129,7 +129,8 @@ START_TEST(test_a_killed_service_makes_readyz_503_naming_it_until_restarted)
 	mt_http("GET", mt_url(&st, "/readyz"), NULL, NULL, 0, &r);
 	ck_assert_int_eq(r.status, 503);
 	ck_assert_str_eq(mt_error_code(&r), "unavailable");
-	ck_assert_ptr_nonnull(strstr(mk_json_str(cJSON_GetObjectItem(r.json, "error"), "message"), "llm"));
+	ck_assert_ptr_nonnull(
+	    strstr(mk_json_str(cJSON_GetObjectItem(r.json, "error"), "message"), "llm"));
 	llm = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "services"), "llm");
 	auth = cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "services"), "auth");
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(llm, "ready")));
@@ -170,7 +171,7 @@ static void expect_error(int port, const char *msg, const char *code)
 
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "ok")));
 	ck_assert_msg(strcmp(mk_json_str(e, "code"), code) == 0, "sent %s: got %s, want %s", msg,
-		      mk_json_str(e, "code"), code);
+	              mk_json_str(e, "code"), code);
 	cJSON_Delete(r);
 }
 
@@ -179,20 +180,23 @@ START_TEST(test_services_reject_malformed_envelopes_and_keep_serving)
 	char passed[256];
 	int i;
 
-	snprintf(passed, sizeof(passed), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"t1\",\"deadline\":%lld}",
-		 (long long)(mk_now_ms() - 1000));
+	snprintf(passed, sizeof(passed),
+	         "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"t1\",\"deadline\":%lld}",
+	         (long long)(mk_now_ms() - 1000));
 	for (i = MT_AUTH; i <= MT_METADATA; i++) {
 		int port = st.port[i];
 
 		expect_error(port, "this is not json", "bad_request");
 		expect_error(port, "[1,2,3]", "bad_request");
-		expect_error(port, "{\"v\":2,\"op\":\"sys.ping\",\"id\":\"t1\"}", "unknown_version");
+		expect_error(port, "{\"v\":2,\"op\":\"sys.ping\",\"id\":\"t1\"}",
+		             "unknown_version");
 		expect_error(port, "{\"v\":1,\"op\":\"chat.tunr\",\"id\":\"t1\"}", "unknown_op");
-		expect_error(port, "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"bad id\"}", "bad_request");
+		expect_error(port, "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"bad id\"}",
+		             "bad_request");
 		expect_error(port, "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"t1\",\"body\":[]}",
-			     "validation_failed");
+		             "validation_failed");
 		expect_error(port, "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"t1\",\"body\":{\"x\":1}}",
-			     "validation_failed");
+		             "validation_failed");
 		expect_error(port, passed, "deadline_exceeded");
 	}
 	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 2000), 0);
@@ -201,7 +205,8 @@ END_TEST
 
 START_TEST(test_check_config_reports_every_problem_at_once)
 {
-	const char *env[] = {"AUTH_WORKERS=0", "AUTH_MAX_MESSAGE=lots", "AUTH_LOG_LEVEL=loud", NULL};
+	const char *env[] = {"AUTH_WORKERS=0", "AUTH_MAX_MESSAGE=lots", "AUTH_LOG_LEVEL=loud",
+	                     NULL};
 	const char *args[] = {"--check-config", NULL};
 	char *out = NULL;
 
@@ -224,14 +229,41 @@ END_TEST
 
 START_TEST(test_a_database_password_is_never_logged)
 {
-	const char *env[] = {"METADATA_DATABASE_URL=postgresql://mark:pw-never-logged@127.0.0.1:1/x",
-			     "METADATA_DB_WAIT=0", NULL};
+	const char *env[] = {
+	    "METADATA_DATABASE_URL=postgresql://mark:pw-never-logged@127.0.0.1:1/x",
+	    "METADATA_DB_WAIT=0", NULL};
 	char *out = NULL;
 
 	ck_assert_int_ne(mt_run("mark-metadata", NULL, env, &out), 0);
 	ck_assert_ptr_null(strstr(out, "pw-never-logged"));
 	ck_assert_ptr_nonnull(strstr(out, "METADATA_DATABASE_URL=(set)"));
 	free(out);
+}
+END_TEST
+
+START_TEST(test_a_quiet_log_level_still_serves_until_sigterm)
+{
+	char listen[64], dsn[600];
+	const char *env[] = {"LLM_LOG_LEVEL=error", listen, dsn, NULL};
+	mt_proc p;
+	int port = mt_free_port();
+	cJSON *reply;
+
+	snprintf(listen, sizeof(listen), "LLM_LISTEN=tcp://127.0.0.1:%d", port);
+	snprintf(dsn, sizeof(dsn), "LLM_DATABASE_URL=%s", mt_dsn());
+	ck_assert_int_eq(mt_proc_start(&p, "quiet-llm", "mark-llm", env), 0);
+	reply = NULL;
+	for (int i = 0; i < 100 && mt_proc_alive(&p); i++) {
+		mk_sleep_ms(50);
+		if (i == 20)
+			reply = raw_call(port, "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"q\"}");
+		if (reply)
+			break;
+	}
+	ck_assert_ptr_nonnull(reply);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")));
+	cJSON_Delete(reply);
+	ck_assert_int_eq(mt_proc_stop(&p, SIGTERM, 10000), 0);
 }
 END_TEST
 
@@ -251,6 +283,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_services_reject_malformed_envelopes_and_keep_serving);
 	tcase_add_test(tc, test_check_config_reports_every_problem_at_once);
 	tcase_add_test(tc, test_a_database_password_is_never_logged);
+	tcase_add_test(tc, test_a_quiet_log_level_still_serves_until_sigterm);
 	suite_add_tcase(s, tc);
 	return s;
 }

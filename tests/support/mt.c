@@ -58,7 +58,8 @@ const char *mt_dsn(void)
 	const char *d = getenv("MARK_TEST_DATABASE_URL");
 
 	if (!d || !*d) {
-		fprintf(stderr, "MARK_TEST_DATABASE_URL is not set: run the tests with `make test`\n");
+		fprintf(stderr,
+		        "MARK_TEST_DATABASE_URL is not set: run the tests with `make test`\n");
 		exit(2);
 	}
 	return d;
@@ -243,7 +244,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 }
 
 int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
-	    size_t len, mt_resp *out)
+            size_t len, mt_resp *out)
 {
 	struct curl_slist *h = NULL;
 	mk_buf b, hb;
@@ -375,22 +376,27 @@ int mt_wait_status(const char *base, const char *path, long status, int timeout_
 static void set_env(mt_stack *s, int which)
 {
 	static const char *const prefix[MT_NPROCS] = {"AUTH", "LLM", "EXECUTOR", "METADATA",
-						       "GATEWAY"};
+	                                              "GATEWAY"};
 	int k = 0, i;
 
 	if (which == MT_GATEWAY) {
-		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "GATEWAY_LISTEN=127.0.0.1:%d", s->port[MT_GATEWAY]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+		         "GATEWAY_LISTEN=127.0.0.1:%d", s->port[MT_GATEWAY]);
 		for (i = 0; i < MT_GATEWAY; i++)
-			snprintf(s->env[which][k++], sizeof(s->env[which][0]), "GATEWAY_%s_URL=tcp://127.0.0.1:%d", prefix[i],
-				 s->port[i]);
-		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "GATEWAY_JWT_PUBLIC_KEY_FILE=%s", s->key_pub);
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "GATEWAY_%s_URL=tcp://127.0.0.1:%d", prefix[i], s->port[i]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+		         "GATEWAY_JWT_PUBLIC_KEY_FILE=%s", s->key_pub);
 	} else {
-		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_LISTEN=tcp://127.0.0.1:%d", prefix[which],
-			 s->port[which]);
-		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_DATABASE_URL=%s", prefix[which], mt_dsn());
-		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_SHUTDOWN_GRACE=5s", prefix[which]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+		         "%s_LISTEN=tcp://127.0.0.1:%d", prefix[which], s->port[which]);
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_DATABASE_URL=%s",
+		         prefix[which], mt_dsn());
+		snprintf(s->env[which][k++], sizeof(s->env[which][0]), "%s_SHUTDOWN_GRACE=5s",
+		         prefix[which]);
 		if (which == MT_AUTH)
-			snprintf(s->env[which][k++], sizeof(s->env[which][0]), "AUTH_JWT_PRIVATE_KEY_FILE=%s", s->key_priv);
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "AUTH_JWT_PRIVATE_KEY_FILE=%s", s->key_priv);
 	}
 	s->env[which][k][0] = '\0';
 }
@@ -417,7 +423,8 @@ int mt_stack_start(mt_stack *s, const char *const *extra_env)
 	memset(s, 0, sizeof(*s));
 	mkdir("build", 0755);
 	mkdir(log_dir(), 0755);
-	snprintf(s->key_priv, sizeof(s->key_priv), "%s/jwt-%d-private.pem", log_dir(), (int)getpid());
+	snprintf(s->key_priv, sizeof(s->key_priv), "%s/jwt-%d-private.pem", log_dir(),
+	         (int)getpid());
 	snprintf(s->key_pub, sizeof(s->key_pub), "%s/jwt-%d-public.pem", log_dir(), (int)getpid());
 	if (mt_keygen(s->key_priv, s->key_pub) != 0)
 		return -1;

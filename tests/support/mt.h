@@ -36,12 +36,14 @@ int mt_free_port(void);
  * `name`. Returns 0.
  */
 int mt_proc_start(mt_proc *p, const char *name, const char *binary, const char *const *env);
-/* Send sig and wait up to timeout_ms; returns the exit status, 128+signal, or -1 on timeout (then SIGKILLed). */
+/* Send sig and wait up to timeout_ms; returns the exit status, 128+signal, or -1 on timeout (then
+ * SIGKILLed). */
 int mt_proc_stop(mt_proc *p, int sig, int timeout_ms);
 int mt_proc_alive(const mt_proc *p);
 /* Print the last lines of the process's log to stderr (for failing tests). */
 void mt_proc_dump(const mt_proc *p);
-/* Run a binary to completion with extra env and args; output into *out (malloc'd). Returns exit status. */
+/* Run a binary to completion with extra env and args; output into *out (malloc'd). Returns exit
+ * status. */
 int mt_run(const char *binary, const char *const *argv, const char *const *env, char **out);
 
 typedef struct {
@@ -57,7 +59,7 @@ typedef struct {
  * list or NULL. Returns 0 when a response arrived.
  */
 int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
-	    size_t len, mt_resp *out);
+            size_t len, mt_resp *out);
 /* Header value (case-insensitive), malloc'd, or NULL. */
 char *mt_header(const mt_resp *r, const char *name);
 /* error.code of a JSON error body, or "" */
@@ -73,7 +75,7 @@ typedef struct {
 	mt_proc p[MT_NPROCS];
 	int port[MT_NPROCS]; /* NNG ports of the four services; HTTP port of the gateway */
 	char env[MT_NPROCS][8][512];
-	char base[64]; /* http://127.0.0.1:<port> */
+	char base[64];                    /* http://127.0.0.1:<port> */
 	char key_priv[200], key_pub[200]; /* the token key pair's files */
 } mt_stack;
 

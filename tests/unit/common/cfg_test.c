@@ -29,14 +29,14 @@ struct tcfg {
 	char *db_url;
 };
 
-#define V_NAME "MKT_CFG_NAME"
-#define V_PORT "MKT_CFG_PORT"
-#define V_DEBUG "MKT_CFG_DEBUG"
+#define V_NAME     "MKT_CFG_NAME"
+#define V_PORT     "MKT_CFG_PORT"
+#define V_DEBUG    "MKT_CFG_DEBUG"
 #define V_MAX_BODY "MKT_CFG_MAX_BODY"
-#define V_TIMEOUT "MKT_CFG_TIMEOUT"
-#define V_LEVEL "MKT_CFG_LEVEL"
-#define V_API_KEY "MKT_CFG_API_KEY"
-#define V_DB_URL "MKT_CFG_DB_URL"
+#define V_TIMEOUT  "MKT_CFG_TIMEOUT"
+#define V_LEVEL    "MKT_CFG_LEVEL"
+#define V_API_KEY  "MKT_CFG_API_KEY"
+#define V_DB_URL   "MKT_CFG_DB_URL"
 
 #define DB_URL "postgres://127.0.0.1/mark"
 #define SECRET "sk-live-0123456789abcdef0123456789abcdef" /* 40 bytes: over the 32 allowed */
@@ -44,16 +44,16 @@ struct tcfg {
 #define C(f) offsetof(struct tcfg, f)
 
 static const mk_cfg_var vars[] = {
-	{V_NAME, MK_CFG_STR, "mark", 1, 16, 0, 0, NULL, "service name", C(name)},
-	{V_PORT, MK_CFG_INT, "8080", 1, 65535, 0, 0, NULL, "port to listen on", C(port)},
-	{V_DEBUG, MK_CFG_BOOL, "false", 0, 0, 0, 0, NULL, "debug mode", C(debug)},
-	{V_MAX_BODY, MK_CFG_SIZE, "1M", 1024, 4LL << 30, 0, 0, NULL, "largest request body",
-	 C(max_body)},
-	{V_TIMEOUT, MK_CFG_DURATION, "30s", 100, 24LL * 3600 * 1000, 0, 0, NULL, "request timeout",
-	 C(timeout_ms)},
-	{V_LEVEL, MK_CFG_ENUM, "info", 0, 0, 0, 0, "debug|info|warn|error", "log level", C(level)},
-	{V_API_KEY, MK_CFG_STR, NULL, 0, 32, 1, 0, NULL, "provider API key (secret)", C(api_key)},
-	{V_DB_URL, MK_CFG_STR, NULL, 1, 256, 0, 1, NULL, "database URL", C(db_url)},
+    {V_NAME, MK_CFG_STR, "mark", 1, 16, 0, 0, NULL, "service name", C(name)},
+    {V_PORT, MK_CFG_INT, "8080", 1, 65535, 0, 0, NULL, "port to listen on", C(port)},
+    {V_DEBUG, MK_CFG_BOOL, "false", 0, 0, 0, 0, NULL, "debug mode", C(debug)},
+    {V_MAX_BODY, MK_CFG_SIZE, "1M", 1024, 4LL << 30, 0, 0, NULL, "largest request body",
+     C(max_body)},
+    {V_TIMEOUT, MK_CFG_DURATION, "30s", 100, 24LL * 3600 * 1000, 0, 0, NULL, "request timeout",
+     C(timeout_ms)},
+    {V_LEVEL, MK_CFG_ENUM, "info", 0, 0, 0, 0, "debug|info|warn|error", "log level", C(level)},
+    {V_API_KEY, MK_CFG_STR, NULL, 0, 32, 1, 0, NULL, "provider API key (secret)", C(api_key)},
+    {V_DB_URL, MK_CFG_STR, NULL, 1, 256, 0, 1, NULL, "database URL", C(db_url)},
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -116,11 +116,11 @@ static char *load_one_bad(const char *name, const char *value, struct tcfg *c)
 	int rc = load(env, c, &errors);
 
 	ck_assert_msg(rc == 1, "%s=%s: expected 1 problem, got %d: %s", name, value, rc,
-		      errors ? errors : "(none)");
+	              errors ? errors : "(none)");
 	ck_assert_ptr_nonnull(errors);
 	ck_assert_int_eq(count_lines(errors), 1);
 	ck_assert_msg(strncmp(errors, name, strlen(name)) == 0, "'%s' does not start with %s",
-		      errors, name);
+	              errors, name);
 	return errors;
 }
 
@@ -163,28 +163,28 @@ START_TEST(test_every_type_parses_its_documented_forms)
 		const char *name, *value;
 		long long want;
 	} cases[] = {
-		{V_PORT, "1", 1},
-		{V_PORT, "65535", 65535},
-		{V_MAX_BODY, "4096", 4096},
-		{V_MAX_BODY, "64K", 64LL * 1024},
-		{V_MAX_BODY, "64k", 64LL * 1024},
-		{V_MAX_BODY, "2M", 2LL * 1024 * 1024},
-		{V_MAX_BODY, "1G", 1LL << 30},
-		{V_MAX_BODY, "1GiB", 1LL << 30},
-		{V_MAX_BODY, "2MB", 2LL * 1024 * 1024},
-		{V_TIMEOUT, "250", 250},
-		{V_TIMEOUT, "250ms", 250},
-		{V_TIMEOUT, "3s", 3000},
-		{V_TIMEOUT, "2m", 120000},
-		{V_TIMEOUT, "1h", 3600000},
-		{V_DEBUG, "true", 1},
-		{V_DEBUG, "0", 0},
-		{V_DEBUG, "yes", 1},
-		{V_DEBUG, "off", 0},
-		{V_DEBUG, "1", 1},
-		{V_DEBUG, "FALSE", 0},
-		{V_DEBUG, "On", 1},
-		{V_DEBUG, "no", 0},
+	    {V_PORT, "1", 1},
+	    {V_PORT, "65535", 65535},
+	    {V_MAX_BODY, "4096", 4096},
+	    {V_MAX_BODY, "64K", 64LL * 1024},
+	    {V_MAX_BODY, "64k", 64LL * 1024},
+	    {V_MAX_BODY, "2M", 2LL * 1024 * 1024},
+	    {V_MAX_BODY, "1G", 1LL << 30},
+	    {V_MAX_BODY, "1GiB", 1LL << 30},
+	    {V_MAX_BODY, "2MB", 2LL * 1024 * 1024},
+	    {V_TIMEOUT, "250", 250},
+	    {V_TIMEOUT, "250ms", 250},
+	    {V_TIMEOUT, "3s", 3000},
+	    {V_TIMEOUT, "2m", 120000},
+	    {V_TIMEOUT, "1h", 3600000},
+	    {V_DEBUG, "true", 1},
+	    {V_DEBUG, "0", 0},
+	    {V_DEBUG, "yes", 1},
+	    {V_DEBUG, "off", 0},
+	    {V_DEBUG, "1", 1},
+	    {V_DEBUG, "FALSE", 0},
+	    {V_DEBUG, "On", 1},
+	    {V_DEBUG, "no", 0},
 	};
 	size_t i;
 
@@ -202,7 +202,7 @@ START_TEST(test_every_type_parses_its_documented_forms)
 		else
 			got = c.debug;
 		ck_assert_msg(got == cases[i].want, "%s=%s: got %lld, want %lld", cases[i].name,
-			      cases[i].value, got, cases[i].want);
+		              cases[i].value, got, cases[i].want);
 		mk_cfg_release(vars, NVARS, &c);
 	}
 }
@@ -211,10 +211,10 @@ END_TEST
 START_TEST(test_strings_and_enums_are_copied_into_the_config)
 {
 	const kv env[] = {{V_DB_URL, DB_URL},
-			  {V_NAME, "gateway"},
-			  {V_LEVEL, "warn"},
-			  {V_API_KEY, "k-123"},
-			  {NULL, NULL}};
+	                  {V_NAME, "gateway"},
+	                  {V_LEVEL, "warn"},
+	                  {V_API_KEY, "k-123"},
+	                  {NULL, NULL}};
 	struct tcfg c;
 	char *errors = NULL;
 
@@ -232,14 +232,14 @@ START_TEST(test_a_value_out_of_bounds_is_reported_with_the_variable_and_the_boun
 	static const struct {
 		const char *name, *value, *want[3];
 	} cases[] = {
-		{V_PORT, "70000", {"70000", "above the maximum", "65535"}},
-		{V_PORT, "0", {"0", "below the minimum", "1"}},
-		{V_PORT, "-5", {"-5", "below the minimum", "1"}},
-		{V_MAX_BODY, "512", {"512", "below the minimum", "1024"}},
-		{V_MAX_BODY, "5G", {"5368709120", "above the maximum", "4294967296"}},
-		{V_TIMEOUT, "50ms", {"50", "below the minimum", "100"}},
-		{V_TIMEOUT, "25h", {"90000000", "above the maximum", "86400000"}},
-		{V_NAME, "a-name-that-is-too-long", {"length 23", "1", "16"}},
+	    {V_PORT, "70000", {"70000", "above the maximum", "65535"}},
+	    {V_PORT, "0", {"0", "below the minimum", "1"}},
+	    {V_PORT, "-5", {"-5", "below the minimum", "1"}},
+	    {V_MAX_BODY, "512", {"512", "below the minimum", "1024"}},
+	    {V_MAX_BODY, "5G", {"5368709120", "above the maximum", "4294967296"}},
+	    {V_TIMEOUT, "50ms", {"50", "below the minimum", "100"}},
+	    {V_TIMEOUT, "25h", {"90000000", "above the maximum", "86400000"}},
+	    {V_NAME, "a-name-that-is-too-long", {"length 23", "1", "16"}},
 	};
 	size_t i, j;
 
@@ -249,7 +249,7 @@ START_TEST(test_a_value_out_of_bounds_is_reported_with_the_variable_and_the_boun
 
 		for (j = 0; j < 3; j++)
 			ck_assert_msg(strstr(errors, cases[i].want[j]), "%s=%s: '%s' lacks '%s'",
-				      cases[i].name, cases[i].value, errors, cases[i].want[j]);
+			              cases[i].name, cases[i].value, errors, cases[i].want[j]);
 		free(errors);
 		mk_cfg_release(vars, NVARS, &c);
 	}
@@ -259,7 +259,7 @@ END_TEST
 START_TEST(test_a_default_outside_its_bounds_is_reported_as_the_default)
 {
 	static const mk_cfg_var bad_def[] = {
-		{"MKT_CFG_WORKERS", MK_CFG_INT, "0", 1, 8, 0, 0, NULL, "workers", 0},
+	    {"MKT_CFG_WORKERS", MK_CFG_INT, "0", 1, 8, 0, 0, NULL, "workers", 0},
 	};
 	const kv env[] = {{NULL, NULL}};
 	long long workers = -1;
@@ -267,8 +267,8 @@ START_TEST(test_a_default_outside_its_bounds_is_reported_as_the_default)
 
 	ck_assert_int_eq(mk_cfg_load(bad_def, 1, &workers, table_get, (void *)env, &errors), 1);
 	ck_assert_msg(strstr(errors, "MKT_CFG_WORKERS") && strstr(errors, "default 0") &&
-			      strstr(errors, "minimum 1"),
-		      "%s", errors);
+	                  strstr(errors, "minimum 1"),
+	              "%s", errors);
 	ck_assert_int_eq(workers, -1);
 	free(errors);
 }
@@ -277,10 +277,10 @@ END_TEST
 START_TEST(test_all_problems_are_reported_at_once)
 {
 	const kv env[] = {{V_DB_URL, DB_URL},
-			  {V_PORT, "99999"},
-			  {V_DEBUG, "maybe"},
-			  {V_TIMEOUT, "soon"},
-			  {NULL, NULL}};
+	                  {V_PORT, "99999"},
+	                  {V_DEBUG, "maybe"},
+	                  {V_TIMEOUT, "soon"},
+	                  {NULL, NULL}};
 	struct tcfg c;
 	char *errors = NULL;
 
@@ -303,31 +303,31 @@ START_TEST(test_a_malformed_value_is_reported_not_replaced_by_its_default)
 	static const struct {
 		const char *name, *value;
 	} cases[] = {
-		{V_PORT, "80x"},
-		{V_PORT, "x80"},
-		{V_PORT, "0x50"},
-		{V_PORT, "8e3"},
-		{V_PORT, " 80"},
-		{V_PORT, "80 "},
-		{V_PORT, "80-"},
-		{V_PORT, "8-0"},
-		{V_PORT, "-"},
-		{V_PORT, "8080.0"},
-		{V_PORT, "99999999999999999999"},
-		{V_DEBUG, "2"},
-		{V_DEBUG, "maybe"},
-		{V_DEBUG, "truee"},
-		{V_MAX_BODY, "12Q"},
-		{V_MAX_BODY, "K"},
-		{V_MAX_BODY, "64KiBs"},
-		{V_MAX_BODY, "1.5M"},
-		{V_MAX_BODY, "64 K"},
-		{V_MAX_BODY, "1T"},
-		{V_TIMEOUT, "1d"},
-		{V_TIMEOUT, "3 s"},
-		{V_TIMEOUT, "s"},
-		{V_TIMEOUT, "1.5s"},
-		{V_TIMEOUT, "3sec"},
+	    {V_PORT, "80x"},
+	    {V_PORT, "x80"},
+	    {V_PORT, "0x50"},
+	    {V_PORT, "8e3"},
+	    {V_PORT, " 80"},
+	    {V_PORT, "80 "},
+	    {V_PORT, "80-"},
+	    {V_PORT, "8-0"},
+	    {V_PORT, "-"},
+	    {V_PORT, "8080.0"},
+	    {V_PORT, "99999999999999999999"},
+	    {V_DEBUG, "2"},
+	    {V_DEBUG, "maybe"},
+	    {V_DEBUG, "truee"},
+	    {V_MAX_BODY, "12Q"},
+	    {V_MAX_BODY, "K"},
+	    {V_MAX_BODY, "64KiBs"},
+	    {V_MAX_BODY, "1.5M"},
+	    {V_MAX_BODY, "64 K"},
+	    {V_MAX_BODY, "1T"},
+	    {V_TIMEOUT, "1d"},
+	    {V_TIMEOUT, "3 s"},
+	    {V_TIMEOUT, "s"},
+	    {V_TIMEOUT, "1.5s"},
+	    {V_TIMEOUT, "3sec"},
 	};
 	size_t i;
 
@@ -338,12 +338,12 @@ START_TEST(test_a_malformed_value_is_reported_not_replaced_by_its_default)
 
 		snprintf(quoted, sizeof(quoted), "'%s'", cases[i].value);
 		ck_assert_msg(strstr(errors, quoted), "%s=%s: '%s' does not quote the value",
-			      cases[i].name, cases[i].value, errors);
+		              cases[i].name, cases[i].value, errors);
 		/* The slot keeps the sentinel: no fallback to 8080, false, 1M or 30s. */
 		ck_assert_int_eq(c.port, strcmp(cases[i].name, V_PORT) == 0 ? -1 : 8080);
 		ck_assert_int_eq(c.debug, strcmp(cases[i].name, V_DEBUG) == 0 ? -1 : 0);
 		ck_assert_int_eq(c.max_body,
-				 strcmp(cases[i].name, V_MAX_BODY) == 0 ? -1 : 1024 * 1024);
+		                 strcmp(cases[i].name, V_MAX_BODY) == 0 ? -1 : 1024 * 1024);
 		ck_assert_int_eq(c.timeout_ms, strcmp(cases[i].name, V_TIMEOUT) == 0 ? -1 : 30000);
 		free(errors);
 		mk_cfg_release(vars, NVARS, &c);
@@ -383,7 +383,7 @@ START_TEST(test_an_enum_rejects_a_word_not_among_its_choices)
 		char *errors = load_one_bad(V_LEVEL, bad[i], &c);
 
 		ck_assert_msg(strstr(errors, bad[i]) && strstr(errors, "debug|info|warn|error"),
-			      "%s", errors);
+		              "%s", errors);
 		ck_assert_ptr_null(c.level);
 		free(errors);
 		mk_cfg_release(vars, NVARS, &c);
@@ -394,7 +394,7 @@ END_TEST
 START_TEST(test_a_secret_never_appears_in_the_error_text)
 {
 	static const mk_cfg_var secret_enum[] = {
-		{"MKT_CFG_SECRET_MODE", MK_CFG_ENUM, NULL, 0, 0, 1, 0, "a|b", "secret mode", 0},
+	    {"MKT_CFG_SECRET_MODE", MK_CFG_ENUM, NULL, 0, 0, 1, 0, "a|b", "secret mode", 0},
 	};
 	const kv env[] = {{V_DB_URL, DB_URL}, {"MKT_CFG_SECRET_MODE", SECRET}, {NULL, NULL}};
 	struct tcfg c;
@@ -403,7 +403,7 @@ START_TEST(test_a_secret_never_appears_in_the_error_text)
 
 	ck_assert_ptr_nonnull(strstr(errors, V_API_KEY));
 	ck_assert_msg(!strstr(errors, SECRET) && !strstr(errors, "sk-live"), "secret leaked: %s",
-		      errors);
+	              errors);
 	ck_assert_ptr_null(c.api_key);
 	free(errors);
 	mk_cfg_release(vars, NVARS, &c);
@@ -447,10 +447,10 @@ END_TEST
 START_TEST(test_release_frees_every_string_and_is_safe_to_repeat)
 {
 	const kv env[] = {{V_DB_URL, DB_URL},
-			  {V_NAME, "gateway"},
-			  {V_LEVEL, "debug"},
-			  {V_API_KEY, "k-123"},
-			  {NULL, NULL}};
+	                  {V_NAME, "gateway"},
+	                  {V_LEVEL, "debug"},
+	                  {V_API_KEY, "k-123"},
+	                  {NULL, NULL}};
 	struct tcfg c;
 	char *errors = NULL;
 
@@ -568,7 +568,7 @@ static Suite *cfg_suite(void)
 	tcase_add_test(load_tc, test_every_type_parses_its_documented_forms);
 	tcase_add_test(load_tc, test_strings_and_enums_are_copied_into_the_config);
 	tcase_add_test(load_tc,
-		       test_a_value_out_of_bounds_is_reported_with_the_variable_and_the_bound);
+	               test_a_value_out_of_bounds_is_reported_with_the_variable_and_the_bound);
 	tcase_add_test(load_tc, test_a_default_outside_its_bounds_is_reported_as_the_default);
 	tcase_add_test(load_tc, test_all_problems_are_reported_at_once);
 	tcase_add_test(load_tc, test_a_malformed_value_is_reported_not_replaced_by_its_default);

@@ -57,7 +57,7 @@ static char *admin_run(const char *sql)
 	c = admin_connect();
 	r = PQexec(c, sql);
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-		      "%s: %s", sql, PQerrorMessage(c));
+	              "%s: %s", sql, PQerrorMessage(c));
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
 		v = strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
@@ -78,7 +78,7 @@ __attribute__((format(printf, 1, 2))) static void admin_exec(const char *fmt, ..
 
 /* Run a query as admin and assert its first value is want (NULL: no value). */
 __attribute__((format(printf, 2, 3))) static void expect_admin(const char *want, const char *fmt,
-							       ...)
+                                                               ...)
 {
 	char sql[1024], *got;
 	va_list ap;
@@ -91,7 +91,7 @@ __attribute__((format(printf, 2, 3))) static void expect_admin(const char *want,
 		ck_assert_msg(got == NULL, "%s: expected no value, got '%s'", sql, got);
 	else
 		ck_assert_msg(got && strcmp(got, want) == 0, "%s: expected '%s', got '%s'", sql,
-			      want, got ? got : "(null)");
+		              want, got ? got : "(null)");
 	free(got);
 }
 
@@ -133,7 +133,7 @@ static long long now_ms(void)
 
 START_TEST(test_acquire_exec_and_release_round_trip_with_the_schema_on_the_search_path)
 {
-	const char *params[] = { "41" };
+	const char *params[] = {"41"};
 	char schema[64], err[256] = "", *v;
 	mk_db_pool *p;
 	PGresult *r;
@@ -153,7 +153,7 @@ START_TEST(test_acquire_exec_and_release_round_trip_with_the_schema_on_the_searc
 
 	v = value(c, "SELECT current_setting('search_path')");
 	ck_assert_msg(strncmp(v, schema, strlen(schema)) == 0 && strstr(v, "public"),
-		      "search_path is '%s'", v);
+	              "search_path is '%s'", v);
 	free(v);
 	/* Unqualified names land in the schema. */
 	exec_ok(c, "CREATE TABLE here (a int)");
@@ -162,9 +162,8 @@ START_TEST(test_acquire_exec_and_release_round_trip_with_the_schema_on_the_searc
 	free(v);
 	mk_db_release(p, c);
 	expect_admin(
-		"1",
-		"SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND tablename = 'here'",
-		schema);
+	    "1", "SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND tablename = 'here'",
+	    schema);
 
 	ck_assert_int_eq(mk_db_ping(p, 1000), 0);
 	mk_db_pool_free(p);
@@ -187,26 +186,26 @@ END_TEST
 START_TEST(test_pool_new_rejects_an_invalid_schema_name_or_size)
 {
 	static const char *bad[] = {
-		"",
-		"Auth",
-		"1abc",
-		"a-b",
-		"a b",
-		"a;drop schema public",
-		"\"x\"",
-		"é",
-		"a234567890123456789012345678901234567890123456789012345678901234", /* 64 */
+	    "",
+	    "Auth",
+	    "1abc",
+	    "a-b",
+	    "a b",
+	    "a;drop schema public",
+	    "\"x\"",
+	    "é",
+	    "a234567890123456789012345678901234567890123456789012345678901234", /* 64 */
 	};
 	static const char *good[] = {
-		"auth", "_x", "a_1",
-		"a23456789012345678901234567890123456789012345678901234567890123", /* 63 */
+	    "auth", "_x", "a_1",
+	    "a23456789012345678901234567890123456789012345678901234567890123", /* 63 */
 	};
 	mk_db_pool *p;
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(mk_db_pool_new(dsn, bad[i], 1, 1000) == NULL, "accepted '%s'",
-			      bad[i]);
+		              bad[i]);
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		p = mk_db_pool_new(dsn, good[i], 1, 1000);
 		ck_assert_msg(p != NULL, "rejected '%s'", good[i]);
@@ -254,7 +253,7 @@ struct holder {
 static void *release_later(void *arg)
 {
 	struct holder *h = arg;
-	struct timespec ts = { 0, 100 * 1000000L };
+	struct timespec ts = {0, 100 * 1000000L};
 
 	nanosleep(&ts, NULL);
 	mk_db_release(h->p, h->c);
@@ -361,7 +360,7 @@ START_TEST(test_an_idle_connection_whose_backend_died_is_reset_on_acquire)
 END_TEST
 
 #define THREADS 8
-#define ROUNDS 25
+#define ROUNDS  25
 
 struct share {
 	mk_db_pool *p;
@@ -454,11 +453,10 @@ END_TEST
 START_TEST(test_migrate_applies_each_migration_once_in_order_and_records_it)
 {
 	static const mk_migration m[] = {
-		{ 1, "001_init", "CREATE TABLE item (id int PRIMARY KEY, name text)" },
-		{ 2, "002_seed",
-		  "INSERT INTO item VALUES (1, 'a');\nINSERT INTO item VALUES (2, 'b');" },
-		{ 5, "005_price", "ALTER TABLE item ADD COLUMN price int NOT NULL DEFAULT 0" },
-		{ 6, "006_view", "CREATE VIEW cheap AS SELECT id FROM item WHERE price = 0" },
+	    {1, "001_init", "CREATE TABLE item (id int PRIMARY KEY, name text)"},
+	    {2, "002_seed", "INSERT INTO item VALUES (1, 'a');\nINSERT INTO item VALUES (2, 'b');"},
+	    {5, "005_price", "ALTER TABLE item ADD COLUMN price int NOT NULL DEFAULT 0"},
+	    {6, "006_view", "CREATE VIEW cheap AS SELECT id FROM item WHERE price = 0"},
 	};
 	char schema[64], err[256] = "";
 	mk_db_pool *p;
@@ -469,9 +467,9 @@ START_TEST(test_migrate_applies_each_migration_once_in_order_and_records_it)
 
 	ck_assert_msg(mk_db_migrate(p, m, 3, err, sizeof(err)) == 3, "migrate: %s", err);
 	expect_admin("1:001_init,2:002_seed,5:005_price",
-		     "SELECT string_agg(version || ':' || name, ',' ORDER BY version) "
-		     "FROM \"%s\".schema_migrations",
-		     schema);
+	             "SELECT string_agg(version || ':' || name, ',' ORDER BY version) "
+	             "FROM \"%s\".schema_migrations",
+	             schema);
 	expect_admin("2", "SELECT count(*) FROM \"%s\".item WHERE price = 0", schema);
 
 	ck_assert_msg(mk_db_migrate(p, m, 3, err, sizeof(err)) == 0, "migrate again: %s", err);
@@ -493,9 +491,9 @@ END_TEST
 START_TEST(test_a_failing_migration_rolls_back_only_itself_and_is_named)
 {
 	mk_migration m[] = {
-		{ 1, "001_a", "CREATE TABLE a (x int)" },
-		{ 2, "002_bad", "CREATE TABLE b (x int);\nINSERT INTO nope VALUES (1);" },
-		{ 3, "003_c", "CREATE TABLE c (x int)" },
+	    {1, "001_a", "CREATE TABLE a (x int)"},
+	    {2, "002_bad", "CREATE TABLE b (x int);\nINSERT INTO nope VALUES (1);"},
+	    {3, "003_c", "CREATE TABLE c (x int)"},
 	};
 	char schema[64], err[256] = "";
 	mk_db_pool *p;
@@ -509,19 +507,19 @@ START_TEST(test_a_failing_migration_rolls_back_only_itself_and_is_named)
 	ck_assert_msg(strstr(err, "\"nope\" does not exist") != NULL, "err is '%s'", err);
 	ck_assert_msg(strchr(err, '\n') == NULL, "err is not one line: '%s'", err);
 	expect_admin("1", "SELECT string_agg(version::text, ',') FROM \"%s\".schema_migrations",
-		     schema);
+	             schema);
 	expect_admin("a",
-		     "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
-		     "WHERE schemaname = '%s' AND tablename <> 'schema_migrations'",
-		     schema);
+	             "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables "
+	             "WHERE schemaname = '%s' AND tablename <> 'schema_migrations'",
+	             schema);
 
 	/* The pool still works, and the fixed migration resumes where it stopped. */
 	m[1].sql = "CREATE TABLE b (x int)";
 	ck_assert_msg(mk_db_migrate(p, m, 3, err, sizeof(err)) == 2, "migrate: %s", err);
 	expect_admin(
-		"1,2,3",
-		"SELECT string_agg(version::text, ',' ORDER BY version) FROM \"%s\".schema_migrations",
-		schema);
+	    "1,2,3",
+	    "SELECT string_agg(version::text, ',' ORDER BY version) FROM \"%s\".schema_migrations",
+	    schema);
 	mk_db_pool_free(p);
 	drop_schema(schema);
 }
@@ -530,7 +528,7 @@ END_TEST
 START_TEST(test_a_migration_that_ends_its_own_transaction_is_rejected)
 {
 	static const mk_migration m[] = {
-		{ 1, "001_commits", "CREATE TABLE a (x int); COMMIT" },
+	    {1, "001_commits", "CREATE TABLE a (x int); COMMIT"},
 	};
 	char schema[64], err[256] = "";
 	mk_db_pool *p;
@@ -571,9 +569,9 @@ static void *migrate_racer(void *arg)
 START_TEST(test_concurrent_migrate_applies_each_migration_exactly_once)
 {
 	static const mk_migration m[] = {
-		{ 1, "001_counter", "CREATE TABLE counter (n int)" },
-		{ 2, "002_one", "INSERT INTO counter VALUES (1); SELECT pg_sleep(0.05)" },
-		{ 3, "003_two", "INSERT INTO counter VALUES (2)" },
+	    {1, "001_counter", "CREATE TABLE counter (n int)"},
+	    {2, "002_one", "INSERT INTO counter VALUES (1); SELECT pg_sleep(0.05)"},
+	    {3, "003_two", "INSERT INTO counter VALUES (2)"},
 	};
 	struct racer r[4];
 	pthread_barrier_t start;
@@ -600,7 +598,7 @@ START_TEST(test_concurrent_migrate_applies_each_migration_exactly_once)
 	}
 	ck_assert_int_eq(total, 3);
 	expect_admin("1,2", "SELECT string_agg(n::text, ',' ORDER BY n) FROM \"%s\".counter",
-		     schema);
+	             schema);
 	expect_admin("3", "SELECT count(*) FROM \"%s\".schema_migrations", schema);
 	drop_schema(schema);
 }
@@ -608,12 +606,12 @@ END_TEST
 
 START_TEST(test_migrate_detects_a_renamed_migration)
 {
-	static const mk_migration before[] = { { 1, "001_init", "CREATE TABLE a (x int)" } };
+	static const mk_migration before[] = {{1, "001_init", "CREATE TABLE a (x int)"}};
 	static const mk_migration after[] = {
-		{ 1, "001_start", "CREATE TABLE a (x int)" },
-		{ 2, "002_next", "CREATE TABLE b (x int)" },
+	    {1, "001_start", "CREATE TABLE a (x int)"},
+	    {2, "002_next", "CREATE TABLE b (x int)"},
 	};
-	static const mk_migration renumbered[] = { { 3, "001_init", "CREATE TABLE a (x int)" } };
+	static const mk_migration renumbered[] = {{3, "001_init", "CREATE TABLE a (x int)"}};
 	char schema[64], err[256] = "";
 	mk_db_pool *p;
 
@@ -638,8 +636,8 @@ END_TEST
 START_TEST(test_migrate_rejects_unsorted_migrations_and_a_pool_without_schema)
 {
 	static const mk_migration m[] = {
-		{ 2, "002_b", "SELECT 1" },
-		{ 1, "001_a", "SELECT 1" },
+	    {2, "002_b", "SELECT 1"},
+	    {1, "001_a", "SELECT 1"},
 	};
 	char schema[64], err[256] = "";
 	mk_db_pool *p;
@@ -664,12 +662,12 @@ END_TEST
 START_TEST(test_an_unreachable_database_gives_an_error_without_the_password)
 {
 	static const char *dsns[] = {
-		"host=127.0.0.1 port=1 user=mark dbname=mark password=" SECRET,
-		"postgresql://mark:" SECRET "@127.0.0.1:1/mark",
-		"host=127.0.0.1 port=1 password " SECRET,      /* unparsable */
-		"hostaddr=" SECRET " port=1 password=" SECRET, /* libpq quotes hostaddr */
+	    "host=127.0.0.1 port=1 user=mark dbname=mark password=" SECRET,
+	    "postgresql://mark:" SECRET "@127.0.0.1:1/mark",
+	    "host=127.0.0.1 port=1 password " SECRET,      /* unparsable */
+	    "hostaddr=" SECRET " port=1 password=" SECRET, /* libpq quotes hostaddr */
 	};
-	static const mk_migration m[] = { { 1, "001_a", "SELECT 1" } };
+	static const mk_migration m[] = {{1, "001_a", "SELECT 1"}};
 	char err[512];
 	mk_db_pool *p;
 	size_t i;
@@ -696,7 +694,7 @@ END_TEST
 
 START_TEST(test_exec_reports_sqlstate_on_a_unique_violation)
 {
-	const char *params[] = { "7" };
+	const char *params[] = {"7"};
 	char schema[64], err[256], state[6];
 	mk_db_pool *p;
 	PGresult *r;
@@ -743,7 +741,7 @@ static Suite *db_suite(void)
 
 	tcase_set_timeout(pool, 60);
 	tcase_add_test(pool,
-		       test_acquire_exec_and_release_round_trip_with_the_schema_on_the_search_path);
+	               test_acquire_exec_and_release_round_trip_with_the_schema_on_the_search_path);
 	tcase_add_test(pool, test_free_and_release_accept_null);
 	tcase_add_test(pool, test_pool_new_rejects_an_invalid_schema_name_or_size);
 	tcase_add_test(pool, test_acquire_waits_then_times_out_when_the_pool_is_exhausted);
@@ -784,12 +782,12 @@ static void drop_leftover_schemas(void)
 	}
 	PQsetNoticeProcessor(c, quiet_notice, NULL);
 	snprintf(sql, sizeof(sql),
-		 "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%d\\_%%'",
-		 (int)runner_pid);
+	         "SELECT nspname FROM pg_namespace WHERE nspname LIKE 't\\_%d\\_%%'",
+	         (int)runner_pid);
 	r = PQexec(c, sql);
 	for (i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
 		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE",
-			 PQgetvalue(r, i, 0));
+		         PQgetvalue(r, i, 0));
 		PQclear(PQexec(c, sql));
 	}
 	PQclear(r);
@@ -804,7 +802,7 @@ int main(void)
 	dsn = getenv("MARK_TEST_DATABASE_URL");
 	if (!dsn || !*dsn) {
 		fprintf(stderr, "db_test: MARK_TEST_DATABASE_URL is not set; start a Postgres with "
-				"'scripts/pg.sh start DIR PORT' and export the DSN it prints\n");
+		                "'scripts/pg.sh start DIR PORT' and export the DSN it prints\n");
 		return 1;
 	}
 	runner_pid = getpid();

@@ -41,23 +41,23 @@ enum {
 };
 
 static const char *const route_path[NROUTES] = {
-	[ROUTE_OK] = "/ok",
-	[ROUTE_ECHO] = "/echo",
-	[ROUTE_FLAKY] = "/flaky",
-	[ROUTE_ALWAYS_503] = "/flaky-always-503",
-	[ROUTE_429] = "/429",
-	[ROUTE_RETRY_MS] = "/retry-ms",
-	[ROUTE_RETRY_FAR] = "/retry-far",
-	[ROUTE_BIG] = "/big",
-	[ROUTE_BIG_CHUNKED] = "/big-chunked",
-	[ROUTE_SLOW] = "/slow-first-byte",
-	[ROUTE_STREAM] = "/stream",
-	[ROUTE_STREAM_CUT] = "/stream-cut",
-	[ROUTE_POST_503] = "/post-503",
-	[ROUTE_400] = "/400",
+    [ROUTE_OK] = "/ok",
+    [ROUTE_ECHO] = "/echo",
+    [ROUTE_FLAKY] = "/flaky",
+    [ROUTE_ALWAYS_503] = "/flaky-always-503",
+    [ROUTE_429] = "/429",
+    [ROUTE_RETRY_MS] = "/retry-ms",
+    [ROUTE_RETRY_FAR] = "/retry-far",
+    [ROUTE_BIG] = "/big",
+    [ROUTE_BIG_CHUNKED] = "/big-chunked",
+    [ROUTE_SLOW] = "/slow-first-byte",
+    [ROUTE_STREAM] = "/stream",
+    [ROUTE_STREAM_CUT] = "/stream-cut",
+    [ROUTE_POST_503] = "/post-503",
+    [ROUTE_400] = "/400",
 };
 
-#define BIG_LEN ((size_t)2 << 20)
+#define BIG_LEN       ((size_t)2 << 20)
 #define STREAM_CHUNKS 5
 
 static struct mg_context *server;
@@ -68,12 +68,12 @@ static atomic_int flaky_fails; /* how many times /flaky answers 503 first */
 /* ---- the scripted server ---------------------------------------------- */
 
 static void reply(struct mg_connection *conn, int code, const char *extra, const char *body,
-		  size_t len)
+                  size_t len)
 {
 	mg_printf(conn,
-		  "HTTP/1.1 %d Scripted\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-		  "%sConnection: close\r\n\r\n",
-		  code, len, extra ? extra : "");
+	          "HTTP/1.1 %d Scripted\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+	          "%sConnection: close\r\n\r\n",
+	          code, len, extra ? extra : "");
 	if (len)
 		mg_write(conn, body, len);
 }
@@ -88,7 +88,7 @@ static void chunk(struct mg_connection *conn, const char *data, size_t len)
 static void chunked_start(struct mg_connection *conn)
 {
 	mg_printf(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-			"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+	                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
 }
 
 static void reply_echo(struct mg_connection *conn)
@@ -131,12 +131,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
 	n = atomic_fetch_add(&hits[r], 1) + 1;
 
 	switch (r) {
-	case ROUTE_OK:
-		reply(conn, 200, "X-Test:   Hello World  \r\n", "hello", 5);
-		return 200;
-	case ROUTE_ECHO:
-		reply_echo(conn);
-		return 200;
+	case ROUTE_OK: reply(conn, 200, "X-Test:   Hello World  \r\n", "hello", 5); return 200;
+	case ROUTE_ECHO: reply_echo(conn); return 200;
 	case ROUTE_FLAKY:
 		snprintf(extra, sizeof(extra), "X-Attempt: %d\r\n", n);
 		if (n <= atomic_load(&flaky_fails)) {
@@ -146,9 +142,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
 		reply(conn, 200, extra, "finally", 7);
 		return 200;
 	case ROUTE_ALWAYS_503:
-	case ROUTE_POST_503:
-		reply(conn, 503, NULL, "busy", 4);
-		return 503;
+	case ROUTE_POST_503: reply(conn, 503, NULL, "busy", 4); return 503;
 	case ROUTE_429:
 		if (n == 1) {
 			reply(conn, 429, "Retry-After: 1\r\n", "slow down", 9);
@@ -201,9 +195,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
 		chunked_start(conn);
 		chunk(conn, "partial", 7);
 		return 200;
-	case ROUTE_400:
-		reply(conn, 400, NULL, "bad request", 11);
-		return 400;
+	case ROUTE_400: reply(conn, 400, NULL, "bad request", 11); return 400;
 	}
 	return 500;
 }
@@ -827,8 +819,8 @@ START_TEST(error_messages_name_the_host_but_no_query_path_or_header_value)
 	char u[160];
 
 	snprintf(u, sizeof(u),
-		 "http://user:hunter2pw@127.0.0.1:%d/v1/secret-path?api_key=SECRETKEY",
-		 unused_port());
+	         "http://user:hunter2pw@127.0.0.1:%d/v1/secret-path?api_key=SECRETKEY",
+	         unused_port());
 	req.url = u;
 	req.headers = hdrs;
 	ck_assert_int_eq(mk_httpc_do(&req, &resp), MK_HTTPC_CONNECT);
@@ -884,9 +876,9 @@ START_TEST(retry_after_as_an_http_date_is_measured_from_now)
 	int64_t at = 1445412480LL * 1000;
 
 	ck_assert_int_eq(mk_httpc_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", at - 3000),
-			 3000);
+	                 3000);
 	ck_assert_int_eq(mk_httpc_parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT", at - 1000),
-			 1000);
+	                 1000);
 	ck_assert_int_eq(mk_httpc_parse_retry_after("Wed Oct 21 07:28:00 2015", at - 1000), 1000);
 	/* A date in the past means "now". */
 	ck_assert_int_eq(mk_httpc_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", at + 5000), 0);
@@ -912,7 +904,7 @@ START_TEST(header_lookup_is_case_insensitive_trimmed_and_exact_on_the_name)
 
 	memset(&resp, 0, sizeof(resp));
 	resp.headers = strdup("HTTP/1.1 200 OK\r\nContent-Type:  text/plain \r\nX-Dup: a\r\n"
-			      "x-dup: b\r\nEmpty:\r\nLast: z");
+	                      "x-dup: b\r\nEmpty:\r\nLast: z");
 	v = mk_httpc_header(&resp, "content-type");
 	ck_assert_str_eq(v, "text/plain");
 	free(v);

@@ -66,8 +66,8 @@ END_TEST
 
 START_TEST(test_scalars_and_surrounding_white_space_are_accepted)
 {
-	static const char *const docs[] = {"1",	     "\"s\"",	"null", "true", " \t\r\n[]\n\n",
-					   "{}\r\n", "  -0.5  "};
+	static const char *const docs[] = {"1",      "\"s\"",   "null", "true", " \t\r\n[]\n\n",
+	                                   "{}\r\n", "  -0.5  "};
 	size_t i;
 
 	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
@@ -96,9 +96,9 @@ START_TEST(test_a_syntax_error_names_its_line_and_column)
 	static const struct {
 		const char *doc, *where;
 	} cases[] = {
-		{"[1,\n  2 x]", "line 2, column 5"},	  {"{\n  \"a\" 1}", "line 2, column 7"},
-		{"\n\n  @", "line 3, column 3"},	  {"{\"a\":1,}", "line 1, column 8"},
-		{"[1,\r\n\t\tnope]", "line 2, column 3"},
+	    {"[1,\n  2 x]", "line 2, column 5"},      {"{\n  \"a\" 1}", "line 2, column 7"},
+	    {"\n\n  @", "line 3, column 3"},          {"{\"a\":1,}", "line 1, column 8"},
+	    {"[1,\r\n\t\tnope]", "line 2, column 3"},
 	};
 	size_t i;
 
@@ -108,7 +108,7 @@ START_TEST(test_a_syntax_error_names_its_line_and_column)
 
 		ck_assert_msg(v == NULL, "'%s' parsed", cases[i].doc);
 		ck_assert_msg(strstr(err, cases[i].where), "'%s': '%s' lacks '%s'", cases[i].doc,
-			      err, cases[i].where);
+		              err, cases[i].where);
 	}
 }
 END_TEST
@@ -133,7 +133,7 @@ START_TEST(test_truncated_input_is_rejected_with_a_location)
 
 		ck_assert_msg(v == NULL, "'%s' parsed", docs[i]);
 		ck_assert_msg(strstr(err, "line ") && strstr(err, "column "), "'%s': %s", docs[i],
-			      err);
+		              err);
 	}
 }
 END_TEST
@@ -143,9 +143,9 @@ START_TEST(test_trailing_garbage_after_the_value_is_rejected)
 	static const struct {
 		const char *doc, *where;
 	} cases[] = {
-		{"{} x", "line 1, column 4"},	      {"1 2", "line 1, column 3"},
-		{"{}{}", "line 1, column 3"},	      {"[1]\n]", "line 2, column 1"},
-		{"\"a\"\n\n  ,", "line 3, column 3"},
+	    {"{} x", "line 1, column 4"},         {"1 2", "line 1, column 3"},
+	    {"{}{}", "line 1, column 3"},         {"[1]\n]", "line 2, column 1"},
+	    {"\"a\"\n\n  ,", "line 3, column 3"},
 	};
 	size_t i;
 
@@ -155,7 +155,7 @@ START_TEST(test_trailing_garbage_after_the_value_is_rejected)
 
 		ck_assert_msg(v == NULL, "'%s' parsed", cases[i].doc);
 		ck_assert_msg(strstr(err, cases[i].where), "'%s': '%s' lacks '%s'", cases[i].doc,
-			      err, cases[i].where);
+		              err, cases[i].where);
 	}
 }
 END_TEST
@@ -179,7 +179,7 @@ START_TEST(test_a_nul_byte_inside_the_input_is_rejected)
 	char err[128] = "";
 
 	ck_assert_ptr_null(
-		mk_json_parse(doc, sizeof(doc) - 1, MK_JSON_MAX_DEPTH, err, sizeof(err)));
+	    mk_json_parse(doc, sizeof(doc) - 1, MK_JSON_MAX_DEPTH, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "NUL") && strstr(err, "byte 7"), "%s", err);
 
 	/* A NUL just after a complete value is not white space either. */
@@ -228,7 +228,7 @@ START_TEST(test_depth_counts_a_scalar_as_one_level)
 		const char *doc;
 		int depth;
 	} cases[] = {
-		{"1", 1}, {"[]", 1}, {"[1]", 2}, {"{\"a\":[1,[2]]}", 4}, {"[[],[[]]]", 3},
+	    {"1", 1}, {"[]", 1}, {"[1]", 2}, {"{\"a\":[1,[2]]}", 4}, {"[[],[[]]]", 3},
 	};
 	size_t i;
 
@@ -238,7 +238,7 @@ START_TEST(test_depth_counts_a_scalar_as_one_level)
 
 		ck_assert_msg(v != NULL, "%s", err);
 		ck_assert_msg(mk_json_depth(v) == cases[i].depth, "'%s': depth %d, want %d",
-			      cases[i].doc, mk_json_depth(v), cases[i].depth);
+		              cases[i].doc, mk_json_depth(v), cases[i].depth);
 		cJSON_Delete(v);
 	}
 }
@@ -264,8 +264,8 @@ END_TEST
 START_TEST(test_an_int_getter_fails_on_absent_or_wrong_type_and_leaves_the_output)
 {
 	char err[128] = "";
-	cJSON *v = parse_str("{\"n\":7,\"s\":\"7\",\"b\":true,\"z\":null,\"a\":[7]}", 0, err,
-			     sizeof(err));
+	cJSON *v =
+	    parse_str("{\"n\":7,\"s\":\"7\",\"b\":true,\"z\":null,\"a\":[7]}", 0, err, sizeof(err));
 	static const char *const bad[] = {"missing", "s", "b", "z", "a", "N"};
 	long long out;
 	size_t i;
@@ -289,17 +289,17 @@ START_TEST(test_an_int_must_be_integral_and_exactly_representable)
 		int ok;
 		long long want;
 	} cases[] = {
-		{"{\"n\":9007199254740992}", 1, 9007199254740992LL},
-		{"{\"n\":-9007199254740992}", 1, -9007199254740992LL},
-		{"{\"n\":-3}", 1, -3},
-		{"{\"n\":0}", 1, 0},
-		{"{\"n\":2.0}", 1, 2},
-		{"{\"n\":1e3}", 1, 1000},
-		{"{\"n\":1.5}", 0, 0},
-		{"{\"n\":-0.25}", 0, 0},
-		{"{\"n\":1e300}", 0, 0},
-		{"{\"n\":-1e300}", 0, 0},
-		{"{\"n\":9007199254740994}", 0, 0},
+	    {"{\"n\":9007199254740992}", 1, 9007199254740992LL},
+	    {"{\"n\":-9007199254740992}", 1, -9007199254740992LL},
+	    {"{\"n\":-3}", 1, -3},
+	    {"{\"n\":0}", 1, 0},
+	    {"{\"n\":2.0}", 1, 2},
+	    {"{\"n\":1e3}", 1, 1000},
+	    {"{\"n\":1.5}", 0, 0},
+	    {"{\"n\":-0.25}", 0, 0},
+	    {"{\"n\":1e300}", 0, 0},
+	    {"{\"n\":-1e300}", 0, 0},
+	    {"{\"n\":9007199254740994}", 0, 0},
 	};
 	size_t i;
 
@@ -319,7 +319,7 @@ START_TEST(test_an_int_must_be_integral_and_exactly_representable)
 			ck_assert_int_eq(out, 12345);
 		}
 		ck_assert_int_eq(mk_json_as_int(cJSON_GetObjectItemCaseSensitive(v, "n"), &out),
-				 rc);
+		                 rc);
 		cJSON_Delete(v);
 	}
 }
@@ -329,7 +329,7 @@ START_TEST(test_a_bool_getter_accepts_only_true_and_false)
 {
 	char err[128] = "";
 	cJSON *v = parse_str("{\"t\":true,\"f\":false,\"one\":1,\"s\":\"true\",\"z\":null}", 0, err,
-			     sizeof(err));
+	                     sizeof(err));
 	static const char *const bad[] = {"missing", "one", "s", "z"};
 	size_t i;
 	int out;

@@ -25,10 +25,10 @@
 #include "mk_jwt.h"
 #include "mt_check.h"
 
-#define ISS	"mark-auth"
-#define AUD	"mark"
-#define NOW	1700000000LL
-#define LEEWAY	60
+#define ISS     "mark-auth"
+#define AUD     "mark"
+#define NOW     1700000000LL
+#define LEEWAY  60
 #define INTEROP "tests/unit/common/jwt_interop.js"
 
 static EVP_PKEY *ka, *kb; /* two P-256 key pairs: "current" and "previous" */
@@ -47,8 +47,11 @@ static char *pem_of(EVP_PKEY *pk, int private)
 	else
 		ck_assert_int_eq(PEM_write_bio_PUBKEY(b, pk), 1);
 	n = BIO_get_mem_data(b, &data);
-	s = strndup(data, (size_t)n);
+	/* The BIO's data is not NUL-terminated: copy exactly n bytes. */
+	s = malloc((size_t)n + 1);
 	ck_assert_ptr_nonnull(s);
+	memcpy(s, data, (size_t)n);
+	s[n] = '\0';
 	BIO_free(b);
 	return s;
 }
@@ -134,7 +137,7 @@ static int verify_a(const char *tok, mk_jwt_claims *out, char *err, size_t errle
 		char e_[256] = "";                                                                 \
 		mk_jwt_claims c_;                                                                  \
 		ck_assert_msg(verify_a((tok), &c_, e_, sizeof(e_)) == -1, "accepted, want '%s'",   \
-			      (why));                                                              \
+		              (why));                                                              \
 		ck_assert_msg(strstr(e_, (why)) != NULL, "error '%s', want '%s'", e_, (why));      \
 	} while (0)
 
@@ -192,9 +195,8 @@ static char *es256(EVP_PKEY *pk, const char *input)
 
 	ck_assert_ptr_nonnull(md);
 	ck_assert_int_eq(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pk), 1);
-	ck_assert_int_eq(EVP_DigestSign(md, der, &derlen, (const unsigned char *)input,
-					strlen(input)),
-			 1);
+	ck_assert_int_eq(
+	    EVP_DigestSign(md, der, &derlen, (const unsigned char *)input, strlen(input)), 1);
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
 	ck_assert_ptr_nonnull(sig);
 	ECDSA_SIG_get0(sig, &r, &s);
@@ -228,16 +230,15 @@ static char *craft(const char *header, const char *payload, EVP_PKEY *pk)
 }
 
 /* The same with an HS256 MAC under secret. */
-static char *craft_hs256(const char *header, const char *payload, const void *secret,
-			 size_t slen)
+static char *craft_hs256(const char *header, const char *payload, const void *secret, size_t slen)
 {
 	char *in = signing_input(header, payload), *sig, *tok;
 	unsigned char mac[32];
 	size_t maclen = 0;
 
 	ck_assert_ptr_nonnull(EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, slen,
-					(const unsigned char *)in, strlen(in), mac, sizeof(mac),
-					&maclen));
+	                                (const unsigned char *)in, strlen(in), mac, sizeof(mac),
+	                                &maclen));
 	sig = b64url(mac, maclen);
 	ck_assert_int_gt(asprintf(&tok, "%s.%s", in, sig), 0);
 	free(in);
@@ -251,9 +252,8 @@ static char *header_with(const char *alg, const char *kid)
 	char *h;
 
 	if (alg)
-		ck_assert_int_gt(asprintf(&h, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg,
-					  kid),
-				 0);
+		ck_assert_int_gt(
+		    asprintf(&h, "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}", alg, kid), 0);
 	else
 		ck_assert_int_gt(asprintf(&h, "{\"typ\":\"JWT\",\"kid\":\"%s\"}", kid), 0);
 	return h;
@@ -348,12 +348,12 @@ START_TEST(test_a_token_verifies_with_the_private_key_and_with_its_public_key)
 
 	ck_assert_int_le(strlen(tok), MK_JWT_MAX);
 	ck_assert_msg(mk_jwt_verify(tok, with_priv, 1, ISS, AUD, NOW, 0, &out, err, sizeof(err)) ==
-			      0,
-		      "%s", err);
+	                  0,
+	              "%s", err);
 	memset(&out, 0, sizeof(out));
 	ck_assert_msg(mk_jwt_verify(tok, with_pub, 1, ISS, AUD, NOW, 0, &out, err, sizeof(err)) ==
-			      0,
-		      "%s", err);
+	                  0,
+	              "%s", err);
 	ck_assert_str_eq(out.sub, "u-42");
 	ck_assert_str_eq(out.role, "user");
 	ck_assert_str_eq(out.email, "ada@example.com");
@@ -430,15 +430,15 @@ START_TEST(test_the_key_id_matches_an_independent_rfc_7638_computation)
 	char jwk[200], *x, *y, *kid;
 
 	/* The encoded point 04 || X || Y, a different path from mk_jwt.c's BIGNUMs. */
-	ck_assert_int_eq(EVP_PKEY_get_octet_string_param(ka, OSSL_PKEY_PARAM_PUB_KEY, pt,
-							 sizeof(pt), &ptlen),
-			 1);
+	ck_assert_int_eq(
+	    EVP_PKEY_get_octet_string_param(ka, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen),
+	    1);
 	ck_assert_int_eq(ptlen, 65);
 	ck_assert_int_eq(pt[0], 4);
 	x = b64url(pt + 1, 32);
 	y = b64url(pt + 33, 32);
-	snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x,
-		 y);
+	snprintf(jwk, sizeof(jwk), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+	         x, y);
 	SHA256((const unsigned char *)jwk, strlen(jwk), md);
 	kid = b64url(md, sizeof(md));
 	ck_assert_str_eq(mk_jwt_key_id(pub_a), kid);
@@ -450,21 +450,24 @@ END_TEST
 
 /* RFC 7517 appendix A.1/A.2's P-256 key; its thumbprint was computed with
  * Node's crypto and with Python's hashlib, both giving the same answer. */
-static const char rfc7517_priv[] = "-----BEGIN PRIVATE KEY-----\n"
-				   "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg870MB6gfuTJ4HtUn\n"
-				   "UvYMyJpr5eUZNP4Bk43bVdj3eAGhRANCAAQwoEJM0hwpRIOKLXXJKzfnbqINnwCJ\n"
-				   "OjtO7oo8Cq/sPuBLZekkVtmIi1Kzeb371R7oae8fD8ZbZllpW2zOCBcj\n"
-				   "-----END PRIVATE KEY-----\n";
-static const char rfc7517_pub[] = "-----BEGIN PUBLIC KEY-----\n"
-				  "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEMKBCTNIcKUSDii11ySs3526iDZ8A\n"
-				  "iTo7Tu6KPAqv7D7gS2XpJFbZiItSs3m9+9Ue6GnvHw/GW2ZZaVtszggXIw==\n"
-				  "-----END PUBLIC KEY-----\n";
+static const char rfc7517_priv[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg870MB6gfuTJ4HtUn\n"
+    "UvYMyJpr5eUZNP4Bk43bVdj3eAGhRANCAAQwoEJM0hwpRIOKLXXJKzfnbqINnwCJ\n"
+    "OjtO7oo8Cq/sPuBLZekkVtmIi1Kzeb371R7oae8fD8ZbZllpW2zOCBcj\n"
+    "-----END PRIVATE KEY-----\n";
+static const char rfc7517_pub[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEMKBCTNIcKUSDii11ySs3526iDZ8A\n"
+    "iTo7Tu6KPAqv7D7gS2XpJFbZiItSs3m9+9Ue6GnvHw/GW2ZZaVtszggXIw==\n"
+    "-----END PUBLIC KEY-----\n";
 static const char rfc7517_kid[] = "cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s";
 
 START_TEST(test_the_key_id_of_a_published_key_matches_the_known_answer)
 {
 	char err[256] = "";
-	mk_jwt_key *priv = mk_jwt_key_from_pem(rfc7517_priv, strlen(rfc7517_priv), err, sizeof(err));
+	mk_jwt_key *priv =
+	    mk_jwt_key_from_pem(rfc7517_priv, strlen(rfc7517_priv), err, sizeof(err));
 	mk_jwt_key *pub = mk_jwt_key_from_pem(rfc7517_pub, strlen(rfc7517_pub), err, sizeof(err));
 
 	ck_assert_msg(priv && pub, "%s", err);
@@ -483,10 +486,11 @@ START_TEST(test_verify_picks_the_signing_key_among_current_and_previous)
 	mk_jwt_claims out;
 
 	ck_assert_msg(mk_jwt_verify(ta, rotation, 3, ISS, AUD, NOW, 0, &out, err, sizeof(err)) == 0,
-		      "%s", err);
+	              "%s", err);
 	ck_assert_msg(mk_jwt_verify(tb, rotation, 3, ISS, AUD, NOW, 0, &out, err, sizeof(err)) == 0,
-		      "%s", err);
-	ck_assert_int_eq(mk_jwt_verify(ta, only_b, 1, ISS, AUD, NOW, 0, &out, err, sizeof(err)), -1);
+	              "%s", err);
+	ck_assert_int_eq(mk_jwt_verify(ta, only_b, 1, ISS, AUD, NOW, 0, &out, err, sizeof(err)),
+	                 -1);
 	ck_assert_str_eq(err, "unknown key id");
 	ck_assert_int_eq(mk_jwt_verify(ta, NULL, 0, ISS, AUD, NOW, 0, &out, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "unknown key id");
@@ -520,12 +524,12 @@ START_TEST(test_an_expired_token_is_rejected_but_accepted_within_the_leeway)
 	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW, 0, &out, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "token expired");
 	ck_assert_msg(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW, 60, &out, err, sizeof(err)) == 0,
-		      "%s", err);
-	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW, 30, &out, err, sizeof(err)), -1);
+	              "%s", err);
+	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW, 30, &out, err, sizeof(err)),
+	                 -1);
 	/* A negative leeway counts as none. */
-	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW - 31, -100, &out, err,
-				       sizeof(err)),
-			 0);
+	ck_assert_int_eq(
+	    mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW - 31, -100, &out, err, sizeof(err)), 0);
 	free(tok);
 
 	/* RFC 7519: valid only while now < exp. */
@@ -533,7 +537,7 @@ START_TEST(test_an_expired_token_is_rejected_but_accepted_within_the_leeway)
 	tok = sign_ok(priv_a, &c);
 	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW, 0, &out, err, sizeof(err)), -1);
 	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, AUD, NOW - 1, 0, &out, err, sizeof(err)),
-			 0);
+	                 0);
 	free(tok);
 }
 END_TEST
@@ -574,10 +578,10 @@ START_TEST(test_a_wrong_issuer_or_audience_is_rejected)
 	mk_jwt_claims out;
 
 	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, "evil", AUD, NOW, 0, &out, err, sizeof(err)),
-			 -1);
+	                 -1);
 	ck_assert_str_eq(err, "wrong issuer");
 	ck_assert_int_eq(mk_jwt_verify(tok, keys, 1, ISS, "other", NOW, 0, &out, err, sizeof(err)),
-			 -1);
+	                 -1);
 	ck_assert_str_eq(err, "wrong audience");
 	free(tok);
 
@@ -644,8 +648,8 @@ END_TEST
 
 START_TEST(test_tokens_claiming_another_algorithm_are_rejected)
 {
-	static const char *const algs[] = {"none", "HS256", "RS256", "PS256", "ES384", "es256",
-					   "ES256 ", "EdDSA"};
+	static const char *const algs[] = {"none",  "HS256", "RS256",  "PS256",
+	                                   "ES384", "es256", "ES256 ", "EdDSA"};
 	const char *kid = mk_jwt_key_id(pub_a);
 	cJSON *pl = std_payload();
 	char *p = cJSON_PrintUnformatted(pl), *h, *tok, *in, *pub_pem;
@@ -703,20 +707,21 @@ START_TEST(test_headers_that_name_keys_or_are_critical_or_odd_are_rejected)
 		const char *fmt; /* %s: key A's kid */
 		const char *why;
 	} cases[] = {
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"crit\":[\"exp\"]}", "critical"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"jku\":\"https://evil/keys\"}", "names a key"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"x5u\":\"https://evil/cert\"}", "names a key"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"jwk\":{\"kty\":\"EC\"}}", "names a key"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"x5c\":[\"MIIB\"]}", "names a key"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"typ\":\"JOSE\"}", "token type"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"typ\":1}", "token type"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\",\"kid\":\"x\"}", "malformed token header"},
-		{"{\"alg\":\"ES256\",\"alg\":\"none\",\"kid\":\"%s\"}", "malformed token header"},
-		{"[\"ES256\",\"%s\"]", "malformed token header"},
-		{"{\"alg\":\"ES256\",\"kid\":\"%s\"", "malformed token header"},
-		{"{\"alg\":\"ES256\",\"x\":[[[[[[[[1]]]]]]]],\"kid\":\"%s\"}", "malformed token header"},
-		{"{\"alg\":\"ES256\",\"kidd\":\"%s\"}", "missing key id"},
-		{"{\"alg\":\"ES256\",\"kid\":[\"%s\"]}", "missing key id"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"crit\":[\"exp\"]}", "critical"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"jku\":\"https://evil/keys\"}", "names a key"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"x5u\":\"https://evil/cert\"}", "names a key"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"jwk\":{\"kty\":\"EC\"}}", "names a key"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"x5c\":[\"MIIB\"]}", "names a key"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"typ\":\"JOSE\"}", "token type"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"typ\":1}", "token type"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\",\"kid\":\"x\"}", "malformed token header"},
+	    {"{\"alg\":\"ES256\",\"alg\":\"none\",\"kid\":\"%s\"}", "malformed token header"},
+	    {"[\"ES256\",\"%s\"]", "malformed token header"},
+	    {"{\"alg\":\"ES256\",\"kid\":\"%s\"", "malformed token header"},
+	    {"{\"alg\":\"ES256\",\"x\":[[[[[[[[1]]]]]]]],\"kid\":\"%s\"}",
+	     "malformed token header"},
+	    {"{\"alg\":\"ES256\",\"kidd\":\"%s\"}", "missing key id"},
+	    {"{\"alg\":\"ES256\",\"kid\":[\"%s\"]}", "missing key id"},
 	};
 	cJSON *pl = std_payload();
 	char *p = cJSON_PrintUnformatted(pl), h[512], *tok;
@@ -730,7 +735,7 @@ START_TEST(test_headers_that_name_keys_or_are_critical_or_odd_are_rejected)
 	}
 	/* typ may be absent; other harmless members are ignored. */
 	snprintf(h, sizeof(h), "{\"kid\":\"%s\",\"alg\":\"ES256\",\"cty\":\"x\"}",
-		 mk_jwt_key_id(pub_a));
+	         mk_jwt_key_id(pub_a));
 	tok = craft(h, p, ka);
 	ck_accept(tok);
 	free(tok);
@@ -794,7 +799,7 @@ START_TEST(test_malformed_tokens_are_rejected)
 	bad = strdup(tok);
 	sig = bad + n - 1;
 	v = (int)(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *sig) -
-		  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+	          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
 	*sig = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[v ^ 1];
 	ck_reject(bad, "bad signature");
 	free(bad);
@@ -1121,8 +1126,8 @@ START_TEST(test_key_files_load_and_a_missing_one_is_named_in_the_error)
 	mk_jwt_key_free(pub);
 
 	ck_assert_ptr_null(mk_jwt_key_load("/nonexistent/mark/jwt.pem", err, sizeof(err)));
-	ck_assert_str_eq(err,
-			 "cannot read key file '/nonexistent/mark/jwt.pem': No such file or directory");
+	ck_assert_str_eq(
+	    err, "cannot read key file '/nonexistent/mark/jwt.pem': No such file or directory");
 	ck_assert_ptr_null(mk_jwt_key_load("/tmp", err, sizeof(err)));
 	ck_assert_str_eq(err, "cannot read key file '/tmp': not a regular file");
 	ck_assert_ptr_null(mk_jwt_key_load(NULL, err, sizeof(err)));
@@ -1162,8 +1167,8 @@ START_TEST(test_an_encrypted_or_garbled_key_is_refused_without_prompting)
 	long n;
 
 	ck_assert_int_eq(PEM_write_bio_PrivateKey(b, ka, EVP_aes_256_cbc(),
-						  (const unsigned char *)"secret", 6, NULL, NULL),
-			 1);
+	                                          (const unsigned char *)"secret", 6, NULL, NULL),
+	                 1);
 	n = BIO_get_mem_data(b, &data);
 	ck_assert_ptr_null(mk_jwt_key_from_pem(data, (size_t)n, err, sizeof(err)));
 	ck_assert_str_eq(err, "encrypted private key (passphrases are not supported)");
@@ -1212,11 +1217,11 @@ START_TEST(test_tokens_interoperate_with_node_crypto)
 	int status, i, seen = 0;
 
 	ck_assert_msg(access(INTEROP, R_OK) == 0, "%s not found: run from the repository root",
-		      INTEROP);
+	              INTEROP);
 	mk_buf_init(&cmd, 0);
 	ck_assert_int_eq(mk_buf_printf(&cmd, "node %s %s %s %s %s %lld %d", INTEROP, pub_path,
-				       priv_path, ISS, AUD, NOW, COUNT),
-			 0);
+	                               priv_path, ISS, AUD, NOW, COUNT),
+	                 0);
 	for (i = 0; i < COUNT; i++) {
 		snprintf(c.sub, sizeof(c.sub), "c-%d", i);
 		tok = sign_ok(priv_a, &c);
@@ -1224,11 +1229,13 @@ START_TEST(test_tokens_interoperate_with_node_crypto)
 		free(tok);
 	}
 	out = run_node(cmd.data, &status);
+	unlink(pub_path);
+	unlink(priv_path);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 127,
-		      "cannot run node (is it on PATH?)");
+	              "cannot run node (is it on PATH?)");
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "node rejected mk_jwt's tokens (exit %d; see stderr)",
-		      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	              "node rejected mk_jwt's tokens (exit %d; see stderr)",
+	              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 
 	/* Node checked signatures and computed the same thumbprint... */
 	snprintf(want, sizeof(want), "verified %d %s", COUNT, mk_jwt_key_id(pub_a));
@@ -1237,9 +1244,9 @@ START_TEST(test_tokens_interoperate_with_node_crypto)
 	ck_assert_str_eq(line, want);
 	/* ...and mk_jwt accepts every token Node signed with key B. */
 	while ((line = strtok_r(NULL, "\n", &save))) {
-		ck_assert_msg(mk_jwt_verify(line, keys, 2, ISS, AUD, NOW, 0, &got, err,
-					    sizeof(err)) == 0,
-			      "node token %d: %s", seen, err);
+		ck_assert_msg(
+		    mk_jwt_verify(line, keys, 2, ISS, AUD, NOW, 0, &got, err, sizeof(err)) == 0,
+		    "node token %d: %s", seen, err);
 		snprintf(sub, sizeof(sub), "node-%d", seen);
 		ck_assert_str_eq(got.sub, sub);
 		ck_assert_str_eq(got.role, "admin");
@@ -1249,8 +1256,6 @@ START_TEST(test_tokens_interoperate_with_node_crypto)
 	}
 	ck_assert_int_eq(seen, COUNT);
 
-	unlink(pub_path);
-	unlink(priv_path);
 	free(out);
 	mk_buf_release(&cmd);
 	explicit_bzero(priv_pem, strlen(priv_pem));

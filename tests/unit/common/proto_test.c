@@ -17,7 +17,7 @@
 #include "mk_proto.h"
 
 #define FIXTURES "tests/data/proto/"
-#define NOW_MS INT64_C(1763760000000) /* a fixed "now" for deadline checks */
+#define NOW_MS   INT64_C(1763760000000) /* a fixed "now" for deadline checks */
 
 /* Read a whole file (caller frees); fails the test when it is missing. */
 static char *read_fixture(const char *name, size_t *len)
@@ -57,7 +57,7 @@ static void expect_decode_error(const char *s, mk_err want, char *err, size_t er
 	err[0] = '\0';
 	e = decode(s, &env, err, errlen);
 	ck_assert_msg(e == want, "%s: got %s (%s), want %s", s, mk_err_code(e), err,
-		      mk_err_code(want));
+	              mk_err_code(want));
 	ck_assert_ptr_null(env.root);
 	ck_assert_ptr_null(env.body);
 	ck_assert_msg(err[0] != '\0', "%s: no message", s);
@@ -75,7 +75,7 @@ START_TEST(test_every_error_code_round_trips_through_its_wire_name)
 
 		ck_assert_msg(code && *code, "error %d has no code", e);
 		ck_assert_msg(mk_err_from_code(code) == (mk_err)e, "'%s' maps to %d, not %d", code,
-			      (int)mk_err_from_code(code), e);
+		              (int)mk_err_from_code(code), e);
 	}
 }
 END_TEST
@@ -89,12 +89,12 @@ START_TEST(test_every_error_has_a_sane_status_and_a_lower_case_default_message)
 		const char *msg = mk_err_message((mk_err)e);
 
 		ck_assert_msg(mk_err_status((mk_err)e) >= 200 && mk_err_status((mk_err)e) <= 599,
-			      "'%s': status %d", mk_err_code((mk_err)e), mk_err_status((mk_err)e));
+		              "'%s': status %d", mk_err_code((mk_err)e), mk_err_status((mk_err)e));
 		ck_assert_msg(e == MK_OK || mk_err_status((mk_err)e) >= 400,
-			      "'%s' is an error with status %d", mk_err_code((mk_err)e),
-			      mk_err_status((mk_err)e));
+		              "'%s' is an error with status %d", mk_err_code((mk_err)e),
+		              mk_err_status((mk_err)e));
 		ck_assert_msg(msg && *msg && !(msg[0] >= 'A' && msg[0] <= 'Z'),
-			      "'%s': message '%s'", mk_err_code((mk_err)e), msg ? msg : "(null)");
+		              "'%s': message '%s'", mk_err_code((mk_err)e), msg ? msg : "(null)");
 	}
 }
 END_TEST
@@ -154,8 +154,8 @@ END_TEST
 
 START_TEST(test_a_request_id_is_1_to_64_safe_characters)
 {
-	static const char *const bad[] = {"",	  "a b",	 "a/b",	 "a\nb", "a\"b",
-					  "a\\b", "caf\xc3\xa9", "a\tb", "{}"};
+	static const char *const bad[] = {"",     "a b",         "a/b",  "a\nb", "a\"b",
+	                                  "a\\b", "caf\xc3\xa9", "a\tb", "{}"};
 	char id[MK_RID_MAX + 2];
 	size_t i;
 
@@ -241,16 +241,16 @@ START_TEST(test_request_fixtures_decode_as_labelled)
 		const char *rid;  /* what env.rid must carry afterwards */
 		const char *text; /* in the message; NULL when ok */
 	} cases[] = {
-		{"sys.ping.valid.json", MK_OK, "fixture-ping-valid", NULL},
-		{"sys.ping.invalid.json", MK_E_VALIDATION, "fixture-ping-invalid", "'x'"},
-		{"unknown_op.json", MK_E_UNKNOWN_OP, "fixture-unknown-op",
-		 "unknown operation 'chat.tunr'"},
-		{"bad_version.json", MK_E_UNKNOWN_VERSION, "fixture-bad-version", "version 2"},
-		{"deadline_passed.json", MK_E_DEADLINE, "fixture-deadline", "deadline"},
-		{"bad_caller.json", MK_E_BAD_REQUEST, "fixture-bad-caller", "'caller'"},
-		{"body_not_object.json", MK_E_VALIDATION, "fixture-body-array", "object"},
-		{"invalid_json.json", MK_E_BAD_REQUEST, "", "line "},
-		{"not_an_object.json", MK_E_BAD_REQUEST, "", "object"},
+	    {"sys.ping.valid.json", MK_OK, "fixture-ping-valid", NULL},
+	    {"sys.ping.invalid.json", MK_E_VALIDATION, "fixture-ping-invalid", "'x'"},
+	    {"unknown_op.json", MK_E_UNKNOWN_OP, "fixture-unknown-op",
+	     "unknown operation 'chat.tunr'"},
+	    {"bad_version.json", MK_E_UNKNOWN_VERSION, "fixture-bad-version", "version 2"},
+	    {"deadline_passed.json", MK_E_DEADLINE, "fixture-deadline", "deadline"},
+	    {"bad_caller.json", MK_E_BAD_REQUEST, "fixture-bad-caller", "'caller'"},
+	    {"body_not_object.json", MK_E_VALIDATION, "fixture-body-array", "object"},
+	    {"invalid_json.json", MK_E_BAD_REQUEST, "", "line "},
+	    {"not_an_object.json", MK_E_BAD_REQUEST, "", "object"},
 	};
 	size_t i;
 
@@ -262,12 +262,12 @@ START_TEST(test_request_fixtures_decode_as_labelled)
 		mk_err e = mk_env_decode(data, len, NOW_MS, &env, err, sizeof(err));
 
 		ck_assert_msg(e == cases[i].want, "%s: got %s (%s), want %s", cases[i].file,
-			      mk_err_code(e), err, mk_err_code(cases[i].want));
+		              mk_err_code(e), err, mk_err_code(cases[i].want));
 		ck_assert_msg(strcmp(env.rid, cases[i].rid) == 0, "%s: rid '%s', want '%s'",
-			      cases[i].file, env.rid, cases[i].rid);
+		              cases[i].file, env.rid, cases[i].rid);
 		if (cases[i].text)
 			ck_assert_msg(strstr(err, cases[i].text), "%s: '%s' lacks \"%s\"",
-				      cases[i].file, err, cases[i].text);
+			              cases[i].file, err, cases[i].text);
 		if (e != MK_OK)
 			ck_assert_ptr_null(env.root);
 		mk_env_release(&env);
@@ -332,11 +332,11 @@ END_TEST
 START_TEST(test_a_missing_or_non_integer_version_is_a_bad_request)
 {
 	static const char *const docs[] = {
-		"{\"op\":\"sys.ping\",\"id\":\"r\"}",
-		"{\"v\":\"1\",\"op\":\"sys.ping\",\"id\":\"r\"}",
-		"{\"v\":1.5,\"op\":\"sys.ping\",\"id\":\"r\"}",
-		"{\"v\":null,\"op\":\"sys.ping\",\"id\":\"r\"}",
-		"{\"v\":true,\"op\":\"sys.ping\",\"id\":\"r\"}",
+	    "{\"op\":\"sys.ping\",\"id\":\"r\"}",
+	    "{\"v\":\"1\",\"op\":\"sys.ping\",\"id\":\"r\"}",
+	    "{\"v\":1.5,\"op\":\"sys.ping\",\"id\":\"r\"}",
+	    "{\"v\":null,\"op\":\"sys.ping\",\"id\":\"r\"}",
+	    "{\"v\":true,\"op\":\"sys.ping\",\"id\":\"r\"}",
 	};
 	char err[256];
 	size_t i;
@@ -360,7 +360,7 @@ START_TEST(test_an_unsupported_version_is_refused_but_keeps_the_request_id)
 	ck_assert_ptr_null(env.root);
 
 	expect_decode_error("{\"v\":0,\"op\":\"sys.ping\",\"id\":\"r\"}", MK_E_UNKNOWN_VERSION, err,
-			    sizeof(err));
+	                    sizeof(err));
 }
 END_TEST
 
@@ -388,14 +388,13 @@ START_TEST(test_a_missing_or_bad_op_or_id_is_a_bad_request)
 	expect_decode_error("{\"v\":1,\"op\":\"sys.ping\"}", MK_E_BAD_REQUEST, err, sizeof(err));
 	ck_assert_msg(strstr(err, "'id'"), "%s", err);
 	expect_decode_error("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"a b\"}", MK_E_BAD_REQUEST, err,
-			    sizeof(err));
+	                    sizeof(err));
 	expect_decode_error("{\"v\":1,\"op\":\"sys.ping\",\"id\":42}", MK_E_BAD_REQUEST, err,
-			    sizeof(err));
+	                    sizeof(err));
 
 	/* An invalid id is never copied out. */
 	ck_assert_int_ne(
-		decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"a/b\"}", &env, err, sizeof(err)),
-		MK_OK);
+	    decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"a/b\"}", &env, err, sizeof(err)), MK_OK);
 	ck_assert_str_eq(env.rid, "");
 }
 END_TEST
@@ -406,21 +405,21 @@ START_TEST(test_a_passed_deadline_is_refused_before_the_handler)
 	mk_env env;
 
 	snprintf(doc, sizeof(doc),
-		 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
-		 (long long)(NOW_MS - 1));
+	         "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
+	         (long long)(NOW_MS - 1));
 	expect_decode_error(doc, MK_E_DEADLINE, err, sizeof(err));
 	ck_assert_int_eq(decode(doc, &env, err, sizeof(err)), MK_E_DEADLINE);
 	ck_assert_str_eq(env.rid, "late");
 
 	/* Exactly now has passed too. */
 	snprintf(doc, sizeof(doc),
-		 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
-		 (long long)NOW_MS);
+	         "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"late\",\"deadline\":%lld}",
+	         (long long)NOW_MS);
 	expect_decode_error(doc, MK_E_DEADLINE, err, sizeof(err));
 
 	/* One millisecond ahead is fine. */
 	snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"ok\",\"deadline\":%lld}",
-		 (long long)(NOW_MS + 1));
+	         (long long)(NOW_MS + 1));
 	ck_assert_int_eq(decode(doc, &env, err, sizeof(err)), MK_OK);
 	ck_assert(env.deadline_ms == NOW_MS + 1);
 	mk_env_release(&env);
@@ -430,8 +429,8 @@ END_TEST
 START_TEST(test_a_deadline_of_0_or_none_means_no_deadline)
 {
 	static const char *const docs[] = {
-		"{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"deadline\":0}",
-		"{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\"}",
+	    "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"deadline\":0}",
+	    "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\"}",
 	};
 	char err[256] = "";
 	size_t i;
@@ -439,7 +438,7 @@ START_TEST(test_a_deadline_of_0_or_none_means_no_deadline)
 	for (i = 0; i < 2; i++) {
 		mk_env env;
 		mk_err e =
-			mk_env_decode(docs[i], strlen(docs[i]), INT64_MAX, &env, err, sizeof(err));
+		    mk_env_decode(docs[i], strlen(docs[i]), INT64_MAX, &env, err, sizeof(err));
 
 		ck_assert_msg(e == MK_OK, "%s: %s (%s)", docs[i], mk_err_code(e), err);
 		ck_assert(env.deadline_ms == 0);
@@ -456,8 +455,8 @@ START_TEST(test_a_malformed_deadline_is_a_bad_request)
 
 	for (i = 0; i < sizeof(deadlines) / sizeof(deadlines[0]); i++) {
 		snprintf(doc, sizeof(doc),
-			 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"deadline\":%s}",
-			 deadlines[i]);
+		         "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"deadline\":%s}",
+		         deadlines[i]);
 		expect_decode_error(doc, MK_E_BAD_REQUEST, err, sizeof(err));
 		ck_assert_msg(strstr(err, "'deadline'"), "%s: %s", doc, err);
 	}
@@ -467,25 +466,25 @@ END_TEST
 START_TEST(test_a_caller_of_the_wrong_shape_is_a_bad_request)
 {
 	static const char *const callers[] = {
-		"\"admin\"",
-		"5",
-		"[]",
-		"{}",
-		"{\"user_id\":\"u\"}",
-		"{\"role\":\"user\"}",
-		"{\"user_id\":1,\"role\":\"user\"}",
-		"{\"user_id\":\"u\",\"role\":false}",
-		"{\"user_id\":\"u\",\"role\":\"a-role-of-16-chr\"}",
-		"{\"user_id\":"
-		"\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\","
-		"\"role\":\"user\"}", /* 65 */
+	    "\"admin\"",
+	    "5",
+	    "[]",
+	    "{}",
+	    "{\"user_id\":\"u\"}",
+	    "{\"role\":\"user\"}",
+	    "{\"user_id\":1,\"role\":\"user\"}",
+	    "{\"user_id\":\"u\",\"role\":false}",
+	    "{\"user_id\":\"u\",\"role\":\"a-role-of-16-chr\"}",
+	    "{\"user_id\":"
+	    "\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\","
+	    "\"role\":\"user\"}", /* 65 */
 	};
 	char doc[512], err[256];
 	size_t i;
 
 	for (i = 0; i < sizeof(callers) / sizeof(callers[0]); i++) {
 		snprintf(doc, sizeof(doc),
-			 "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"caller\":%s}", callers[i]);
+		         "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"caller\":%s}", callers[i]);
 		expect_decode_error(doc, MK_E_BAD_REQUEST, err, sizeof(err));
 		ck_assert_msg(strstr(err, "'caller'"), "%s: %s", doc, err);
 	}
@@ -495,8 +494,8 @@ END_TEST
 START_TEST(test_a_caller_at_the_length_limits_is_kept_whole)
 {
 	const char *doc = "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"caller\":{\"user_id\":"
-			  "\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\","
-			  "\"role\":\"a-role-of-15-ch\"}}";
+	                  "\"uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu\","
+	                  "\"role\":\"a-role-of-15-ch\"}}";
 	char err[256] = "";
 	mk_env env;
 	mk_err e = decode(doc, &env, err, sizeof(err));
@@ -516,7 +515,7 @@ START_TEST(test_a_body_that_is_not_an_object_fails_validation)
 
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"body\":%s}",
-			 bodies[i]);
+		         bodies[i]);
 		expect_decode_error(doc, MK_E_VALIDATION, err, sizeof(err));
 	}
 }
@@ -528,8 +527,7 @@ START_TEST(test_a_missing_body_is_an_empty_object)
 	mk_env env;
 
 	ck_assert_int_eq(
-		decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\"}", &env, err, sizeof(err)),
-		MK_OK);
+	    decode("{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\"}", &env, err, sizeof(err)), MK_OK);
 	ck_assert(cJSON_IsObject(env.body));
 	ck_assert_ptr_null(env.body->child);
 	mk_env_release(&env);
@@ -557,8 +555,8 @@ START_TEST(test_nesting_past_the_json_limit_is_a_bad_request)
 	size_t depth = MK_JSON_MAX_DEPTH, i, off = 0;
 	char doc[512];
 
-	off += (size_t)snprintf(doc, sizeof(doc),
-				"{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"x\":");
+	off +=
+	    (size_t)snprintf(doc, sizeof(doc), "{\"v\":1,\"op\":\"sys.ping\",\"id\":\"r\",\"x\":");
 	for (i = 0; i < depth; i++)
 		doc[off++] = '[';
 	for (i = 0; i < depth; i++)
@@ -589,7 +587,7 @@ START_TEST(test_a_closed_body_rejects_any_field_not_in_the_table)
 		err[0] = '\0';
 		ck_assert_int_eq(mk_body_check((mk_op)i, body, err, sizeof(err)), MK_E_VALIDATION);
 		ck_assert_msg(strstr(err, "'zz_not_a_field'") && strstr(err, mk_op_name((mk_op)i)),
-			      "%s", err);
+		              "%s", err);
 	}
 	cJSON_Delete(body);
 
@@ -634,7 +632,7 @@ static cJSON *over_max(const mk_field *f)
 		return a;
 	case MK_F_INT:
 		return f->max < 9007199254740991LL ? cJSON_CreateNumber((double)(f->max + 1))
-						   : NULL;
+		                                   : NULL;
 	case MK_F_ARR:
 		if (f->max < 0 || f->max > 10000)
 			return NULL;
@@ -657,9 +655,9 @@ static void expect_field_rejected(mk_op op, const mk_field *f, cJSON *v, const c
 	cJSON_AddItemToObject(body, f->name, v);
 	snprintf(quoted, sizeof(quoted), "'%s'", f->name);
 	ck_assert_msg(mk_body_check(op, body, err, sizeof(err)) == MK_E_VALIDATION,
-		      "%s.%s %s accepted", mk_op_name(op), f->name, why);
+	              "%s.%s %s accepted", mk_op_name(op), f->name, why);
 	ck_assert_msg(strstr(err, quoted), "%s.%s %s: '%s' does not name it", mk_op_name(op),
-		      f->name, why, err);
+	              f->name, why, err);
 	cJSON_Delete(body);
 }
 
@@ -700,10 +698,10 @@ START_TEST(test_an_empty_body_names_a_missing_required_field)
 		e = mk_body_check((mk_op)op, body, err, sizeof(err));
 		if (required) {
 			ck_assert_msg(e == MK_E_VALIDATION && strstr(err, "missing field '"),
-				      "%s: %s (%s)", mk_op_name((mk_op)op), mk_err_code(e), err);
+			              "%s: %s (%s)", mk_op_name((mk_op)op), mk_err_code(e), err);
 		} else {
 			ck_assert_msg(e == MK_OK, "%s: %s (%s)", mk_op_name((mk_op)op),
-				      mk_err_code(e), err);
+			              mk_err_code(e), err);
 		}
 		cJSON_Delete(body);
 	}
@@ -721,10 +719,10 @@ static cJSON *parse_reply(const char *wire, const char *const *keys, size_t nkey
 
 	ck_assert_msg(o != NULL, "%s: %s", wire, err);
 	ck_assert_msg(cJSON_GetArraySize(o) == (int)nkeys, "%s: %d keys, want %zu", wire,
-		      cJSON_GetArraySize(o), nkeys);
+	              cJSON_GetArraySize(o), nkeys);
 	for (i = 0; i < nkeys; i++)
 		ck_assert_msg(cJSON_GetObjectItemCaseSensitive(o, keys[i]), "%s lacks '%s'", wire,
-			      keys[i]);
+		              keys[i]);
 	return o;
 }
 
@@ -762,7 +760,7 @@ START_TEST(test_an_error_reply_uses_the_given_message_when_there_is_one)
 	ck_assert_ptr_nonnull(wire);
 	o = parse_reply(wire, keys, 4);
 	ck_assert_str_eq(mk_json_str(cJSON_GetObjectItemCaseSensitive(o, "error"), "message"),
-			 "unknown operation 'chat.tunr'");
+	                 "unknown operation 'chat.tunr'");
 	cJSON_Delete(o);
 	free(wire);
 
@@ -772,7 +770,7 @@ START_TEST(test_an_error_reply_uses_the_given_message_when_there_is_one)
 	o = parse_reply(wire, keys, 4);
 	ck_assert_str_eq(mk_json_str(o, "id"), "");
 	ck_assert_str_eq(mk_json_str(cJSON_GetObjectItemCaseSensitive(o, "error"), "message"),
-			 "internal error");
+	                 "internal error");
 	cJSON_Delete(o);
 	free(wire);
 }

@@ -13,7 +13,6 @@
 #include "mt.h"
 #include "mt_check.h"
 
-
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int in_flight, max_in_flight, want_together;
@@ -60,8 +59,12 @@ static char url[64];
 static mk_rpc_server *serve(int workers)
 {
 	mk_rpc_server_opts o = {
-		.service = "test", .url = url, .workers = workers, .max_msg = 1 << 20,
-		.handler = no_ops, .ping = slow_ping,
+	    .service = "test",
+	    .url = url,
+	    .workers = workers,
+	    .max_msg = 1 << 20,
+	    .handler = no_ops,
+	    .ping = slow_ping,
 	};
 	mk_rpc_server *s = NULL;
 	char err[256];
@@ -145,7 +148,8 @@ START_TEST(test_a_slow_reply_fails_with_deadline_exceeded)
 	mk_rpc_result res;
 
 	sleep_ms = 1500;
-	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r2", NULL, NULL, 300, &res), MK_E_DEADLINE);
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r2", NULL, NULL, 300, &res),
+	                 MK_E_DEADLINE);
 	mk_rpc_result_release(&res);
 	mk_rpc_client_free(c);
 	mk_rpc_server_free(s);
@@ -158,7 +162,7 @@ START_TEST(test_no_peer_fails_with_unavailable)
 	mk_rpc_result res;
 
 	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r3", NULL, NULL, 5000, &res),
-			 MK_E_UNAVAILABLE);
+	                 MK_E_UNAVAILABLE);
 	ck_assert_ptr_nonnull(strstr(res.msg, url));
 	mk_rpc_result_release(&res);
 	mk_rpc_client_free(c);
