@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mk_json.h"
@@ -102,8 +103,45 @@ static size_t prescan(const char *s, size_t len, int max_depth, int *too_deep)
 	return len;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The first member name that appears twice in one object, anywhere in v,
+ * or NULL. Parsers disagree on which duplicate wins, so a body with one is
+ * ambiguous: a check could read one value and a handler the other.
+ */
+static const char *duplicate_member(const cJSON *v)
+{
+	const cJSON *c;
+	const char *dup = NULL, **names;
+	size_t n = 0, i;
+
+	for (c = v->child; c; c = c->next) {
+		if ((cJSON_IsObject(c) || cJSON_IsArray(c)) && (dup = duplicate_member(c)))
+			return dup;
+		n++;
+	}
+	if (!cJSON_IsObject(v) || n < 2)
+		return NULL;
+	names = malloc(n * sizeof(*names));
+	if (!names)
+		return "(out of memory)";
+	for (i = 0, c = v->child; c; c = c->next)
+		names[i++] = c->string;
+	qsort(names, n, sizeof(*names), cmp_names);
+	for (i = 1; i < n && !dup; i++)
+		if (strcmp(names[i - 1], names[i]) == 0)
+			dup = names[i];
+	free(names);
+	return dup;
+}
+
 cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen)
 {
+	const char *dup;
 	size_t bad;
 	int deep;
 
@@ -146,6 +184,12 @@ cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, siz
 			locate(data, len, i, err, errlen);
 			return NULL;
 		}
+	}
+	if ((dup = duplicate_member(v))) {
+		snprintf(err, errlen, "member '%.64s' appears twice in one object", dup);
+		mk_utf8_clip(err);
+		cJSON_Delete(v);
+		return NULL;
 	}
 	if (max_depth > 0 && mk_json_depth(v) > max_depth) {
 		cJSON_Delete(v);

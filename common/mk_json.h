@@ -19,7 +19,8 @@
 
 /*
  * Parse exactly one JSON value from data[0..len) (trailing white space
- * allowed). On failure returns NULL and writes a message naming the line,
+ * allowed). Refused: invalid UTF-8, a \u0000 escape, nesting deeper than
+ * max_depth (0: MK_JSON_HARD_DEPTH), and an object with a member name twice. On failure returns NULL and writes a message naming the line,
  * column and byte offset into err ("expected a value at line 1, column 7").
  * The caller deletes the result.
  */

@@ -152,29 +152,45 @@ static int match(const char *pattern, const char *path, gw_req *r)
 	return *pattern == '\0' && *path == '\0';
 }
 
-/* Read the whole body, at most max bytes. 0 ok, 1 too large, -1 read error. */
+/*
+ * Read the whole body, at most max bytes, within one request timeout.
+ * Returns 0, 1 too large, 2 the body stopped short of its Content-Length
+ * (the client went quiet or away), -1 a read error.
+ */
 static int read_body(gw_req *r, size_t max)
 {
 	long long cl = r->ri->content_length;
+	int64_t until = mk_mono_ms() + r->gw->cfg->request_timeout_ms;
 	mk_buf b;
 	char chunk[16384];
-	int n;
+	int n, rc = 0;
 
 	if (cl > (long long)max)
 		return 1;
 	mk_buf_init(&b, max);
 	for (;;) {
+		/* mg_read waits up to the request timeout for data; 0 is end or silence. */
 		n = mg_read(r->conn, chunk, sizeof(chunk));
 		if (n < 0) {
-			mk_buf_release(&b);
-			return -1;
+			rc = -1;
+			break;
 		}
 		if (n == 0)
 			break;
 		if (mk_buf_append(&b, chunk, (size_t)n) != 0) {
-			mk_buf_release(&b);
-			return 1;
+			rc = 1;
+			break;
 		}
+		if (mk_mono_ms() > until) {
+			rc = 2;
+			break;
+		}
+	}
+	if (rc == 0 && cl >= 0 && (long long)b.len < cl)
+		rc = 2;
+	if (rc != 0) {
+		mk_buf_release(&b);
+		return rc;
 	}
 	r->body_len = b.len;
 	r->body = b.data ? mk_buf_steal(&b) : strdup("");
@@ -227,8 +243,15 @@ static void serve(gw_req *r)
 			gw_reply_error_ex(r, MK_E_TOO_LARGE, msg, "Connection: close\r\n", NULL);
 			return;
 		}
+		if (rc == 2) {
+			gw_reply_error_ex(r, MK_E_REQUEST_TIMEOUT,
+					  "the request body stopped before its Content-Length",
+					  "Connection: close\r\n", NULL);
+			return;
+		}
 		if (rc < 0) {
-			gw_reply_error(r, MK_E_BAD_REQUEST, "could not read the request body");
+			gw_reply_error_ex(r, MK_E_BAD_REQUEST, "could not read the request body",
+					  "Connection: close\r\n", NULL);
 			return;
 		}
 	}

@@ -1150,7 +1150,7 @@ START_TEST(test_a_traditional_ec_private_key_loads)
 
 	ck_assert_int_eq(PEM_write_bio_PrivateKey_traditional(b, ka, NULL, NULL, 0, NULL, NULL), 1);
 	n = BIO_get_mem_data(b, &data);
-	ck_assert_ptr_nonnull(strstr(data, "BEGIN EC PRIVATE KEY"));
+	ck_assert_ptr_nonnull(memmem(data, (size_t)n, "BEGIN EC PRIVATE KEY", 20));
 	k = mk_jwt_key_from_pem(data, (size_t)n, err, sizeof(err));
 	ck_assert_msg(k != NULL, "%s", err);
 	ck_assert_str_eq(mk_jwt_key_id(k), mk_jwt_key_id(pub_a));
