@@ -47,6 +47,9 @@ BINS := $(SERVICES:%=$(BUILD)/bin/mark-%)
 UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*/*_test.c))
 INTEG_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/*_test.c))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/bench/*_bench.c))
+# Test doubles: every tests/doubles/<name>/ with C sources builds <name>-double.
+DOUBLE_DIRS := $(patsubst %/,%,$(dir $(wildcard tests/doubles/*/*.c)))
+DOUBLE_BINS := $(sort $(foreach d,$(DOUBLE_DIRS),$(BUILD)/tests/doubles/$(notdir $(d))-double))
 
 .PHONY: all deps run stop test test-build bench lint clean
 all: $(BINS)
@@ -125,7 +128,13 @@ $(BUILD)/tests/bench/%: tests/bench/%.c $(LIBTEST) $(LIBMK)
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-test-build: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
+.SECONDEXPANSION:
+$(BUILD)/tests/doubles/%-double: $$(wildcard tests/doubles/%/*.c) $(LIBMK)
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+test-build: $(BINS) $(DOUBLE_BINS) $(UNIT_BINS) $(INTEG_BINS)
 
 deps:
 	@scripts/deps.sh
@@ -141,7 +150,7 @@ test: deps
 	@tests/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@$(MAKE) --no-print-directory all $(DOUBLE_BINS) $(BENCH_BINS)
 	@tests/bench/run.sh
 
 lint:

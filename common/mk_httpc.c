@@ -7,11 +7,13 @@
  *
  *   - a connect timeout and a total timeout, the latter clamped to what is
  *     left before the call's deadline;
- *   - an idle timeout, measured from the last byte received or sent (curl's
- *     LOW_SPEED options work in whole seconds and on averages, too coarse).
- *     The progress callback notes every byte and aborts the transfer; the
- *     transfer is driven through a private multi handle so that the poll
- *     wakes up when the idle time runs out, not up to a second later;
+ *   - a first-byte timeout, measured from the attempt's start until the
+ *     first byte of the response body, and then an idle timeout, measured
+ *     from the last byte received or sent (curl's LOW_SPEED options work in
+ *     whole seconds and on averages, too coarse). The progress callback
+ *     notes every byte and aborts the transfer; the transfer is driven
+ *     through a private multi handle so that the poll wakes up when the
+ *     time runs out, not up to a second later;
  *   - a cap on the response: the body (buffered or streamed), checked
  *     against Content-Length before the first byte is kept and on every
  *     write; and a fixed cap on the headers.
@@ -71,11 +73,14 @@ struct call {
 struct attempt {
 	struct call *c;
 	CURL *h;
-	int64_t last_ms; /* mk_mono_ms() of the last byte in or out */
+	int64_t start_ms; /* mk_mono_ms() when the attempt started */
+	int64_t last_ms;  /* mk_mono_ms() of the last byte in or out */
 	curl_off_t dl_seen, ul_seen;
 	size_t received; /* body bytes of this response */
 	int length_checked;
 	int too_large, head_too_large, user_abort, idle, oom, streamed;
+	int got_body;   /* a byte of the body arrived: the idle timeout applies now */
+	int first_byte; /* the first-byte timeout fired */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -265,6 +270,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 	a->last_ms = mk_mono_ms();
 	if (len == 0)
 		return 0;
+	a->got_body = 1;
 	if (!a->length_checked) {
 		curl_off_t cl = -1;
 
@@ -298,11 +304,44 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 	return len;
 }
 
+/*
+ * When the attempt times out for want of bytes (mk_mono_ms() value), or 0:
+ * the first-byte limit until the body starts, the idle limit after it.
+ * Sets *first when the first-byte limit is the one that applies.
+ */
+static int64_t quiet_limit(const struct attempt *a, int *first)
+{
+	const mk_httpc_req *req = a->c->req;
+
+	*first = 0;
+	if (!a->got_body && req->first_byte_timeout_ms > 0) {
+		*first = 1;
+		return a->start_ms + req->first_byte_timeout_ms;
+	}
+	if (req->idle_timeout_ms > 0)
+		return a->last_ms + req->idle_timeout_ms;
+	return 0;
+}
+
+/* Mark the attempt timed out when its quiet limit has passed; returns 1 then. */
+static int quiet_expired(struct attempt *a, int64_t now)
+{
+	int first;
+	int64_t limit = quiet_limit(a, &first);
+
+	if (limit == 0 || now <= limit)
+		return 0;
+	if (first)
+		a->first_byte = 1;
+	else
+		a->idle = 1;
+	return 1;
+}
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
 	struct attempt *a = ud;
-	int idle_ms = a->c->req->idle_timeout_ms;
 	int64_t now = mk_mono_ms();
 
 	(void)dltotal;
@@ -312,11 +351,7 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 		a->ul_seen = ulnow;
 		a->last_ms = now;
 	}
-	if (idle_ms > 0 && now - a->last_ms > idle_ms) {
-		a->idle = 1;
-		return 1;
-	}
-	return 0;
+	return quiet_expired(a, now);
 }
 
 /* ---- one attempt ------------------------------------------------------ */
@@ -456,7 +491,6 @@ static CURLcode attempt_setup(struct attempt *a, long total_ms)
  */
 static CURLcode perform(struct attempt *a)
 {
-	int idle_ms = a->c->req->idle_timeout_ms;
 	CURLcode rc = CURLE_FAILED_INIT;
 	CURLM *m = curl_multi_init();
 	CURLMcode mc;
@@ -471,7 +505,8 @@ static CURLcode perform(struct attempt *a)
 		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 	}
 	for (;;) {
-		int wait = 1000;
+		int wait = 1000, first;
+		int64_t limit;
 
 		mc = curl_multi_perform(m, &running);
 		if (mc != CURLM_OK)
@@ -482,14 +517,16 @@ static CURLcode perform(struct attempt *a)
 					rc = msg->data.result;
 			break;
 		}
-		if (idle_ms > 0) {
-			int64_t rest = a->last_ms + idle_ms + 1 - mk_mono_ms();
+		limit = quiet_limit(a, &first);
+		if (limit > 0) {
+			int64_t rest = limit + 1 - mk_mono_ms();
 
-			if (rest <= 0) {
-				a->idle = 1;
+			if (rest <= 0 && quiet_expired(a, mk_mono_ms())) {
 				rc = CURLE_ABORTED_BY_CALLBACK;
 				break;
 			}
+			if (rest < 1)
+				rest = 1;
 			if (rest < wait)
 				wait = (int)rest;
 		}
@@ -548,7 +585,7 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 		set_error(resp, "could not start a request to '%s': out of memory", c->host);
 		return MK_HTTPC_NETWORK;
 	}
-	a.last_ms = mk_mono_ms();
+	a.start_ms = a.last_ms = mk_mono_ms();
 	rc = attempt_setup(&a, total_ms);
 	if (rc != CURLE_OK) {
 		set_error(resp, "could not set up the request to '%s': %s", c->host,
@@ -577,6 +614,11 @@ static mk_httpc_status attempt_run(struct call *c, int *retriable)
 	} else if (a.user_abort) {
 		st = MK_HTTPC_ABORTED;
 		set_error(resp, "response from '%s' abandoned by its receiver", c->host);
+	} else if (a.first_byte) {
+		st = MK_HTTPC_TIMEOUT;
+		set_error(resp, "no response from '%s' within %d ms", c->host,
+		          req->first_byte_timeout_ms);
+		*retriable = 1;
 	} else if (a.idle) {
 		st = MK_HTTPC_TIMEOUT;
 		set_error(resp, "no data from '%s' for %d ms", c->host, req->idle_timeout_ms);

@@ -3,8 +3,9 @@
  * (LLM providers, Daytona, BigQuery).
  *
  * One call = one request with: a connect timeout, a total timeout (or none,
- * for streams, which use the idle timeout instead), an idle timeout (no
- * byte for that long fails the call), a response size cap, and retries with
+ * for streams, which use the idle timeout instead), a first-byte timeout
+ * and an idle timeout (no byte for that long fails the call), a response
+ * size cap, and retries with
  * exponential backoff and jitter for idempotent calls on network errors,
  * 429 and 5xx, honouring Retry-After (seconds or HTTP date) and
  * retry-after-ms, never past the call's deadline. Errors are translated
@@ -37,6 +38,14 @@ typedef struct {
 	int connect_timeout_ms; /* 0: 10 s */
 	int total_timeout_ms;   /* 0: none */
 	int idle_timeout_ms;    /* 0: none; no byte received for this long fails */
+	/*
+	 * 0: none (idle_timeout_ms applies from the start). Otherwise the first
+	 * byte of the response body must arrive within this long of the
+	 * attempt's start; idle_timeout_ms applies only after it. For servers
+	 * that think before they answer (an LLM: the whole generation when not
+	 * streaming, the time to the first token when streaming).
+	 */
+	int first_byte_timeout_ms;
 	size_t max_response;    /* 0: 16 MiB */
 	int max_retries;        /* extra attempts; 0 = one attempt */
 	int idempotent;         /* retry only when set (GET/PUT/DELETE set it themselves) */

@@ -20,9 +20,9 @@
 /*
  * Parse exactly one JSON value from data[0..len) (trailing white space
  * allowed). Refused: invalid UTF-8, a \u0000 escape, nesting deeper than
- * max_depth (0: MK_JSON_HARD_DEPTH), and an object with a member name twice. On failure returns NULL and writes a message naming the line,
- * column and byte offset into err ("expected a value at line 1, column 7").
- * The caller deletes the result.
+ * max_depth (0: MK_JSON_HARD_DEPTH), and an object with a member name twice. On failure returns
+ * NULL and writes a message naming the line, column and byte offset into err ("expected a value at
+ * line 1, column 7"). The caller deletes the result.
  */
 cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, size_t errlen);
 

@@ -127,6 +127,14 @@ void gw_auth_refresh(gw_req *r);
 void gw_auth_signout(gw_req *r);
 void gw_auth_me(gw_req *r);
 
+/* ---- gateway_chats.c */
+void gw_chats_create(gw_req *r);
+void gw_chats_list(gw_req *r);
+void gw_chats_get(gw_req *r);
+void gw_chats_update(gw_req *r);
+void gw_chats_delete(gw_req *r);
+void gw_chats_messages(gw_req *r);
+
 /*
  * The value of `name` in an application/x-www-form-urlencoded body, decoded
  * into out. Returns 1 found, 0 absent, -1 malformed (bad escape, repeated

@@ -245,17 +245,19 @@ static void serve(gw_req *r)
 		}
 		if (rc == 2) {
 			gw_reply_error_ex(r, MK_E_REQUEST_TIMEOUT,
-					  "the request body stopped before its Content-Length",
-					  "Connection: close\r\n", NULL);
+			                  "the request body stopped before its Content-Length",
+			                  "Connection: close\r\n", NULL);
 			return;
 		}
 		if (rc < 0) {
 			gw_reply_error_ex(r, MK_E_BAD_REQUEST, "could not read the request body",
-					  "Connection: close\r\n", NULL);
+			                  "Connection: close\r\n", NULL);
 			return;
 		}
 	}
-	if (rt->flags & GW_R_JSON) {
+	if ((rt->flags & GW_R_JSON) && r->body_len == 0) {
+		r->json = cJSON_CreateObject(); /* no body is an empty object */
+	} else if (rt->flags & GW_R_JSON) {
 		r->json =
 		    mk_json_parse(r->body, r->body_len, MK_JSON_MAX_DEPTH, perr, sizeof(perr));
 		if (!r->json) {

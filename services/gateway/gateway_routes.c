@@ -105,5 +105,11 @@ const gw_route gw_routes[] = {
     {"POST", "/auth/refresh", gw_auth_refresh, GW_R_BODY},
     {"POST", "/auth/signout", gw_auth_signout, GW_R_JSON},
     {"GET", "/auth/me", gw_auth_me, GW_R_AUTH},
+    {"POST", "/api/v1/chats", gw_chats_create, GW_R_AUTH | GW_R_JSON},
+    {"GET", "/api/v1/chats", gw_chats_list, GW_R_AUTH},
+    {"GET", "/api/v1/chats/{}", gw_chats_get, GW_R_AUTH},
+    {"PATCH", "/api/v1/chats/{}", gw_chats_update, GW_R_AUTH | GW_R_JSON},
+    {"DELETE", "/api/v1/chats/{}", gw_chats_delete, GW_R_AUTH},
+    {"GET", "/api/v1/chats/{}/messages", gw_chats_messages, GW_R_AUTH},
 };
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

@@ -6,7 +6,47 @@
 
 #include "llm.h"
 
+#define L(f) offsetof(llm_config, f)
+
 const mk_cfg_var llm_config_vars[] = {
     MK_SVC_CFG_VARS("LLM", llm_config, svc, "tcp://127.0.0.1:7102", "chat"),
+    {"LLM_PROVIDER", MK_CFG_ENUM, "openai", 0, 0, 0, 0, "openai|anthropic",
+     "`openai` for any OpenAI-compatible server (OpenAI, Azure, Ollama, vLLM, llama.cpp, "
+     "Gemini, OpenRouter, Groq), or `anthropic`",
+     L(provider)},
+    {"LLM_BASE_URL", MK_CFG_STR, NULL, 0, 2048, 0, 0, NULL,
+     "API base, e.g. http://localhost:11434/v1 (default: https://api.openai.com/v1 or "
+     "https://api.anthropic.com)",
+     L(base_url)},
+    {"LLM_API_KEY", MK_CFG_STR, NULL, 0, 4096, 1, 0, NULL,
+     "the provider's API key (not needed by local servers)", L(api_key)},
+    {"LLM_MODEL", MK_CFG_STR, NULL, 0, 256, 0, 0, NULL,
+     "model name (the deployment name on Azure); unset: no model, a chat turn explains how "
+     "to configure one",
+     L(model)},
+    {"LLM_EXTRA_HEADERS", MK_CFG_STR, NULL, 0, 8192, 1, 0, NULL,
+     "extra request headers, `Name: value` separated by `;` (e.g. OpenRouter's X-Title)",
+     L(extra_headers)},
+    {"LLM_AZURE_API_VERSION", MK_CFG_STR, NULL, 0, 64, 0, 0, NULL,
+     "set for Azure OpenAI's classic form: `api-key` header and "
+     "`/openai/deployments/{LLM_MODEL}` path with this api-version",
+     L(azure_api_version)},
+    {"LLM_CONNECT_TIMEOUT", MK_CFG_DURATION, "10s", 100, 300000, 0, 0, NULL,
+     "how long to wait to connect to the provider", L(connect_timeout_ms)},
+    {"LLM_FIRST_BYTE_TIMEOUT", MK_CFG_DURATION, "120s", 100, 3600000, 0, 0, NULL,
+     "how long to wait for the first byte of an answer", L(first_byte_timeout_ms)},
+    {"LLM_IDLE_TIMEOUT", MK_CFG_DURATION, "60s", 100, 3600000, 0, 0, NULL,
+     "how long a streamed answer may go silent (no fixed total timeout)", L(idle_timeout_ms)},
+    {"LLM_MAX_RETRIES", MK_CFG_INT, "3", 0, 20, 0, 0, NULL,
+     "retries on 429, 5xx and network errors (with backoff, within the turn's deadline)",
+     L(max_retries)},
+    {"LLM_MAX_RESPONSE", MK_CFG_SIZE, "16M", 1024, 1LL << 30, 0, 0, NULL,
+     "largest provider response accepted", L(max_response)},
+    {"LLM_CHAT_TITLE_MAX", MK_CFG_INT, "200", 1, 1000, 0, 0, NULL,
+     "longest chat title, in characters", L(title_max)},
+    {"LLM_PAGE_SIZE", MK_CFG_INT, "20", 1, 100, 0, 0, NULL,
+     "chats or messages per page when the client gives no limit (at most 100)", L(page_default)},
+    {"LLM_HISTORY_TOKENS", MK_CFG_INT, "8000", 100, 1000000, 0, 0, NULL,
+     "estimated tokens of earlier messages given to the model", L(history_tokens)},
 };
 const size_t llm_config_nvars = sizeof(llm_config_vars) / sizeof(llm_config_vars[0]);

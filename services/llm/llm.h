@@ -1,16 +1,35 @@
 /*
- * llm.h - the llm service: chats, messages and the agent loop.
+ * llm.h - the llm service: Mark's conversation. It owns chats and messages
+ * (schema "chat"), the model provider clients (llm_provider.h) and, later,
+ * the agent loop that conducts a chat turn.
  *
- * libllm: everything of the service but main(). Owns the Postgres schema
- * "chat"; other services reach it only through its ops over NNG.
+ * lib llm: llm_service.c (life and dispatch), llm_chats.c (chats,
+ * messages, history), llm_provider.c / llm_openai.c / llm_anthropic.c /
+ * llm_sse.c (model providers), config.c.
  */
 #ifndef LLM_H
 #define LLM_H
 
+#include "llm_provider.h"
+#include "mk_json.h"
 #include "mk_svc.h"
 
 typedef struct {
 	mk_svc_cfg svc;
+	char *provider; /* openai | anthropic */
+	char *base_url;
+	char *api_key;
+	char *model;
+	char *extra_headers;
+	char *azure_api_version;
+	long long connect_timeout_ms;
+	long long first_byte_timeout_ms;
+	long long idle_timeout_ms;
+	long long max_retries;
+	long long max_response;
+	long long title_max;
+	long long page_default;
+	long long history_tokens;
 } llm_config;
 
 extern const mk_cfg_var llm_config_vars[];
@@ -20,5 +39,45 @@ extern const mk_svc_app llm_app;
 /* Embedded migrations (generated from migrations/NNN_name.sql at build time). */
 extern const mk_migration llm_migrations[];
 extern const size_t llm_migrations_count;
+
+typedef struct {
+	mk_svc svc;
+	mk_svc_def def;
+	const llm_config *cfg;
+	llm_provider *provider; /* NULL when no model is configured */
+} llm;
+
+#define LLM_HANDLER_ARGS llm *l, const mk_env *req, cJSON **reply, char *err, size_t errlen
+
+/* ---- llm_chats.c: the chat.* ops (the caller is always the owner) */
+mk_err llm_chat_create(LLM_HANDLER_ARGS);
+mk_err llm_chat_list(LLM_HANDLER_ARGS);
+mk_err llm_chat_get(LLM_HANDLER_ARGS);
+mk_err llm_chat_update(LLM_HANDLER_ARGS);
+mk_err llm_chat_delete(LLM_HANDLER_ARGS);
+mk_err llm_chat_messages(LLM_HANDLER_ARGS);
+
+/*
+ * Append a message to a chat and touch the chat's updated_at. JSON
+ * arguments are text (NULL for none; content NULL means []). On success
+ * writes the new id (36 chars + NUL) to id_out. Returns 0 or -1 with err.
+ */
+int llm_message_add(PGconn *c, const char *chat_id, const char *role, const char *content,
+                    const char *attachments, const char *steps, const char *usage,
+                    const char *error, int tokens, char id_out[37], char *err, size_t errlen);
+
+/*
+ * The newest messages of a chat whose estimated tokens fit in budget,
+ * oldest first, as a JSON array of {id, role, content, steps, tokens}.
+ * The newest message is always included, even over budget. NULL with err
+ * on failure.
+ */
+cJSON *llm_history(PGconn *c, const char *chat_id, long budget, char *err, size_t errlen);
+
+/* Estimated tokens of a text (about four bytes a token). */
+int llm_tokens_estimate(const char *text);
+
+/* Is s a canonical lower- or upper-case UUID (8-4-4-4-12 hex)? */
+int llm_uuid_valid(const char *s);
 
 #endif

@@ -1,56 +1,66 @@
 /*
- * llm_service.c - the llm process's life: open its database, apply its
- * migrations, serve its ops over NNG, stop gracefully.
+ * llm_service.c - the llm process's life: open the database and apply its
+ * migrations, serve the chat.* ops over NNG, stop.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "llm.h"
+#include <sodium.h>
 
-typedef struct {
-	mk_svc svc;
-	mk_svc_def def;
-} llm_ctx;
+#include "llm.h"
+#include "mk_log.h"
 
 static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen)
 {
-	(void)ud;
-	(void)reply;
-	snprintf(err, errlen, "operation '%s' is not served by 'llm'", mk_op_name(req->op));
-	return MK_E_UNKNOWN_OP;
+	llm *l = ud;
+
+	switch (req->op) {
+	case MK_OP_CHAT_CREATE: return llm_chat_create(l, req, reply, err, errlen);
+	case MK_OP_CHAT_LIST: return llm_chat_list(l, req, reply, err, errlen);
+	case MK_OP_CHAT_GET: return llm_chat_get(l, req, reply, err, errlen);
+	case MK_OP_CHAT_UPDATE: return llm_chat_update(l, req, reply, err, errlen);
+	case MK_OP_CHAT_DELETE: return llm_chat_delete(l, req, reply, err, errlen);
+	case MK_OP_CHAT_MESSAGES: return llm_chat_messages(l, req, reply, err, errlen);
+	default:
+		snprintf(err, errlen, "operation '%s' is not served by 'llm'", mk_op_name(req->op));
+		return MK_E_UNKNOWN_OP;
+	}
 }
 
 static int start(const void *cfgp, void **out, char *err, size_t errlen)
 {
 	const llm_config *cfg = cfgp;
-	llm_ctx *c = calloc(1, sizeof(*c));
+	llm *l = calloc(1, sizeof(*l));
 
-	*out = c;
-	if (!c) {
-		snprintf(err, errlen, "out of memory");
+	*out = l;
+	if (!l || sodium_init() < 0) {
+		snprintf(err, errlen, "cannot initialise");
 		return -1;
 	}
-	c->def = (mk_svc_def){
+	l->cfg = cfg;
+	l->def = (mk_svc_def){
 	    .name = "llm",
 	    .schema = "chat",
 	    .migrations = llm_migrations,
 	    .nmigrations = llm_migrations_count,
 	    .handler = handle,
-	    .ud = c,
+	    .ud = l,
 	};
-	if (mk_svc_open_db(&c->svc, &c->def, &cfg->svc, err, errlen) != 0)
+	if (mk_svc_open_db(&l->svc, &l->def, &cfg->svc, err, errlen) != 0)
 		return -1;
-	return mk_svc_serve(&c->svc, &c->def, err, errlen);
+	return mk_svc_serve(&l->svc, &l->def, err, errlen);
 }
 
 static void stop(void *p)
 {
-	llm_ctx *c = p;
+	llm *l = p;
 
-	if (!c)
+	if (!l)
 		return;
-	mk_svc_stop(&c->svc);
-	free(c);
+	mk_svc_stop(&l->svc);
+	if (l->svc.rpc)
+		return; /* handlers still running hold l; the process is exiting */
+	free(l);
 }
 
 const mk_svc_app llm_app = {

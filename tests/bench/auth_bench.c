@@ -50,7 +50,7 @@ static void bench_tokens(const char *priv, const char *pub)
 	t0 = now_us();
 	for (i = 0; i < n; i++)
 		if (mk_jwt_verify(tok, keys, 1, "mark", "mark-api", time(NULL), 30, &out, err,
-				  sizeof(err)) != 0)
+		                  sizeof(err)) != 0)
 			abort();
 	printf("token verify (ES256):          %8.1f us/op  %8.0f ops/s (one core)\n",
 	       (now_us() - t0) / n, n / ((now_us() - t0) / 1e6));
@@ -68,7 +68,7 @@ static void bench_argon2(void)
 	t0 = now_us();
 	for (i = 0; i < n; i++)
 		if (crypto_pwhash_str(h, "correct horse", 13, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-				      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
 			abort();
 	printf("argon2id hash (t=2, 64 MiB):   %8.1f ms/op\n", (now_us() - t0) / n / 1000);
 	t0 = now_us();
@@ -97,16 +97,16 @@ static double rss_mib(pid_t pid)
 
 /* Run wrk and print its request rate, latency percentiles and errors. */
 static void wrk(const char *label, const mt_stack *st, int conns, int secs, const char *script,
-		const char *token, const char *path)
+                const char *token, const char *path)
 {
 	char cmd[4096], line[512];
 	double rps = 0;
 	char p50[32] = "?", p99[32] = "?", errs[128] = "0";
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd),
-		 "MARK_TOKEN='%s' wrk -t2 -c%d -d%ds --latency %s%s '%s' 2>&1", token ? token : "",
-		 conns, secs, script ? "-s " : "", script ? script : "", mt_url(st, path));
+	snprintf(cmd, sizeof(cmd), "MARK_TOKEN='%s' wrk -t2 -c%d -d%ds --latency %s%s '%s' 2>&1",
+	         token ? token : "", conns, secs, script ? "-s " : "", script ? script : "",
+	         mt_url(st, path));
 	f = popen(cmd, "r");
 	while (f && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "Requests/sec:", 13) == 0)
@@ -120,9 +120,10 @@ static void wrk(const char *label, const mt_stack *st, int conns, int secs, cons
 	}
 	if (f)
 		pclose(f);
-	printf("%-34s c=%-4d %9.0f req/s  p50 %-9s p99 %-9s gateway %.1f MiB, auth %.1f MiB  [%s]\n",
-	       label, conns, rps, p50, p99, rss_mib(st->p[MT_GATEWAY].pid), rss_mib(st->p[MT_AUTH].pid),
-	       errs);
+	printf(
+	    "%-34s c=%-4d %9.0f req/s  p50 %-9s p99 %-9s gateway %.1f MiB, auth %.1f MiB  [%s]\n",
+	    label, conns, rps, p50, p99, rss_mib(st->p[MT_GATEWAY].pid),
+	    rss_mib(st->p[MT_AUTH].pid), errs);
 }
 
 int main(void)
@@ -132,7 +133,7 @@ int main(void)
 	char token[2048];
 	const char *body = "{\"email\":\"bench@example.com\",\"password\":\"bench-password\"}";
 	const char *env[] = {"AUTH_SIGNIN_IP_MAX_FAILURES=100000", "GATEWAY_LOG_LEVEL=warn",
-			     "AUTH_LOG_LEVEL=warn", NULL};
+	                     "AUTH_LOG_LEVEL=warn", NULL};
 	int secs = getenv("MARK_BENCH_SECONDS") ? atoi(getenv("MARK_BENCH_SECONDS")) : 10;
 
 	if (sodium_init() < 0)
@@ -149,8 +150,9 @@ int main(void)
 	snprintf(token, sizeof(token), "%s", mk_json_str(r.json, "access_token"));
 	mt_resp_release(&r);
 
-	printf("== auth: over HTTP (wrk -t2, %d s each; wrk, services and Postgres share the cores)\n",
-	       secs);
+	printf(
+	    "== auth: over HTTP (wrk -t2, %d s each; wrk, services and Postgres share the cores)\n",
+	    secs);
 	wrk("GET /healthz", &st, 200, secs, NULL, NULL, "/healthz");
 	wrk("GET /auth/me (Bearer, Postgres)", &st, 50, secs, "tests/bench/bearer.lua", token,
 	    "/auth/me");
