@@ -29,6 +29,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-events.h>
+
 #include "mk_db.h"
 
 /* Postgres truncates longer identifiers (NAMEDATALEN - 1). */
@@ -480,19 +482,82 @@ static void result_err(PGconn *c, const PGresult *r, char *err, size_t errlen, c
 		snprintf(sqlstate, 6, "%s", state ? state : "");
 }
 
-PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
-                     size_t errlen, char sqlstate[6])
+/* Keep an ok result; otherwise clear it and describe the failure. */
+static PGresult *ok_or_fail(PGconn *c, PGresult *r, char *err, size_t errlen, char sqlstate[6])
 {
-	ExecStatusType st;
-	PGresult *r;
+	ExecStatusType st = PQresultStatus(r);
 
-	r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
-	st = PQresultStatus(r);
 	if (r && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
 		return r;
 	result_err(c, r, err, errlen, sqlstate);
 	PQclear(r);
 	return NULL;
+}
+
+PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
+                     size_t errlen, char sqlstate[6])
+{
+	return ok_or_fail(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err,
+	                  errlen, sqlstate);
+}
+
+/*
+ * Prepared statements, per connection: the statements a connection has
+ * prepared live in its libpq instance data, keyed by the SQL text's
+ * address (mk_db_exec_prep takes only static strings), and are forgotten
+ * when libpq resets or frees the connection.
+ */
+#define PREP_MAX 128
+
+typedef struct {
+	const char *sql[PREP_MAX];
+	int n;
+} prep_set;
+
+static int prep_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		prep_set *ps = PQinstanceData(((PGEventConnReset *)info)->conn, prep_event);
+
+		if (ps)
+			ps->n = 0;
+	} else if (id == PGEVT_CONNDESTROY) {
+		free(PQinstanceData(((PGEventConnDestroy *)info)->conn, prep_event));
+	}
+	return 1;
+}
+
+PGresult *mk_db_exec_prep(PGconn *c, const char *sql, int nparams, const char *const *params,
+                          char *err, size_t errlen, char sqlstate[6])
+{
+	prep_set *ps = PQinstanceData(c, prep_event);
+	char name[16];
+	PGresult *r;
+	int i;
+
+	if (!ps) {
+		ps = calloc(1, sizeof(*ps));
+		if (!ps || !PQregisterEventProc(c, prep_event, "mk_db", NULL) ||
+		    !PQsetInstanceData(c, prep_event, ps)) {
+			free(ps);
+			return mk_db_exec(c, sql, nparams, params, err, errlen, sqlstate);
+		}
+	}
+	for (i = 0; i < ps->n && ps->sql[i] != sql; i++)
+		;
+	snprintf(name, sizeof(name), "mk%d", i);
+	if (i == ps->n) {
+		if (i == PREP_MAX)
+			return mk_db_exec(c, sql, nparams, params, err, errlen, sqlstate);
+		r = ok_or_fail(c, PQprepare(c, name, sql, nparams, NULL), err, errlen, sqlstate);
+		if (!r)
+			return NULL;
+		PQclear(r);
+		ps->sql[ps->n++] = sql;
+	}
+	return ok_or_fail(c, PQexecPrepared(c, name, nparams, params, NULL, NULL, 0), err, errlen,
+	                  sqlstate);
 }
 
 /* Run sql without keeping the result; 0 or -1 with the message in msg. */

@@ -70,4 +70,12 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
 PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
                      size_t errlen, char sqlstate[6]);
 
+/*
+ * The same for a statement run often: prepared once per connection and
+ * then executed by name. sql must be a string constant (it is remembered
+ * by address). A statement that fails to prepare is not remembered.
+ */
+PGresult *mk_db_exec_prep(PGconn *c, const char *sql, int nparams, const char *const *params,
+                          char *err, size_t errlen, char sqlstate[6]);
+
 #endif

@@ -525,8 +525,6 @@ static CURLcode perform(struct attempt *a)
 				rc = CURLE_ABORTED_BY_CALLBACK;
 				break;
 			}
-			if (rest < 1)
-				rest = 1;
 			if (rest < wait)
 				wait = (int)rest;
 		}

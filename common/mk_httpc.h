@@ -5,10 +5,9 @@
  * One call = one request with: a connect timeout, a total timeout (or none,
  * for streams, which use the idle timeout instead), a first-byte timeout
  * and an idle timeout (no byte for that long fails the call), a response
- * size cap, and retries with
- * exponential backoff and jitter for idempotent calls on network errors,
- * 429 and 5xx, honouring Retry-After (seconds or HTTP date) and
- * retry-after-ms, never past the call's deadline. Errors are translated
+ * size cap, and retries with exponential backoff and jitter for idempotent
+ * calls on network errors, 429 and 5xx, honouring Retry-After (seconds or
+ * HTTP date) and retry-after-ms, never past the call's deadline. Errors are translated
  * here, once, into a class and a message a user can act on.
  */
 #ifndef MK_HTTPC_H
@@ -46,11 +45,11 @@ typedef struct {
 	 * streaming, the time to the first token when streaming).
 	 */
 	int first_byte_timeout_ms;
-	size_t max_response;    /* 0: 16 MiB */
-	int max_retries;        /* extra attempts; 0 = one attempt */
-	int idempotent;         /* retry only when set (GET/PUT/DELETE set it themselves) */
-	int backoff_base_ms;    /* first backoff; 0: 250 ms; doubles each time, capped at 8 s, with
-	                           jitter */
+	size_t max_response; /* 0: 16 MiB */
+	int max_retries;     /* extra attempts; 0 = one attempt */
+	int idempotent;      /* retry only when set (GET/PUT/DELETE set it themselves) */
+	int backoff_base_ms; /* first backoff; 0: 250 ms; doubles each time, capped at 8 s, with
+	                        jitter */
 	int64_t deadline_mono_ms; /* mk_mono_ms() value after which nothing starts; 0: none */
 	/*
 	 * Streaming: when set, body bytes go to on_data as they arrive (of a

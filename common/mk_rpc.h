@@ -79,11 +79,14 @@ const char *mk_rpc_client_url(const mk_rpc_client *c);
 
 /* The outcome of a call. Release with mk_rpc_result_release. */
 typedef struct {
-	mk_err err;         /* MK_OK or the error */
-	char msg[256];      /* human message on error */
-	cJSON *root;        /* the whole reply, owned here */
-	const cJSON *body;  /* reply body on success (points into root) */
-	const cJSON *error; /* the error object on failure (points into root), or NULL */
+	mk_err err;           /* MK_OK or the error */
+	char msg[256];        /* human message on error */
+	cJSON *root;          /* the whole reply, owned here */
+	const cJSON *body;    /* reply body on success (points into root) */
+	const cJSON *error;   /* the error object on failure (points into root), or NULL */
+	const char *raw_body; /* the body's JSON text on success (points into msg) */
+	size_t raw_len;
+	void *nmsg; /* the reply message (nng_msg), owned here */
 } mk_rpc_result;
 
 /*
@@ -95,5 +98,13 @@ typedef struct {
 mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
                    const cJSON *body, int timeout_ms, mk_rpc_result *res);
 void mk_rpc_result_release(mk_rpc_result *res);
+
+/*
+ * The same, but on success the body is not parsed: res->body stays NULL
+ * and res->raw_body/raw_len hold its JSON text (for forwarding as is).
+ * Errors are parsed as by mk_rpc_call.
+ */
+mk_err mk_rpc_call_raw(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
+                       const cJSON *body, int timeout_ms, mk_rpc_result *res);
 
 #endif

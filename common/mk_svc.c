@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mk_httpc.h"
 #include "mk_log.h"
 #include "mk_svc.h"
 #include "mk_time.h"
@@ -166,6 +167,7 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 	mk_log_init(app->name, lvl);
 	mk_cfg_log(app->vars, *app->nvars, cfg);
 	mk_svc_block_signals();
+	mk_httpc_global_init(); /* before any thread: libcurl's global state */
 	if (app->start(cfg, &ctx, err, sizeof(err)) != 0) {
 		MK_ERROR("SVC-START-FAIL", NULL, "%s", err);
 		rc = 1;
@@ -179,6 +181,7 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 		rc = 0;
 	}
 	app->stop(ctx);
+	mk_httpc_global_cleanup();
 	MK_INFO("SVC-STOPPED", NULL, "%s stopped", app->name);
 	mk_cfg_release(app->vars, *app->nvars, cfg);
 	return rc;

@@ -4,6 +4,7 @@
  * sees it. No I/O.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -412,13 +413,19 @@ fail:
 
 char *mk_env_encode_reply(const char *rid, const cJSON *body)
 {
-	cJSON *o = frame(rid);
+	char *b = body ? cJSON_PrintUnformatted(body) : NULL, *out;
+	size_t n;
 
-	if (!o || !cJSON_AddTrueToObject(o, "ok") || add_body(o, body) != 0) {
-		cJSON_Delete(o);
+	if (body && !b)
 		return NULL;
-	}
-	return finish(o);
+	/* Built as text in exactly this shape, body last, so a client may take
+	 * the body's bytes without parsing them (see MK_REPLY_PREFIX_FMT). */
+	n = strlen(MK_REPLY_PREFIX_FMT) + strlen(rid ? rid : "") + (b ? strlen(b) : 2) + 2;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, MK_REPLY_PREFIX_FMT "%s}", rid ? rid : "", b ? b : "{}");
+	cJSON_free(b);
+	return out;
 }
 
 char *mk_env_encode_error_ex(const char *rid, mk_err e, const char *msg, const cJSON *extra)

@@ -112,6 +112,13 @@ mk_err mk_body_check(mk_op op, const cJSON *body, char *err, size_t errlen);
  */
 char *mk_env_encode_request(mk_op op, const char *rid, int64_t deadline_ms, const mk_caller *caller,
                             const cJSON *body);
+/*
+ * An ok reply is always exactly MK_REPLY_PREFIX_FMT (with the request id)
+ * followed by the body and a closing '}', so the body's bytes can be
+ * forwarded without parsing them.
+ */
+#define MK_REPLY_PREFIX_FMT "{\"v\":1,\"id\":\"%s\",\"ok\":true,\"body\":"
+
 /* Encode an ok reply (body borrowed, NULL for {}). Caller frees. */
 char *mk_env_encode_reply(const char *rid, const cJSON *body);
 /* Encode an error reply; msg NULL uses the default message. Caller frees. */

@@ -165,8 +165,8 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 		cJSON_AddNumberToObject(*reply, "retry_after", (double)wait);
 		return MK_E_RATE_LIMITED;
 	}
-	r = mk_db_exec(c, "SELECT id, password_hash, role FROM users WHERE email = $1", 1, p, err,
-	               errlen, NULL);
+	r = mk_db_exec_prep(c, "SELECT id, password_hash, role FROM users WHERE email = $1", 1, p,
+	                    err, errlen, NULL);
 	if (!r) {
 		mk_db_release(a->svc.db, c);
 		return MK_E_DB;
@@ -214,11 +214,16 @@ mk_err auth_me(AUTH_HANDLER_ARGS)
 		snprintf(err, errlen, "no authenticated caller");
 		return MK_E_UNAUTHENTICATED;
 	}
+	if (strlen(req->caller.user_id) != 36 ||
+	    strspn(req->caller.user_id, "0123456789abcdefABCDEF-") != 36) {
+		snprintf(err, errlen, "the account of this token no longer exists");
+		return MK_E_INVALID_TOKEN;
+	}
 	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
 	if (!c)
 		return MK_E_DB;
-	r = mk_db_exec(c, "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1, p, err, errlen,
-	               NULL);
+	r = mk_db_exec_prep(c, "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1, p, err,
+	                    errlen, NULL);
 	mk_db_release(a->svc.db, c);
 	if (!r)
 		return MK_E_DB;

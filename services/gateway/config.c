@@ -48,5 +48,9 @@ const mk_cfg_var gateway_config_vars[] = {
     {"GATEWAY_TRUST_FORWARDED_FOR", MK_CFG_BOOL, "false", 0, 0, 0, 0, NULL,
      "take the client address from X-Forwarded-For (only behind a proxy that sets it)",
      G(trust_forwarded_for)},
+    {"GATEWAY_TOKEN_CACHE", MK_CFG_INT, "8192", 0, 1 << 24, 0, 0, NULL,
+     "verified access tokens remembered (until they expire) so each signature is checked "
+     "once; 0 turns the cache off",
+     G(token_cache)},
 };
 const size_t gateway_config_nvars = sizeof(gateway_config_vars) / sizeof(gateway_config_vars[0]);

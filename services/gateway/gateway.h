@@ -41,6 +41,7 @@ typedef struct {
 	char *jwt_audience;
 	long long jwt_leeway_ms;
 	int trust_forwarded_for;
+	long long token_cache;
 } gateway_config;
 
 extern const mk_cfg_var gateway_config_vars[];
@@ -54,8 +55,9 @@ typedef struct gateway {
 	const gateway_config *cfg;
 	struct mg_context *http;
 	mk_rpc_client *svc[GW_NSERVICES];
-	mk_jwt_key *keys[2]; /* current and previous token-verification keys */
-	int port;            /* the port actually bound (useful with port 0) */
+	mk_jwt_key *keys[2];           /* current and previous token-verification keys */
+	struct gw_token_cache *tokens; /* verified tokens, so each is checked once */
+	int port;                      /* the port actually bound (useful with port 0) */
 } gateway;
 
 /* One HTTP request being served. Lives on the handling thread's stack. */
@@ -121,6 +123,9 @@ int gw_auth_guard(gw_req *r);
 /* Load the verification keys. 0, or -1 with err. */
 int gw_auth_keys_load(gateway *gw, char *err, size_t errlen);
 void gw_auth_keys_free(gateway *gw);
+/* The verified-token cache (GATEWAY_TOKEN_CACHE entries; 0: none). */
+int gw_token_cache_new(gateway *gw);
+void gw_token_cache_free(gateway *gw);
 void gw_auth_signup(gw_req *r);
 void gw_auth_signin(gw_req *r);
 void gw_auth_refresh(gw_req *r);

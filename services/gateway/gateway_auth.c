@@ -11,6 +11,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include <pthread.h>
+
+#include <sodium.h>
+
 #include "gateway.h"
 #include "mk_json.h"
 #include "mk_log.h"
@@ -38,6 +42,96 @@ void gw_auth_keys_free(gateway *gw)
 	gw->keys[0] = gw->keys[1] = NULL;
 }
 
+/*
+ * Verified tokens, keyed by a BLAKE2b digest of the whole token: a token
+ * whose signature checked out is not checked again until it expires (the
+ * signature check is the gateway's most expensive step). A changed token
+ * has another digest, so it is verified afresh. Direct-mapped; locks are
+ * striped so readers rarely meet.
+ */
+#define TC_LOCKS 64
+
+typedef struct {
+	unsigned char digest[crypto_generichash_BYTES];
+	int64_t valid_until; /* unix seconds: exp + leeway; 0 = empty */
+	mk_caller who;
+} tc_entry;
+
+struct gw_token_cache {
+	size_t n;
+	tc_entry *e;
+	pthread_mutex_t locks[TC_LOCKS];
+};
+
+int gw_token_cache_new(gateway *gw)
+{
+	struct gw_token_cache *c;
+	int i;
+
+	if (gw->cfg->token_cache <= 0)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->e = calloc((size_t)gw->cfg->token_cache, sizeof(tc_entry)))) {
+		free(c);
+		return -1;
+	}
+	c->n = (size_t)gw->cfg->token_cache;
+	for (i = 0; i < TC_LOCKS; i++)
+		pthread_mutex_init(&c->locks[i], NULL);
+	gw->tokens = c;
+	return 0;
+}
+
+void gw_token_cache_free(gateway *gw)
+{
+	struct gw_token_cache *c = gw->tokens;
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < TC_LOCKS; i++)
+		pthread_mutex_destroy(&c->locks[i]);
+	free(c->e);
+	free(c);
+	gw->tokens = NULL;
+}
+
+static size_t tc_slot(const struct gw_token_cache *c, const unsigned char *d)
+{
+	uint64_t h;
+
+	memcpy(&h, d, sizeof(h));
+	return (size_t)(h % c->n);
+}
+
+static int tc_get(struct gw_token_cache *c, const unsigned char *d, int64_t now, mk_caller *who)
+{
+	size_t i = tc_slot(c, d);
+	pthread_mutex_t *l = &c->locks[i % TC_LOCKS];
+	int hit;
+
+	pthread_mutex_lock(l);
+	hit = c->e[i].valid_until > now &&
+	      sodium_memcmp(c->e[i].digest, d, sizeof(c->e[i].digest)) == 0;
+	if (hit)
+		*who = c->e[i].who;
+	pthread_mutex_unlock(l);
+	return hit;
+}
+
+static void tc_put(struct gw_token_cache *c, const unsigned char *d, int64_t valid_until,
+                   const mk_caller *who)
+{
+	size_t i = tc_slot(c, d);
+	pthread_mutex_t *l = &c->locks[i % TC_LOCKS];
+
+	pthread_mutex_lock(l);
+	memcpy(c->e[i].digest, d, sizeof(c->e[i].digest));
+	c->e[i].valid_until = valid_until;
+	c->e[i].who = *who;
+	pthread_mutex_unlock(l);
+}
+
 static void deny(gw_req *r, mk_err e, const char *why)
 {
 	char hdr[300];
@@ -56,8 +150,11 @@ static void deny(gw_req *r, mk_err e, const char *why)
 int gw_auth_guard(gw_req *r)
 {
 	const char *h = mg_get_header(r->conn, "Authorization");
+	unsigned char digest[crypto_generichash_BYTES];
 	mk_jwt_claims c;
 	char why[160], msg[200];
+	int64_t now;
+	int leeway;
 
 	if (!h || !*h) {
 		deny(r, MK_E_UNAUTHENTICATED,
@@ -71,15 +168,24 @@ int gw_auth_guard(gw_req *r)
 	h += 7;
 	while (*h == ' ')
 		h++;
+	now = (int64_t)time(NULL);
+	leeway = (int)(r->gw->cfg->jwt_leeway_ms / 1000);
+	if (r->gw->tokens) {
+		crypto_generichash(digest, sizeof(digest), (const unsigned char *)h, strlen(h),
+		                   NULL, 0);
+		if (tc_get(r->gw->tokens, digest, now, &r->caller))
+			return 0;
+	}
 	if (mk_jwt_verify(h, (const mk_jwt_key *const *)r->gw->keys, 2, r->gw->cfg->jwt_issuer,
-	                  r->gw->cfg->jwt_audience, (int64_t)time(NULL),
-	                  (int)(r->gw->cfg->jwt_leeway_ms / 1000), &c, why, sizeof(why)) != 0) {
+	                  r->gw->cfg->jwt_audience, now, leeway, &c, why, sizeof(why)) != 0) {
 		snprintf(msg, sizeof(msg), "invalid access token: %s", why);
 		deny(r, MK_E_INVALID_TOKEN, msg);
 		return -1;
 	}
 	snprintf(r->caller.user_id, sizeof(r->caller.user_id), "%s", c.sub);
 	snprintf(r->caller.role, sizeof(r->caller.role), "%s", c.role);
+	if (r->gw->tokens)
+		tc_put(r->gw->tokens, digest, c.exp + leeway, &r->caller);
 	return 0;
 }
 
@@ -176,7 +282,11 @@ static int body_is_form(const gw_req *r)
 static cJSON *json_body(gw_req *r)
 {
 	char perr[160], msg[200];
-	cJSON *j = mk_json_parse(r->body, r->body_len, MK_JSON_MAX_DEPTH, perr, sizeof(perr));
+	cJSON *j;
+
+	if (r->body_len == 0)
+		return cJSON_CreateObject(); /* no body is an empty object, as on JSON routes */
+	j = mk_json_parse(r->body, r->body_len, MK_JSON_MAX_DEPTH, perr, sizeof(perr));
 
 	if (!j) {
 		snprintf(msg, sizeof(msg), "invalid JSON: %s", perr);
@@ -204,6 +314,13 @@ static int form_field(gw_req *r, cJSON *obj, const char *name, const char *as, s
 		                : "missing form field '%s'",
 		         name);
 		gw_reply_error(r, MK_E_VALIDATION, msg);
+		free(v);
+		return -1;
+	}
+	if (rc == 1 && mk_utf8_valid_prefix((const unsigned char *)v, strlen(v)) != strlen(v)) {
+		snprintf(msg, sizeof(msg), "form field '%s' is not valid UTF-8", name);
+		gw_reply_error(r, MK_E_VALIDATION, msg);
+		memset(v, 0, max + 1);
 		free(v);
 		return -1;
 	}

@@ -19,8 +19,22 @@
 
 static const char *reason(int status)
 {
-	const char *s = mg_get_response_code_text(NULL, status);
+	const char *s;
 
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	}
+	s = mg_get_response_code_text(NULL, status);
 	return s ? s : "Unknown";
 }
 
@@ -102,11 +116,13 @@ void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status)
 	char hdr[128] = "";
 	long long after;
 
-	mk_rpc_call(r->gw->svc[svc], op, r->rid, r->caller.user_id[0] ? &r->caller : NULL, body,
-	            (int)r->gw->cfg->rpc_timeout_ms, &res);
+	mk_rpc_call_raw(r->gw->svc[svc], op, r->rid, r->caller.user_id[0] ? &r->caller : NULL, body,
+	                (int)r->gw->cfg->rpc_timeout_ms, &res);
 	if (res.err == MK_OK) {
 		if (ok_status == 204)
 			gw_reply_empty(r, 204);
+		else if (res.raw_body)
+			send_raw(r, ok_status, "application/json", res.raw_body, res.raw_len, NULL);
 		else
 			gw_reply_json(r, ok_status, res.body, NULL);
 	} else {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <sodium.h>
+
 #include "gateway.h"
 
 static int start(const void *cfgp, void **out, char *err, size_t errlen)
@@ -21,6 +23,10 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	gw->cfg = cfg;
+	if (sodium_init() < 0 || gw_token_cache_new(gw) != 0) {
+		snprintf(err, errlen, "cannot initialise the token cache");
+		return -1;
+	}
 	if (gw_auth_keys_load(gw, err, errlen) != 0)
 		return -1;
 	for (i = 0; i < GW_NSERVICES; i++) {
@@ -42,6 +48,7 @@ static void stop(void *p)
 	for (i = 0; i < GW_NSERVICES; i++)
 		mk_rpc_client_free(gw->svc[i]);
 	gw_auth_keys_free(gw);
+	gw_token_cache_free(gw);
 	free(gw);
 }
 

@@ -177,9 +177,9 @@ mk_err llm_chat_create(LLM_HANDLER_ARGS)
 		return MK_E_VALIDATION;
 	if (!(c = conn(l, req, err, errlen)))
 		return MK_E_DB;
-	r = mk_db_exec(c,
-	               "INSERT INTO chats (owner_id, title) VALUES ($1, $2) RETURNING " CHAT_COLS,
-	               2, p, err, errlen, NULL);
+	r = mk_db_exec_prep(
+	    c, "INSERT INTO chats (owner_id, title) VALUES ($1, $2) RETURNING " CHAT_COLS, 2, p,
+	    err, errlen, NULL);
 	mk_db_release(l->svc.db, c);
 	if (!r)
 		return MK_E_DB;
@@ -214,7 +214,7 @@ mk_err llm_chat_list(LLM_HANDLER_ARGS)
 	if (!(c = conn(l, req, err, errlen)))
 		return MK_E_DB;
 	/* One row more than the page tells whether another page follows. */
-	r = mk_db_exec(
+	r = mk_db_exec_prep(
 	    c,
 	    "SELECT " CHAT_COLS " FROM chats WHERE owner_id = $1 AND ($2::bigint IS NULL OR "
 	    "(updated_at, id) < (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', "
@@ -259,7 +259,7 @@ static mk_err one_chat(llm *l, const mk_env *req, const char *sql, int n, const 
 
 	if (!(c = conn(l, req, err, errlen)))
 		return MK_E_DB;
-	r = mk_db_exec(c, sql, n, p, err, errlen, NULL);
+	r = mk_db_exec_prep(c, sql, n, p, err, errlen, NULL);
 	mk_db_release(l->svc.db, c);
 	if (!r)
 		return MK_E_DB;
@@ -375,7 +375,7 @@ mk_err llm_chat_messages(LLM_HANDLER_ARGS)
 		return MK_E_DB;
 	/* The owner check and the page in one statement: no rows and no chat
 	 * row means not found; a chat with no messages gives one NULL row. */
-	r = mk_db_exec(
+	r = mk_db_exec_prep(
 	    c,
 	    "SELECT " MSG_COLS " FROM chats c LEFT JOIN LATERAL (SELECT * FROM messages "
 	    "WHERE chat_id = c.id AND seq > $3::bigint ORDER BY seq LIMIT $4::int) m ON true "
@@ -417,7 +417,7 @@ int llm_message_add(PGconn *c, const char *chat_id, const char *role, const char
 	PGresult *r;
 
 	snprintf(tok, sizeof(tok), "%d", tokens);
-	r = mk_db_exec(
+	r = mk_db_exec_prep(
 	    c,
 	    "WITH m AS (INSERT INTO messages (chat_id, role, content, attachments, steps, "
 	    "usage, error, tokens) VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, "
@@ -448,7 +448,7 @@ cJSON *llm_history(PGconn *c, const char *chat_id, long budget, char *err, size_
 	snprintf(b, sizeof(b), "%ld", budget);
 	/* Newest first, keep while the running total fits (the newest always
 	 * does), then give them oldest first. */
-	r = mk_db_exec(
+	r = mk_db_exec_prep(
 	    c,
 	    "SELECT id, role, content, steps, tokens FROM (SELECT *, sum(tokens) OVER "
 	    "(ORDER BY seq DESC) AS running, row_number() OVER (ORDER BY seq DESC) AS rn "

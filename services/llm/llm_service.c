@@ -38,6 +38,30 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	l->cfg = cfg;
+	if (cfg->model) {
+		llm_provider_cfg pc = {
+		    .kind = cfg->provider,
+		    .base_url = cfg->base_url,
+		    .api_key = cfg->api_key,
+		    .model = cfg->model,
+		    .extra_headers = cfg->extra_headers,
+		    .azure_api_version = cfg->azure_api_version,
+		    .connect_timeout_ms = (int)cfg->connect_timeout_ms,
+		    .first_byte_timeout_ms = (int)cfg->first_byte_timeout_ms,
+		    .idle_timeout_ms = (int)cfg->idle_timeout_ms,
+		    .max_retries = (int)cfg->max_retries,
+		    .max_response = (size_t)cfg->max_response,
+		};
+
+		l->provider = llm_provider_new(&pc, err, errlen);
+		if (!l->provider)
+			return -1;
+		MK_INFO("LLM-MODEL", NULL, "model '%s' through the %s API", cfg->model, cfg->provider);
+	} else {
+		MK_WARN("LLM-NO-MODEL", NULL,
+			"no model configured (set LLM_MODEL, and LLM_BASE_URL / LLM_API_KEY as "
+			"needed): chat turns will explain how to configure one");
+	}
 	l->def = (mk_svc_def){
 	    .name = "llm",
 	    .schema = "chat",
@@ -60,6 +84,7 @@ static void stop(void *p)
 	mk_svc_stop(&l->svc);
 	if (l->svc.rpc)
 		return; /* handlers still running hold l; the process is exiting */
+	llm_provider_free(l->provider);
 	free(l);
 }
 

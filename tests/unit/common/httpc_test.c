@@ -35,6 +35,7 @@ enum {
 	ROUTE_SLOW,
 	ROUTE_STREAM,
 	ROUTE_STREAM_CUT,
+	ROUTE_STREAM_STALL,
 	ROUTE_POST_503,
 	ROUTE_400,
 	NROUTES
@@ -53,6 +54,7 @@ static const char *const route_path[NROUTES] = {
     [ROUTE_SLOW] = "/slow-first-byte",
     [ROUTE_STREAM] = "/stream",
     [ROUTE_STREAM_CUT] = "/stream-cut",
+    [ROUTE_STREAM_STALL] = "/stream-stall",
     [ROUTE_POST_503] = "/post-503",
     [ROUTE_400] = "/400",
 };
@@ -194,6 +196,14 @@ static int handle(struct mg_connection *conn, void *cbdata)
 		/* One chunk, then the connection closes without the last chunk. */
 		chunked_start(conn);
 		chunk(conn, "partial", 7);
+		return 200;
+	case ROUTE_STREAM_STALL:
+		/* A first chunk at once, then silence longer than any idle timeout here. */
+		chunked_start(conn);
+		chunk(conn, "first;", 6);
+		mk_sleep_ms(1500);
+		chunk(conn, "second;", 7);
+		mg_write(conn, "0\r\n\r\n", 5);
 		return 200;
 	case ROUTE_400: reply(conn, 400, NULL, "bad request", 11); return 400;
 	}
@@ -643,6 +653,60 @@ START_TEST(a_slow_first_byte_trips_the_idle_timeout)
 }
 END_TEST
 
+START_TEST(a_slow_first_byte_trips_the_first_byte_timeout)
+{
+	mk_httpc_req req = get("/slow-first-byte");
+	mk_httpc_resp resp;
+	char want[64];
+	int64_t t0 = mk_mono_ms();
+
+	req.first_byte_timeout_ms = 300;
+	req.idle_timeout_ms = 5000;
+	ck_assert_int_eq(mk_httpc_do(&req, &resp), MK_HTTPC_TIMEOUT);
+	ck_assert_int_eq(resp.attempts, 1);
+	ck_assert_int_ge(mk_mono_ms() - t0, 290);
+	ck_assert_int_lt(mk_mono_ms() - t0, 1000);
+	snprintf(want, sizeof(want), "no response from '127.0.0.1:%d' within 300 ms", port);
+	ck_assert_str_eq(resp.error, want);
+	mk_httpc_resp_release(&resp);
+}
+END_TEST
+
+START_TEST(the_first_byte_timeout_replaces_the_idle_timeout_until_the_body_starts)
+{
+	mk_httpc_req req = get("/slow-first-byte");
+	mk_httpc_resp resp;
+
+	req.first_byte_timeout_ms = 5000;
+	req.idle_timeout_ms = 300; /* alone, it would fire during the 1.5 s wait */
+	ck_assert_int_eq(mk_httpc_do(&req, &resp), MK_HTTPC_OK);
+	ck_assert_int_eq(resp.http_status, 200);
+	ck_assert_str_eq(resp.body.data, "late");
+	mk_httpc_resp_release(&resp);
+}
+END_TEST
+
+START_TEST(after_the_first_body_byte_the_idle_timeout_applies)
+{
+	mk_httpc_req req = get("/stream-stall");
+	mk_httpc_resp resp;
+	struct sink s = {.len = 0};
+	char want[64];
+	int64_t t0 = mk_mono_ms();
+
+	req.first_byte_timeout_ms = 5000;
+	req.idle_timeout_ms = 300;
+	req.on_data = sink_data;
+	req.ud = &s;
+	ck_assert_int_eq(mk_httpc_do(&req, &resp), MK_HTTPC_TIMEOUT);
+	ck_assert_str_eq(s.data, "first;");
+	ck_assert_int_lt(mk_mono_ms() - t0, 1200);
+	snprintf(want, sizeof(want), "no data from '127.0.0.1:%d' for 300 ms", port);
+	ck_assert_str_eq(resp.error, want);
+	mk_httpc_resp_release(&resp);
+}
+END_TEST
+
 START_TEST(a_stream_that_keeps_sending_is_not_cut_by_the_idle_timeout)
 {
 	mk_httpc_req req = get("/stream");
@@ -961,6 +1025,9 @@ static Suite *httpc_suite(void)
 	tcase_add_test(net, a_chunked_body_over_max_response_is_too_large);
 	tcase_add_test(net, a_body_under_the_default_cap_is_kept_whole);
 	tcase_add_test(net, a_slow_first_byte_trips_the_idle_timeout);
+	tcase_add_test(net, a_slow_first_byte_trips_the_first_byte_timeout);
+	tcase_add_test(net, the_first_byte_timeout_replaces_the_idle_timeout_until_the_body_starts);
+	tcase_add_test(net, after_the_first_body_byte_the_idle_timeout_applies);
 	tcase_add_test(net, a_stream_that_keeps_sending_is_not_cut_by_the_idle_timeout);
 	tcase_add_test(net, the_total_timeout_fails_the_call_without_retrying);
 	tcase_add_test(net, a_passed_deadline_sends_nothing);

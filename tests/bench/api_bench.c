@@ -1,8 +1,10 @@
 /*
- * auth_bench.c - what authentication costs: token signing and verification
- * and argon2id in-process, then over HTTP with wrk against the real stack
- * (authenticated reads, health checks, sign-ins). Prints its figures; it
- * asserts nothing about speed.
+ * api_bench.c - what the public API costs: token signing and verification
+ * and argon2id in-process, then over HTTP with wrk against the real stack,
+ * with the same cases and data as the FastAPI reference
+ * (../shared/bench/fastapi-ref: 1 user, 20 chats, 50 messages in the newest
+ * chat): health checks, authenticated reads of chats and messages, and
+ * sign-ins. Prints its figures; it asserts nothing about speed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sodium.h>
 
 #include "mk_json.h"
@@ -126,19 +129,59 @@ static void wrk(const char *label, const mt_stack *st, int conns, int secs, cons
 	    rss_mib(st->p[MT_AUTH].pid), errs);
 }
 
+/* The reference's seed, written into Mark's tables: 20 chats a minute
+ * apart, 50 messages in the newest. Returns the newest chat's id. */
+static void seed(const char *user_id, char chat_id[37])
+{
+	static const char lorem[] =
+	    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod "
+	    "tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam.";
+	PGconn *c = PQconnectdb(mt_dsn());
+	char i_s[8], text[256];
+	const char *p[3] = {user_id, i_s, NULL};
+	PGresult *r;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		snprintf(i_s, sizeof(i_s), "%d", i + 1);
+		r = PQexecParams(c,
+				 "INSERT INTO chat.chats (owner_id, title, created_at, updated_at) VALUES "
+				 "($1, 'Chat number ' || lpad($2, 2, '0'), timestamptz '2024-01-01 12:00Z' "
+				 "+ ($2::int - 1) * interval '1 minute', timestamptz '2024-01-01 12:00Z' + "
+				 "($2::int - 1) * interval '1 minute') RETURNING id",
+				 2, NULL, p, NULL, NULL, 0);
+		snprintf(chat_id, 37, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	p[0] = chat_id;
+	p[2] = text;
+	for (i = 0; i < 50; i++) {
+		snprintf(i_s, sizeof(i_s), "%d", i);
+		snprintf(text, sizeof(text), "Message %02d: %s", i + 1, lorem);
+		PQclear(PQexecParams(c,
+				     "INSERT INTO chat.messages (chat_id, role, content, created_at) "
+				     "VALUES ($1, CASE WHEN $2::int % 2 = 0 THEN 'user' ELSE 'assistant' "
+				     "END, jsonb_build_array(jsonb_build_object('type', 'text', 'text', "
+				     "$3::text)), timestamptz '2024-01-01 13:00Z' + $2::int * interval '1 "
+				     "second')",
+				     3, NULL, p, NULL, NULL, 0));
+	}
+	PQfinish(c);
+}
+
 int main(void)
 {
 	mt_stack st;
 	mt_resp r;
-	char token[2048];
+	char token[2048], chat_id[37], messages[128];
 	const char *body = "{\"email\":\"bench@example.com\",\"password\":\"bench-password\"}";
 	const char *env[] = {"AUTH_SIGNIN_IP_MAX_FAILURES=100000", "GATEWAY_LOG_LEVEL=warn",
-	                     "AUTH_LOG_LEVEL=warn", NULL};
+	                     "AUTH_LOG_LEVEL=warn", "LLM_LOG_LEVEL=warn", NULL};
 	int secs = getenv("MARK_BENCH_SECONDS") ? atoi(getenv("MARK_BENCH_SECONDS")) : 10;
 
 	if (sodium_init() < 0)
 		return 1;
-	printf("== auth: in-process costs\n");
+	printf("== api: in-process costs\n");
 	if (mt_stack_start(&st, env) != 0)
 		return 1;
 	bench_tokens(st.key_priv, st.key_pub);
@@ -149,13 +192,30 @@ int main(void)
 	mt_http("POST", mt_url(&st, "/auth/signin"), NULL, body, strlen(body), &r);
 	snprintf(token, sizeof(token), "%s", mk_json_str(r.json, "access_token"));
 	mt_resp_release(&r);
+	{
+		char auth[2100];
+		const char *h[] = {auth, NULL};
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		mt_http("GET", mt_url(&st, "/auth/me"), h, NULL, 0, &r);
+		seed(mk_json_str(r.json, "id"), chat_id);
+		mt_resp_release(&r);
+	}
+	snprintf(messages, sizeof(messages), "/api/v1/chats/%s/messages", chat_id);
 
 	printf(
 	    "== auth: over HTTP (wrk -t2, %d s each; wrk, services and Postgres share the cores)\n",
 	    secs);
+	wrk("GET /healthz", &st, 50, secs, NULL, NULL, "/healthz");
 	wrk("GET /healthz", &st, 200, secs, NULL, NULL, "/healthz");
-	wrk("GET /auth/me (Bearer, Postgres)", &st, 50, secs, "tests/bench/bearer.lua", token,
-	    "/auth/me");
+	wrk("GET /api/v1/chats (20 chats)", &st, 50, secs, "tests/bench/bearer.lua", token,
+	    "/api/v1/chats");
+	wrk("GET /api/v1/chats (20 chats)", &st, 200, secs, "tests/bench/bearer.lua", token,
+	    "/api/v1/chats");
+	wrk("GET .../messages (50 messages)", &st, 50, secs, "tests/bench/bearer.lua", token,
+	    messages);
+	wrk("GET .../messages (50 messages)", &st, 200, secs, "tests/bench/bearer.lua", token,
+	    messages);
 	wrk("GET /auth/me (Bearer, Postgres)", &st, 200, secs, "tests/bench/bearer.lua", token,
 	    "/auth/me");
 	wrk("GET /auth/me (bad token -> 401)", &st, 200, secs, "tests/bench/badtoken.lua", NULL,
