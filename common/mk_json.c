@@ -167,7 +167,7 @@ cJSON *mk_json_parse(const char *data, size_t len, int max_depth, char *err, siz
 	if (bad < len) {
 		if (deep)
 			snprintf(err, errlen, "nesting deeper than %d levels at byte %zu",
-				 max_depth > 0 ? max_depth : MK_JSON_HARD_DEPTH, bad);
+			         max_depth > 0 ? max_depth : MK_JSON_HARD_DEPTH, bad);
 		else
 			snprintf(err, errlen, "a string contains \\u0000 (NUL) at byte %zu", bad);
 		return NULL;

@@ -99,8 +99,8 @@ static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
 		out = mk_env_encode_reply(env.rid, reply);
 	} else {
 		if (mk_err_status(e) >= 500)
-			MK_WARN("RPC-FAIL", env.rid, "%s: %s: %s", mk_op_name(env.op), mk_err_code(e),
-				err[0] ? err : mk_err_message(e));
+			MK_WARN("RPC-FAIL", env.rid, "%s: %s: %s", mk_op_name(env.op),
+			        mk_err_code(e), err[0] ? err : mk_err_message(e));
 		/* Internal and database details stay in the log, not in the reply. */
 		if (e == MK_E_DB || e == MK_E_INTERNAL)
 			err[0] = '\0';

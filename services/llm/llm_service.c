@@ -56,11 +56,12 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		l->provider = llm_provider_new(&pc, err, errlen);
 		if (!l->provider)
 			return -1;
-		MK_INFO("LLM-MODEL", NULL, "model '%s' through the %s API", cfg->model, cfg->provider);
+		MK_INFO("LLM-MODEL", NULL, "model '%s' through the %s API", cfg->model,
+		        cfg->provider);
 	} else {
 		MK_WARN("LLM-NO-MODEL", NULL,
-			"no model configured (set LLM_MODEL, and LLM_BASE_URL / LLM_API_KEY as "
-			"needed): chat turns will explain how to configure one");
+		        "no model configured (set LLM_MODEL, and LLM_BASE_URL / LLM_API_KEY as "
+		        "needed): chat turns will explain how to configure one");
 	}
 	l->def = (mk_svc_def){
 	    .name = "llm",
