@@ -1,0 +1,106 @@
+/*
+ * main.c - llm-double: the command line of the LLM provider test double
+ * (see llm_double.h). Wiring only.
+ *
+ *   llm-double [--listen 127.0.0.1:0] [--scenario FILE] [--api-key KEY]
+ *
+ * Prints exactly one line, "listening on <port>", on stdout once it serves,
+ * then serves until SIGTERM or SIGINT and exits 0. Diagnostics go to stderr.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm_double.h"
+#include "mk_log.h"
+#include "mk_svc.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: llm-double [--listen HOST:PORT] [--scenario FILE] [--api-key KEY]\n"
+	           "  --listen    address to serve on (default 127.0.0.1:0: a free port)\n"
+	           "  --scenario  scenario JSON to start with (default: none; POST "
+	           "/_double/scenario)\n"
+	           "  --api-key   the only key accepted (default: any key)\n");
+}
+
+/* Whether s is "<IPv4 address>:<port>" (civetweb reads some malformed ones as another address). */
+static int valid_listen(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char host[64], *end;
+	struct in_addr a;
+	long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return 0;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	return inet_pton(AF_INET, host, &a) == 1 && end != colon + 1 && *end == '\0' && port >= 0 &&
+	       port <= 65535;
+}
+
+int main(int argc, char **argv)
+{
+	const char *listen = "127.0.0.1:0", *scenario = NULL;
+	char err[512];
+	ld_double d;
+	int i, rc = 1;
+
+	memset(&d, 0, sizeof(d));
+	for (i = 1; i < argc; i++) {
+		const char **dst = NULL;
+
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--listen") == 0)
+			dst = &listen;
+		else if (strcmp(argv[i], "--scenario") == 0)
+			dst = &scenario;
+		else if (strcmp(argv[i], "--api-key") == 0)
+			dst = &d.api_key;
+		if (!dst || i + 1 == argc) {
+			fprintf(stderr, "llm-double: %s '%s'\n",
+			        dst ? "missing value after" : "unknown option", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+		*dst = argv[++i];
+	}
+
+	if (!valid_listen(listen)) {
+		fprintf(stderr, "llm-double: --listen '%s' is not <IPv4 address>:<port>\n", listen);
+		return 2;
+	}
+	mk_log_init("llm-double", MK_LOG_INFO);
+	pthread_mutex_init(&d.mu, NULL);
+	d.requests = cJSON_CreateArray();
+	if (!d.requests) {
+		fprintf(stderr, "llm-double: out of memory\n");
+		goto out;
+	}
+	if (scenario && ld_scenario_load(&d, scenario, err, sizeof(err)) != 0) {
+		fprintf(stderr, "llm-double: scenario '%s': %s\n", scenario, err);
+		goto out;
+	}
+	/* Before any thread starts, so that only sigwait below sees the stop signals. */
+	mk_svc_block_signals();
+	if (ld_http_start(&d, listen, err, sizeof(err)) != 0) {
+		fprintf(stderr, "llm-double: %s\n", err);
+		goto out;
+	}
+	printf("listening on %d\n", d.port);
+	fflush(stdout);
+	MK_INFO("LLMD-STOP", NULL, "stopping on signal %d", mk_svc_wait());
+	rc = 0;
+out:
+	ld_http_stop(&d);
+	cJSON_Delete(d.scenario);
+	cJSON_Delete(d.requests);
+	pthread_mutex_destroy(&d.mu);
+	return rc;
+}

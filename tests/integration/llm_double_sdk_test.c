@@ -1,0 +1,669 @@
+/*
+ * llm_double_sdk_test.c - the LLM provider double (tests/doubles/llm) is
+ * faithful: the official OpenAI and Anthropic SDKs, unchanged, parse what it
+ * sends (tests/doubles/llm/sdk/sdk_check.mjs, run with Node), and it refuses
+ * what the providers refuse, records what it received, and sends scripted
+ * bytes exactly. No Postgres is needed.
+ *
+ * Needs node and npm on PATH; the SDKs are installed by `npm ci` in
+ * tests/doubles/llm/sdk the first time (when node_modules is missing). A
+ * missing node or npm fails the test: it is never skipped.
+ *
+ * Environment read: MARK_DOUBLES_DIR (the directory holding llm-double;
+ * default: MARK_BIN_DIR/../tests/doubles when MARK_BIN_DIR is set, so the
+ * sanitizer pass of `make test` uses the sanitizer build, else
+ * build/tests/doubles), MARK_TEST_LOG_DIR (default build/test-logs).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mk_buf.h"
+#include "mk_json.h"
+#include "mk_time.h"
+#include "mt.h"
+#include "mt_check.h"
+
+#define SDK_DIR     "tests/doubles/llm/sdk"
+#define FIXTURE_DIR "tests/data/llm"
+#define API_KEY     "sk-test-key"
+
+typedef struct {
+	mt_proc p;
+	int port;
+	char base[64];
+} llm_double;
+
+/* The double every test but the SDK one talks to, started with --api-key. */
+static llm_double dbl;
+
+static const char *const OPENAI_HDRS[] = {"Authorization: Bearer " API_KEY,
+                                          "Content-Type: application/json", NULL};
+static const char *const ANTHROPIC_HDRS[] = {"x-api-key: " API_KEY, "anthropic-version: 2023-06-01",
+                                             "Content-Type: application/json", NULL};
+
+/* ------------------------------------------------------------------ helpers */
+
+static const char *doubles_dir(void)
+{
+	static char dir[512];
+	const char *d = getenv("MARK_DOUBLES_DIR"), *bin = getenv("MARK_BIN_DIR");
+
+	if (d && *d)
+		return d;
+	if (bin && *bin) {
+		snprintf(dir, sizeof(dir), "%s/../tests/doubles", bin);
+		return dir;
+	}
+	return "build/tests/doubles";
+}
+
+static const char *log_dir(void)
+{
+	const char *d = getenv("MARK_TEST_LOG_DIR");
+
+	return d && *d ? d : "build/test-logs";
+}
+
+/*
+ * Start llm-double (with --api-key key unless key is NULL) and read its port
+ * from the first line it prints. stderr goes to <log dir>/<name>.log.
+ */
+static void double_start(llm_double *d, const char *name, const char *key)
+{
+	char path[600], line[128] = "";
+	const char *argv[] = {path, "--listen", "127.0.0.1:0", key ? "--api-key" : NULL, key, NULL};
+	size_t used = 0;
+	int out[2], logfd;
+	int64_t until = mk_mono_ms() + 20000;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(path, sizeof(path), "%s/llm-double", doubles_dir());
+	ck_assert_msg(access(path, X_OK) == 0,
+	              "%s is missing: build it with `make build/tests/doubles/llm-double` (or set "
+	              "MARK_DOUBLES_DIR)",
+	              path);
+	mkdir("build", 0755);
+	mkdir(log_dir(), 0755);
+	snprintf(d->p.name, sizeof(d->p.name), "%s", name);
+	snprintf(d->p.log, sizeof(d->p.log), "%s/%s.log", log_dir(), name);
+	logfd = open(d->p.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	ck_assert_int_ge(logfd, 0);
+	ck_assert_int_eq(pipe(out), 0);
+	d->p.pid = fork();
+	if (d->p.pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(out[1], 1);
+		dup2(logfd, 2);
+		close(out[0]);
+		execv(path, (char *const *)argv);
+		fprintf(stderr, "cannot exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	close(logfd);
+	ck_assert_int_gt(d->p.pid, 0);
+	while (used < sizeof(line) - 1 && !memchr(line, '\n', used) && mk_mono_ms() < until) {
+		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		n = read(out[0], line + used, sizeof(line) - 1 - used);
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+	}
+	close(out[0]);
+	line[used] = '\0';
+	if (sscanf(line, "listening on %d\n", &d->port) != 1 || d->port <= 0) {
+		mt_proc_dump(&d->p);
+		ck_abort_msg("llm-double did not print 'listening on <port>' (got '%s')", line);
+	}
+	ck_assert_msg(strchr(line, '\n') && strcmp(strchr(line, '\n'), "\n") == 0,
+	              "want exactly one line: '%s'", line);
+	snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
+}
+
+/* SIGTERM; the double must exit 0 (under ASan: without leaks). */
+static void double_stop(llm_double *d)
+{
+	int st = mt_proc_stop(&d->p, SIGTERM, 20000);
+
+	if (st != 0)
+		mt_proc_dump(&d->p);
+	ck_assert_msg(st == 0, "llm-double exited %d on SIGTERM, want 0", st);
+}
+
+static const char *url(const char *path)
+{
+	static char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s%s", dbl.base, path);
+	return buf;
+}
+
+/* Run a shell command; its output (stdout and stderr) into *out. Returns the exit status. */
+static int sh(const char *cmd, char **out)
+{
+	FILE *f = popen(cmd, "r");
+	char chunk[4096];
+	size_t n;
+	mk_buf b;
+	int st;
+
+	mk_buf_init(&b, 0);
+	if (!f) {
+		*out = strdup("popen failed");
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		mk_buf_append(&b, chunk, n);
+	st = pclose(f);
+	*out = b.data ? mk_buf_steal(&b) : strdup("");
+	mk_buf_release(&b);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char chunk[8192];
+	size_t n;
+	mk_buf b;
+
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	mk_buf_init(&b, 0);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		mk_buf_append(&b, chunk, n);
+	fclose(f);
+	*len = b.len;
+	return b.data ? mk_buf_steal(&b) : strdup("");
+}
+
+static void load_scenario_text(const char *json)
+{
+	mt_resp r;
+
+	ck_assert_int_eq(mt_http("POST", url("/_double/scenario"), NULL, json, strlen(json), &r),
+	                 0);
+	ck_assert_msg(r.status == 200, "scenario refused: %ld %s", r.status, r.body);
+	mt_resp_release(&r);
+}
+
+/* Load tests/data/llm/<name>.json; returns it parsed (the caller deletes it). */
+static cJSON *load_fixture(const char *name)
+{
+	char path[256], err[128];
+	size_t len;
+	char *text;
+	cJSON *root;
+
+	snprintf(path, sizeof(path), FIXTURE_DIR "/%s.json", name);
+	text = slurp(path, &len);
+	root = mk_json_parse(text, len, 0, err, sizeof(err));
+	ck_assert_msg(root != NULL, "%s: %s", path, err);
+	load_scenario_text(text);
+	free(text);
+	return root;
+}
+
+static void reset(void)
+{
+	mt_resp r;
+
+	ck_assert_int_eq(mt_http("POST", url("/_double/reset"), NULL, "", 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	mt_resp_release(&r);
+}
+
+static void post(const char *path, const char *const *hdrs, const char *body, mt_resp *r)
+{
+	ck_assert_int_eq(mt_http("POST", url(path), hdrs, body, strlen(body), r), 0);
+}
+
+static const cJSON *error_of(const mt_resp *r)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+
+	ck_assert_msg(cJSON_IsObject(e), "no error object in %s", r->body);
+	return e;
+}
+
+/* An error reply: status, error.type, and a message containing `needle`. */
+static void expect_error(const mt_resp *r, long status, const char *type, const char *needle)
+{
+	const cJSON *e = error_of(r);
+	const char *msg = mk_json_str(e, "message");
+
+	ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status, status, r->body);
+	ck_assert_str_eq(mk_json_str(e, "type"), type);
+	ck_assert_msg(msg && strstr(msg, needle), "message '%s' lacks '%s'", msg ? msg : "",
+	              needle);
+}
+
+static void double_up(void)
+{
+	double_start(&dbl, "llm-double", API_KEY);
+}
+
+static void double_down(void)
+{
+	double_stop(&dbl);
+}
+
+/* ------------------------------------------------------------------ the SDKs */
+
+START_TEST(test_the_official_sdks_parse_what_the_double_sends)
+{
+	llm_double d;
+	char cmd[512], *out = NULL;
+	int st;
+
+	st = sh("command -v node && command -v npm && node --version 2>&1", &out);
+	ck_assert_msg(st == 0,
+	              "node and npm are required by the LLM double's faithfulness test (Node.js 20 "
+	              "or later; e.g. apt-get install nodejs npm): %s",
+	              out);
+	free(out);
+	if (access(SDK_DIR "/node_modules/openai/package.json", F_OK) != 0 ||
+	    access(SDK_DIR "/node_modules/@anthropic-ai/sdk/package.json", F_OK) != 0) {
+		printf("installing the SDKs: (cd " SDK_DIR " && npm ci --no-audit --no-fund)\n");
+		fflush(stdout);
+		st = sh("cd " SDK_DIR " && npm ci --no-audit --no-fund 2>&1", &out);
+		ck_assert_msg(st == 0, "npm ci in " SDK_DIR " failed (exit %d):\n%s", st, out);
+		free(out);
+	}
+
+	double_start(&d, "llm-double-sdk", NULL);
+	snprintf(cmd, sizeof(cmd), "BASE='%s' node " SDK_DIR "/sdk_check.mjs 2>&1", d.base);
+	st = sh(cmd, &out);
+	printf("%s", out); /* one line per SDK check, for the test log */
+	fflush(stdout);
+	if (st != 0)
+		mt_proc_dump(&d.p);
+	ck_assert_msg(st == 0, "sdk_check.mjs exited %d:\n%s", st, out);
+	free(out);
+	double_stop(&d);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ direct checks */
+
+START_TEST(test_a_missing_or_wrong_key_is_401_in_each_providers_shape)
+{
+	static const char *const wrong_openai[] = {"Authorization: Bearer sk-wrong-key-123456",
+	                                           NULL};
+	static const char *const no_key_anthropic[] = {"anthropic-version: 2023-06-01", NULL};
+	static const char *const wrong_anthropic[] = {"x-api-key: nope",
+	                                              "anthropic-version: 2023-06-01", NULL};
+	static const char *const azure_key[] = {"api-key: " API_KEY, NULL};
+	const char *chat =
+	    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"hi\"}]}";
+	const char *msgs = "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"messages\":[{"
+	                   "\"role\":\"user\",\"content\":\"hi\"}]}";
+	mt_resp r;
+
+	reset();
+	post("/v1/chat/completions", NULL, chat, &r);
+	expect_error(&r, 401, "invalid_request_error", "API key");
+	ck_assert_str_eq(mt_error_code(&r), "invalid_api_key");
+	mt_resp_release(&r);
+
+	post("/v1/chat/completions", wrong_openai, chat, &r);
+	expect_error(&r, 401, "invalid_request_error", "Incorrect API key provided");
+	ck_assert_msg(!strstr(r.body, "sk-wrong-key-123456"), "the key is masked: %s", r.body);
+	mt_resp_release(&r);
+
+	post("/v1/messages", no_key_anthropic, msgs, &r);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_str_eq(mk_json_str(r.json, "type"), "error");
+	ck_assert_str_eq(mk_json_str(error_of(&r), "type"), "authentication_error");
+	ck_assert_ptr_nonnull(mk_json_str(r.json, "request_id"));
+	mt_resp_release(&r);
+
+	post("/v1/messages", wrong_anthropic, msgs, &r);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_str_eq(mk_json_str(error_of(&r), "type"), "authentication_error");
+	mt_resp_release(&r);
+
+	/* Azure classic: api-key, and api-version is required. */
+	post("/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21", OPENAI_HDRS, chat,
+	     &r);
+	ck_assert_int_eq(r.status, 401);
+	mt_resp_release(&r);
+	post("/openai/deployments/gpt4o/chat/completions", azure_key, chat, &r);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "api-version"));
+	mt_resp_release(&r);
+
+	/* The right key gets past the door: no scenario is loaded, so the double says so. */
+	load_scenario_text("{\"name\":\"empty\",\"steps\":[]}");
+	post("/v1/chat/completions", OPENAI_HDRS, chat, &r);
+	expect_error(&r, 500, "server_error", "no scripted step left");
+	mt_resp_release(&r);
+	post("/v1/messages", ANTHROPIC_HDRS, msgs, &r);
+	expect_error(&r, 500, "api_error", "no scripted step left");
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_anthropic_refuses_what_the_messages_api_refuses)
+{
+	static const char *const no_version[] = {"x-api-key: " API_KEY, NULL};
+	const char *ok =
+	    "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"messages\":[{\"role\":"
+	    "\"user\",\"content\":\"hi\"}]}";
+	mt_resp r;
+
+	reset();
+	post("/v1/messages", ANTHROPIC_HDRS,
+	     "{\"model\":\"claude-haiku-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+	     "}",
+	     &r);
+	expect_error(&r, 400, "invalid_request_error", "max_tokens");
+	ck_assert_str_eq(mk_json_str(r.json, "type"), "error");
+	mt_resp_release(&r);
+
+	post("/v1/messages", no_version, ok, &r);
+	expect_error(&r, 400, "invalid_request_error", "anthropic-version");
+	mt_resp_release(&r);
+
+	post("/v1/messages", ANTHROPIC_HDRS,
+	     "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"messages\":[{\"role\":\"system\","
+	     "\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"hi\"}]}",
+	     &r);
+	expect_error(&r, 400, "invalid_request_error", "system");
+	mt_resp_release(&r);
+
+	/* A tool_use whose result is missing from the next user message. */
+	post("/v1/messages", ANTHROPIC_HDRS,
+	     "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"messages\":["
+	     "{\"role\":\"user\",\"content\":\"hi\"},"
+	     "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+	     "\"name\":\"run_python\",\"input\":{\"code\":\"1\"}}]},"
+	     "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"go on\"}]}]}",
+	     &r);
+	expect_error(&r, 400, "invalid_request_error", "toolu_1");
+	mt_resp_release(&r);
+
+	/* tool_use.input sent as a string (the OpenAI habit). */
+	post(
+	    "/v1/messages", ANTHROPIC_HDRS,
+	    "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"messages\":["
+	    "{\"role\":\"user\",\"content\":\"hi\"},"
+	    "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+	    "\"name\":\"run_python\",\"input\":\"{}\"}]},"
+	    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_1\","
+	    "\"content\":\"1\"}]}]}",
+	    &r);
+	expect_error(&r, 400, "invalid_request_error", "dictionary");
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_openai_refuses_what_chat_completions_refuses)
+{
+	static const struct {
+		const char *body, *param, *needle;
+	} cases[] = {
+	    {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL, "model"},
+	    {"{\"model\":\"m\",\"messages\":[]}", "messages", "empty array"},
+	    {"{\"model\":\"m\"}", "messages", "messages"},
+	    {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	     "\"tool\",\"tool_call_id\":\"call_9\",\"content\":\"1\"}]}",
+	     "messages.[1].role", "preceeding message with 'tool_calls'"},
+	    {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	     "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":"
+	     "\"function\",\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1}}}]},{\"role\":"
+	     "\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"1\"}]}",
+	     "messages[1].tool_calls[0].function.arguments", "expected a string"},
+	    {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":"
+	     "\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\",\"type\":"
+	     "\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}},{\"id\":\"call_2\","
+	     "\"type\":\"function\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]},{"
+	     "\"role\":"
+	     "\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"1\"}]}",
+	     "messages.[1].role", "call_2"},
+	    {"not json", NULL, "could not parse the JSON body"},
+	};
+	size_t i;
+	mt_resp r;
+
+	reset();
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const cJSON *e;
+
+		post("/v1/chat/completions", OPENAI_HDRS, cases[i].body, &r);
+		expect_error(&r, 400, "invalid_request_error", cases[i].needle);
+		e = error_of(&r);
+		if (cases[i].param)
+			ck_assert_str_eq(mk_json_str(e, "param"), cases[i].param);
+		else
+			ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(e, "param")));
+		ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(e, "code"));
+		mt_resp_release(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_the_double_records_each_request_with_its_body_and_headers)
+{
+	const char *body =
+	    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"count the rows\"}],\"stream\":false}";
+	const cJSON *rec, *b;
+	mt_resp r;
+
+	reset();
+	load_scenario_text("{\"name\":\"one\",\"steps\":[{\"openai_text\":\"42 rows\"}]}");
+	post("/api/v1/chat/completions?trace=1", OPENAI_HDRS, body, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(mk_json_str(r.json, "object"), "chat.completion");
+	mt_resp_release(&r);
+
+	ck_assert_int_eq(mt_http("GET", url("/_double/requests"), NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(cJSON_GetArraySize(r.json), 1);
+	rec = cJSON_GetArrayItem(r.json, 0);
+	ck_assert_str_eq(mk_json_str(rec, "method"), "POST");
+	ck_assert_str_eq(mk_json_str(rec, "path"), "/api/v1/chat/completions");
+	ck_assert_str_eq(mk_json_str(rec, "query"), "trace=1");
+	ck_assert_str_eq(mk_json_str(cJSON_GetObjectItem(rec, "headers"), "authorization"),
+	                 "Bearer " API_KEY);
+	ck_assert_str_eq(mk_json_str(cJSON_GetObjectItem(rec, "headers"), "content-type"),
+	                 "application/json");
+	b = cJSON_GetObjectItemCaseSensitive(rec, "body");
+	ck_assert_str_eq(mk_json_str(b, "model"), "gpt-4o-mini");
+	ck_assert_str_eq(
+	    mk_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "messages"), 0), "content"),
+	    "count the rows");
+	mt_resp_release(&r);
+
+	/* A body that is not JSON is kept as text. */
+	post("/v1/chat/completions", OPENAI_HDRS, "model=x", &r);
+	ck_assert_int_eq(r.status, 400);
+	mt_resp_release(&r);
+	ck_assert_int_eq(mt_http("GET", url("/_double/requests"), NULL, NULL, 0, &r), 0);
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(r.json, 1), "body"), "model=x");
+	mt_resp_release(&r);
+
+	reset();
+	ck_assert_int_eq(mt_http("GET", url("/_double/requests"), NULL, NULL, 0, &r), 0);
+	ck_assert_str_eq(r.body, "[]");
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_every_fixture_is_a_scenario_the_double_accepts)
+{
+	DIR *dir = opendir(FIXTURE_DIR);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_msg(dir != NULL, "cannot open " FIXTURE_DIR " (run from the repository root)");
+	while ((e = readdir(dir))) {
+		size_t len = strlen(e->d_name);
+		char name[256];
+
+		if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 5), e->d_name);
+		cJSON_Delete(load_fixture(name));
+		n++;
+	}
+	closedir(dir);
+	ck_assert_int_ge(n, 30);
+
+	/* And a scenario with a typo is refused, naming it. */
+	{
+		const char *bad = "{\"steps\":[{\"openai_text\":\"x\",\"splitt\":3}]}";
+		mt_resp r;
+
+		ck_assert_int_eq(
+		    mt_http("POST", url("/_double/scenario"), NULL, bad, strlen(bad), &r), 0);
+		ck_assert_int_eq(r.status, 400);
+		ck_assert_ptr_nonnull(strstr(r.body, "splitt"));
+		mt_resp_release(&r);
+	}
+}
+END_TEST
+
+/* The concatenated "sse" strings of a fixture's first step. */
+static char *scripted_bytes(const cJSON *fixture, size_t *len)
+{
+	const cJSON *sse = cJSON_GetObjectItem(
+	                cJSON_GetArrayItem(cJSON_GetObjectItem(fixture, "steps"), 0), "sse"),
+	            *s;
+	mk_buf b;
+
+	mk_buf_init(&b, 0);
+	cJSON_ArrayForEach(s, sse) mk_buf_puts(&b, s->valuestring);
+	*len = b.len;
+	return mk_buf_steal(&b);
+}
+
+START_TEST(test_a_sliced_stream_arrives_byte_for_byte_and_a_cut_one_short)
+{
+	const char *req = "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":"
+	                  "\"user\",\"content\":\"hi\"}]}";
+	const char *names[] = {"openai_stream_crlf", "openai_stream_utf8_split",
+	                       "openai_stream_keepalive"};
+	cJSON *fx;
+	size_t len, i;
+	char *want, *ctype;
+	long long cut;
+	mt_resp r;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		fx = load_fixture(names[i]);
+		want = scripted_bytes(fx, &len);
+		post("/v1/chat/completions", OPENAI_HDRS, req, &r);
+		ck_assert_int_eq(r.status, 200);
+		ctype = mt_header(&r, "Content-Type");
+		ck_assert_ptr_nonnull(strstr(ctype, "text/event-stream"));
+		ck_assert_msg(r.len == len && memcmp(r.body, want, len) == 0,
+		              "%s: got %zu bytes, want %zu", names[i], r.len, len);
+		free(ctype);
+		free(want);
+		cJSON_Delete(fx);
+		mt_resp_release(&r);
+	}
+
+	/* close_after_bytes: the transfer fails after exactly that many body bytes. */
+	fx = load_fixture("openai_stream_cut");
+	ck_assert_int_eq(mk_json_int(cJSON_GetArrayItem(cJSON_GetObjectItem(fx, "steps"), 0),
+	                             "close_after_bytes", &cut),
+	                 0);
+	ck_assert_int_eq(
+	    mt_http("POST", url("/v1/chat/completions"), OPENAI_HDRS, req, strlen(req), &r), -1);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq((long long)r.len, cut);
+	ck_assert_ptr_null(strstr(r.body, "[DONE]"));
+	mt_resp_release(&r);
+	cJSON_Delete(fx);
+}
+END_TEST
+
+START_TEST(test_a_step_that_does_not_match_is_a_500_that_names_it_and_is_not_consumed)
+{
+	const char *plain =
+	    "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":"
+	    "\"hi\"}]}";
+	const char *streamed = "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"messages\":[{\"role\":"
+	                       "\"user\",\"content\":\"hi\"}]}";
+	char *retry;
+	mt_resp r;
+
+	load_scenario_text("{\"name\":\"m\",\"steps\":[{\"match\":{\"stream\":true},"
+	                   "\"openai_text\":\"streamed\"}]}");
+	post("/v1/chat/completions", OPENAI_HDRS, plain, &r);
+	expect_error(&r, 500, "server_error", "step 1 of scenario 'm' expects stream true");
+	retry = mt_header(&r, "x-should-retry");
+	ck_assert_str_eq(retry, "false");
+	free(retry);
+	mt_resp_release(&r);
+
+	post("/v1/chat/completions", OPENAI_HDRS, streamed, &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "data: [DONE]"));
+	mt_resp_release(&r);
+
+	post("/v1/chat/completions", OPENAI_HDRS, streamed, &r);
+	expect_error(&r, 500, "server_error", "no scripted step left");
+	mt_resp_release(&r);
+
+	/* An Azure deployment stands for the model. */
+	load_scenario_text("{\"steps\":[{\"match\":{\"dialect\":\"azure\",\"model\":\"my-gpt\"},"
+	                   "\"openai_text\":\"hi from azure\"}]}");
+	{
+		static const char *const azure[] = {"api-key: " API_KEY, NULL};
+
+		post("/openai/deployments/my-gpt/chat/completions?api-version=2024-10-21", azure,
+		     plain, &r);
+	}
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(mk_json_str(r.json, "model"), "my-gpt");
+	mt_resp_release(&r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("llm_double");
+	TCase *sdk = tcase_create("sdk");
+	TCase *tc = tcase_create("direct");
+
+	/* npm ci the first time, then ~20 checks with retries and pauses. */
+	tcase_set_timeout(sdk, 600);
+	tcase_add_test(sdk, test_the_official_sdks_parse_what_the_double_sends);
+	suite_add_tcase(s, sdk);
+
+	tcase_add_unchecked_fixture(tc, double_up, double_down);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_a_missing_or_wrong_key_is_401_in_each_providers_shape);
+	tcase_add_test(tc, test_anthropic_refuses_what_the_messages_api_refuses);
+	tcase_add_test(tc, test_openai_refuses_what_chat_completions_refuses);
+	tcase_add_test(tc, test_the_double_records_each_request_with_its_body_and_headers);
+	tcase_add_test(tc, test_every_fixture_is_a_scenario_the_double_accepts);
+	tcase_add_test(tc, test_a_sliced_stream_arrives_byte_for_byte_and_a_cut_one_short);
+	tcase_add_test(tc,
+	               test_a_step_that_does_not_match_is_a_500_that_names_it_and_is_not_consumed);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mt_check_main(suite(), 1);
+}
