@@ -21,6 +21,8 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -MMD -MP \
 	-Icommon -Iproto -Iservices -Itests/support -I$(BUILD)/gen $(shell pkg-config --cflags libpq)
+# --as-needed: each binary loads only the libraries it calls (less memory).
+LDFLAGS += -Wl,--as-needed
 LDLIBS := -lcivetweb -lnng -lpq -lcjson -lcurl -lsodium -lcrypto -lpthread -lm
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -114,6 +116,13 @@ $(foreach s,$(SERVICES),$(patsubst %.c,$(OBJ)/%.o,$(wildcard services/$(s)/*.c))
 	$(SERVICES:%=$(BUILD)/gen/%_migrations.c)
 
 $(BUILD)/tests/unit/common/%: tests/unit/common/%.c $(LIBTEST) $(LIBMK)
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
+
+# The LLM integration tests call the provider clients directly: they link libllm too.
+$(BUILD)/tests/integration/llm_%: tests/integration/llm_%.c $(BUILD)/lib/libllm.a $(LIBTEST) \
+	$(LIBMK)
 	@mkdir -p $(@D)
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@

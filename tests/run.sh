@@ -32,8 +32,9 @@ export MARK_TEST_DATABASE_URL=$dsn
 run_pass() { # name build-dir san
 	local name=$1 dir=$2 san=$3 t rc
 	echo "== $name: building"
-	if ! make --no-print-directory -j"$jobs" BUILD="$dir" SAN="$san" test-build >"$dir.build.log" 2>&1; then
-		tail -n 40 "$dir.build.log"
+	mkdir -p "$dir"
+	if ! make --no-print-directory -j"$jobs" BUILD="$dir" SAN="$san" test-build >"$dir/build.log" 2>&1; then
+		tail -n 40 "$dir/build.log"
 		echo "== $name: build failed"
 		failed=$((failed + 1))
 		failures+=("$name build")

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "llm.h"
+#include "mk_httpc.h"
 #include "mk_log.h"
 
 static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen)
@@ -38,6 +39,10 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	l->cfg = cfg;
+	if (mk_httpc_global_init() != 0) {
+		snprintf(err, errlen, "cannot initialise libcurl");
+		return -1;
+	}
 	if (cfg->model) {
 		llm_provider_cfg pc = {
 		    .kind = cfg->provider,
@@ -86,6 +91,7 @@ static void stop(void *p)
 	if (l->svc.rpc)
 		return; /* handlers still running hold l; the process is exiting */
 	llm_provider_free(l->provider);
+	mk_httpc_global_cleanup();
 	free(l);
 }
 

@@ -81,52 +81,199 @@ static void bench_argon2(void)
 	printf("argon2id verify:               %8.1f ms/op\n", (now_us() - t0) / n / 1000);
 }
 
-/* Resident memory of a process, in MiB. */
-static double rss_mib(pid_t pid)
+/*
+ * Memory of a process in MiB: RSS (resident, counting every shared library
+ * page in full) or PSS (shared pages divided among the processes sharing
+ * them, the fair measure for a suite of small processes).
+ */
+static double mem_mib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t n = strlen(field);
 	double kb = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
 	f = fopen(path, "r");
 	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmRSS:", 6) == 0)
-			kb = atof(line + 6);
+		if (strncmp(line, field, n) == 0 && line[n] == ':')
+			kb = atof(line + n + 1);
 	if (f)
 		fclose(f);
 	return kb / 1024;
 }
 
-/* Run wrk and print its request rate, latency percentiles and errors. */
-static void wrk(const char *label, const mt_stack *st, int conns, int secs, const char *script,
-                const char *token, const char *path)
+typedef struct {
+	double rps;
+	double p50_ms, p99_ms;
+	long errors; /* socket errors and non-2xx/3xx answers */
+} wrk_result;
+
+/* Run wrk against url; token may be NULL. */
+static wrk_result wrk_run(const char *url, int conns, int secs, const char *script,
+                          const char *token)
 {
 	char cmd[4096], line[512];
-	double rps = 0;
-	char p50[32] = "?", p99[32] = "?", errs[128] = "0";
+	wrk_result w = {0};
+	long a, b, c, d;
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "MARK_TOKEN='%s' wrk -t2 -c%d -d%ds --latency %s%s '%s' 2>&1",
-	         token ? token : "", conns, secs, script ? "-s " : "", script ? script : "",
-	         mt_url(st, path));
+	snprintf(cmd, sizeof(cmd),
+	         "MARK_TOKEN='%s' wrk -t2 -c%d -d%ds --timeout 10s --latency %s%s '%s' 2>&1",
+	         token ? token : "", conns, secs, script ? "-s " : "", script ? script : "", url);
 	f = popen(cmd, "r");
 	while (f && fgets(line, sizeof(line), f)) {
+		char unit[8] = "";
+		double v;
+
 		if (strncmp(line, "Requests/sec:", 13) == 0)
-			rps = atof(line + 13);
-		else if (strstr(line, " 50% "))
-			sscanf(line, " 50%% %31s", p50);
-		else if (strstr(line, " 99% "))
-			sscanf(line, " 99%% %31s", p99);
-		else if (strstr(line, "Non-2xx") || strstr(line, "Socket errors"))
-			snprintf(errs, sizeof(errs), "%.*s", (int)strcspn(line, "\n"), line);
+			w.rps = atof(line + 13);
+		else if (sscanf(line, " 50%% %lf%7s", &v, unit) == 2)
+			w.p50_ms = v * (unit[0] == 'u' ? 0.001 : unit[0] == 's' ? 1000 : 1);
+		else if (sscanf(line, " 99%% %lf%7s", &v, unit) == 2)
+			w.p99_ms = v * (unit[0] == 'u' ? 0.001 : unit[0] == 's' ? 1000 : 1);
+		else if (sscanf(line, "  Non-2xx or 3xx responses: %ld", &a) == 1)
+			w.errors += a;
+		else if (sscanf(line,
+		                "  Socket errors: connect %ld, read %ld, write %ld, timeout %ld",
+		                &a, &b, &c, &d) == 4)
+			w.errors += a + b + c + d;
 	}
 	if (f)
 		pclose(f);
-	printf(
-	    "%-34s c=%-4d %9.0f req/s  p50 %-9s p99 %-9s gateway %.1f MiB, auth %.1f MiB  [%s]\n",
-	    label, conns, rps, p50, p99, rss_mib(st->p[MT_GATEWAY].pid),
-	    rss_mib(st->p[MT_AUTH].pid), errs);
+	return w;
+}
+
+/* Total memory (field "Rss" or "Pss") of a list of processes, in MiB. */
+static double mem_sum(const pid_t *pids, int n, const char *field)
+{
+	double t = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		t += mem_mib(pids[i], field);
+	return t;
+}
+
+typedef struct {
+	const char *label;
+	const char *path; /* NULL: the messages path */
+	int conns;
+	const char *script;
+	int authed;
+} bench_case;
+
+static const bench_case cases[] = {
+    {"GET /healthz", "/healthz", 200, NULL, 0},
+    {"GET /api/v1/chats (20 chats)", "/api/v1/chats", 50, "tests/bench/bearer.lua", 1},
+    {"GET /api/v1/chats (20 chats)", "/api/v1/chats", 200, "tests/bench/bearer.lua", 1},
+    {"GET .../messages (50 messages)", NULL, 50, "tests/bench/bearer.lua", 1},
+    {"GET .../messages (50 messages)", NULL, 200, "tests/bench/bearer.lua", 1},
+    {"GET /auth/me (bad token, 401)", "/auth/me", 200, "tests/bench/badtoken.lua", 0},
+    {"POST /auth/signin (argon2id)", "/auth/signin", 10, "tests/bench/signin.lua", 0},
+};
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+typedef struct {
+	const char *base; /* http://host:port */
+	const char *token;
+	const char *messages;
+	pid_t pids[8];
+	int npids;
+	wrk_result res[NCASES];
+	double rss[NCASES], pss[NCASES];
+} target;
+
+static void run_cases(const char *name, target *t, int secs)
+{
+	char url[512];
+	size_t i;
+
+	printf("== %s: over HTTP (wrk -t2, %d s each; wrk, servers and Postgres share the cores)\n",
+	       name, secs);
+	for (i = 0; i < NCASES; i++) {
+		snprintf(url, sizeof(url), "%s%s", t->base,
+		         cases[i].path ? cases[i].path : t->messages);
+		t->res[i] = wrk_run(url, cases[i].conns, secs, cases[i].script,
+		                    cases[i].authed ? t->token : NULL);
+		t->rss[i] = mem_sum(t->pids, t->npids, "Rss");
+		t->pss[i] = mem_sum(t->pids, t->npids, "Pss");
+		printf("%-32s c=%-4d %8.0f req/s  p50 %8.2f ms  p99 %8.2f ms  RSS %6.1f  PSS %6.1f "
+		       "MiB  "
+		       "errors %ld\n",
+		       cases[i].label, cases[i].conns, t->res[i].rps, t->res[i].p50_ms,
+		       t->res[i].p99_ms, t->rss[i], t->pss[i], t->res[i].errors);
+		fflush(stdout);
+	}
+}
+
+/*
+ * The FastAPI reference (../shared/bench/fastapi-ref), started and stopped
+ * with its own scripts, under the same load. Returns 0 when it ran.
+ */
+static int run_reference(const char *dir, target *ref, int secs, char *tok, size_t toklen,
+                         char *msgs, size_t msglen)
+{
+	char cmd[1024], line[4096], chat[64] = "";
+	FILE *f;
+	int pid = 0;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && ./start.sh 2>&1", dir);
+	f = popen(cmd, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "CHAT_ID=", 8) == 0)
+			snprintf(chat, sizeof(chat), "%.63s", line + 8);
+		else if (strncmp(line, "TOKEN=", 6) == 0)
+			snprintf(tok, toklen, "%.2000s", line + 6);
+	}
+	if (!f || pclose(f) != 0 || !chat[0] || !tok[0]) {
+		printf("== reference: could not start it (%s/start.sh)\n", dir);
+		return -1;
+	}
+	snprintf(msgs, msglen, "/api/v1/chats/%s/messages", chat);
+	ref->base = "http://127.0.0.1:8899";
+	ref->token = tok;
+	ref->messages = msgs;
+	/* Its workers: the children of the uvicorn master. */
+	f = fopen("/tmp/fastapi_ref_run/uvicorn.pid", "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	snprintf(cmd, sizeof(cmd), "pgrep -P %d", pid);
+	f = pid ? popen(cmd, "r") : NULL;
+	while (f && ref->npids < 8 && fgets(line, sizeof(line), f))
+		ref->pids[ref->npids++] = (pid_t)atoi(line);
+	if (f)
+		pclose(f);
+	run_cases("FastAPI reference", ref, secs);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && ./stop.sh >/dev/null 2>&1", dir);
+	if (system(cmd) != 0)
+		printf("(the reference's stop.sh failed)\n");
+	return 0;
+}
+
+static void compare(const target *m, const target *r)
+{
+	size_t i;
+
+	printf("== Mark against the FastAPI reference (same cases, same machine, same run)\n");
+	printf("%-32s %-6s %10s %10s %10s %10s\n", "case", "conns", "req/s", "p99", "RSS", "PSS");
+	for (i = 0; i < NCASES; i++) {
+		double rps = r->res[i].rps > 0 ? m->res[i].rps / r->res[i].rps : 0;
+		double p99 = m->res[i].p99_ms > 0 ? r->res[i].p99_ms / m->res[i].p99_ms : 0;
+		double rss = m->rss[i] > 0 ? r->rss[i] / m->rss[i] : 0;
+		double pss = m->pss[i] > 0 ? r->pss[i] / m->pss[i] : 0;
+
+		printf("%-32s c=%-4d %9.1fx %9.1fx %9.1fx %9.1fx\n", cases[i].label, cases[i].conns,
+		       rps, p99, rss, pss);
+	}
+	printf("(req/s: Mark's over the reference's; p99 and memory: the reference's over Mark's,\n"
+	       " so every figure above 1 favours Mark. Memory: the Mark processes serving these\n"
+	       " routes (gateway, auth, llm) against the reference's two workers, measured after\n"
+	       " each case.)\n");
 }
 
 /* The reference's seed, written into Mark's tables: 20 chats a minute
@@ -144,12 +291,13 @@ static void seed(const char *user_id, char chat_id[37])
 
 	for (i = 0; i < 20; i++) {
 		snprintf(i_s, sizeof(i_s), "%d", i + 1);
-		r = PQexecParams(c,
-				 "INSERT INTO chat.chats (owner_id, title, created_at, updated_at) VALUES "
-				 "($1, 'Chat number ' || lpad($2, 2, '0'), timestamptz '2024-01-01 12:00Z' "
-				 "+ ($2::int - 1) * interval '1 minute', timestamptz '2024-01-01 12:00Z' + "
-				 "($2::int - 1) * interval '1 minute') RETURNING id",
-				 2, NULL, p, NULL, NULL, 0);
+		r = PQexecParams(
+		    c,
+		    "INSERT INTO chat.chats (owner_id, title, created_at, updated_at) VALUES "
+		    "($1, 'Chat number ' || lpad($2, 2, '0'), timestamptz '2024-01-01 12:00Z' "
+		    "+ ($2::int - 1) * interval '1 minute', timestamptz '2024-01-01 12:00Z' + "
+		    "($2::int - 1) * interval '1 minute') RETURNING id",
+		    2, NULL, p, NULL, NULL, 0);
 		snprintf(chat_id, 37, "%s", PQgetvalue(r, 0, 0));
 		PQclear(r);
 	}
@@ -158,13 +306,14 @@ static void seed(const char *user_id, char chat_id[37])
 	for (i = 0; i < 50; i++) {
 		snprintf(i_s, sizeof(i_s), "%d", i);
 		snprintf(text, sizeof(text), "Message %02d: %s", i + 1, lorem);
-		PQclear(PQexecParams(c,
-				     "INSERT INTO chat.messages (chat_id, role, content, created_at) "
-				     "VALUES ($1, CASE WHEN $2::int % 2 = 0 THEN 'user' ELSE 'assistant' "
-				     "END, jsonb_build_array(jsonb_build_object('type', 'text', 'text', "
-				     "$3::text)), timestamptz '2024-01-01 13:00Z' + $2::int * interval '1 "
-				     "second')",
-				     3, NULL, p, NULL, NULL, 0));
+		PQclear(PQexecParams(
+		    c,
+		    "INSERT INTO chat.messages (chat_id, role, content, created_at) "
+		    "VALUES ($1, CASE WHEN $2::int % 2 = 0 THEN 'user' ELSE 'assistant' "
+		    "END, jsonb_build_array(jsonb_build_object('type', 'text', 'text', "
+		    "$3::text)), timestamptz '2024-01-01 13:00Z' + $2::int * interval '1 "
+		    "second')",
+		    3, NULL, p, NULL, NULL, 0));
 	}
 	PQfinish(c);
 }
@@ -203,24 +352,22 @@ int main(void)
 	}
 	snprintf(messages, sizeof(messages), "/api/v1/chats/%s/messages", chat_id);
 
-	printf(
-	    "== auth: over HTTP (wrk -t2, %d s each; wrk, services and Postgres share the cores)\n",
-	    secs);
-	wrk("GET /healthz", &st, 50, secs, NULL, NULL, "/healthz");
-	wrk("GET /healthz", &st, 200, secs, NULL, NULL, "/healthz");
-	wrk("GET /api/v1/chats (20 chats)", &st, 50, secs, "tests/bench/bearer.lua", token,
-	    "/api/v1/chats");
-	wrk("GET /api/v1/chats (20 chats)", &st, 200, secs, "tests/bench/bearer.lua", token,
-	    "/api/v1/chats");
-	wrk("GET .../messages (50 messages)", &st, 50, secs, "tests/bench/bearer.lua", token,
-	    messages);
-	wrk("GET .../messages (50 messages)", &st, 200, secs, "tests/bench/bearer.lua", token,
-	    messages);
-	wrk("GET /auth/me (Bearer, Postgres)", &st, 200, secs, "tests/bench/bearer.lua", token,
-	    "/auth/me");
-	wrk("GET /auth/me (bad token -> 401)", &st, 200, secs, "tests/bench/badtoken.lua", NULL,
-	    "/auth/me");
-	wrk("POST /auth/signin (argon2id)", &st, 10, secs, "tests/bench/signin.lua", NULL,
-	    "/auth/signin");
-	return mt_stack_stop(&st) == 0 ? 0 : 1;
+	{
+		target mark = {.base = st.base, .token = token, .messages = messages};
+		target ref = {0};
+		char rtok[2048], rmsgs[160];
+		const char *refdir = getenv("MARK_BENCH_REFERENCE");
+		/* The processes serving these routes; executor and metadata are idle. */
+		mark.pids[mark.npids++] = st.p[MT_GATEWAY].pid;
+		mark.pids[mark.npids++] = st.p[MT_AUTH].pid;
+		mark.pids[mark.npids++] = st.p[MT_LLM].pid;
+		run_cases("Mark", &mark, secs);
+		if (mt_stack_stop(&st) != 0)
+			return 1;
+		if (refdir && *refdir &&
+		    run_reference(refdir, &ref, secs, rtok, sizeof(rtok), rmsgs, sizeof(rmsgs)) ==
+		        0)
+			compare(&mark, &ref);
+	}
+	return 0;
 }

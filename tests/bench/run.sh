@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # run.sh - `make bench`: a private PostgreSQL, then every benchmark in
 # tests/bench/, each printing its figures. MARK_BENCH_SECONDS sets the
-# length of each load run (default 10).
+# length of each load run (default 10). When the FastAPI reference is
+# beside the repo (../shared/bench/fastapi-ref), it runs too, under the
+# same load, and the ratios are printed; MARK_BENCH_REFERENCE=0 skips it,
+# MARK_BENCH_REFERENCE=<dir> points elsewhere.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -9,6 +12,9 @@ pg_dir=build/bench-pg
 trap 'scripts/pg.sh stop "$pg_dir" >/dev/null 2>&1' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MARK_TEST_DATABASE_URL=$(scripts/pg.sh start "$pg_dir" "$port") || exit 1
+ref=${MARK_BENCH_REFERENCE:-$top/../shared/bench/fastapi-ref}
+if [ "$ref" = 0 ] || [ ! -x "$ref/start.sh" ]; then ref=; fi
+export MARK_BENCH_REFERENCE=$ref
 export MARK_TEST_DATABASE_URL MARK_BIN_DIR=$top/build/bin MARK_TEST_LOG_DIR=$top/build/bench-logs
 rc=0
 for b in build/tests/bench/*_bench; do

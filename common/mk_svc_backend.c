@@ -1,0 +1,90 @@
+/*
+ * mk_svc_backend.c - start-up and shutdown of the backend services (those
+ * with a database and an RPC server): open the pool, apply migrations,
+ * serve, stop within the grace. Apart from mk_svc.c so that a process
+ * without a database (the gateway) links no libpq.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "mk_log.h"
+#include "mk_svc.h"
+#include "mk_time.h"
+
+/* sys.ping adds the database's state, so /readyz can tell a service
+ * that answers but cannot reach Postgres. */
+static void ping_db(void *ud, cJSON *reply)
+{
+	mk_svc *svc = ud;
+
+	cJSON_AddStringToObject(reply, "db", mk_db_ping(svc->db, 500) == 0 ? "ok" : "down");
+}
+
+int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, char *err,
+                   size_t errlen)
+{
+	int64_t until = mk_mono_ms() + cfg->db_wait_ms;
+	int applied;
+
+	svc->cfg = cfg;
+	if (!def->schema)
+		return 0;
+	svc->db = mk_db_pool_new(cfg->database_url, def->schema, (int)cfg->db_pool, 5000);
+	if (!svc->db) {
+		snprintf(err, errlen, "cannot create the database pool (schema '%s')", def->schema);
+		return -1;
+	}
+	for (;;) {
+		applied = mk_db_migrate(svc->db, def->migrations, def->nmigrations, err, errlen);
+		if (applied >= 0)
+			break;
+		/* Only a database that is not up yet is worth waiting for. */
+		if (mk_db_ping(svc->db, 1000) == 0 || mk_mono_ms() >= until)
+			return -1;
+		MK_WARN("SVC-DB-WAIT", NULL, "database not reachable yet, retrying: %s", err);
+		mk_sleep_ms(500);
+	}
+	MK_INFO("SVC-MIGRATED", NULL, "schema '%s': %d migration(s) applied, %zu known",
+	        def->schema, applied, def->nmigrations);
+	return 0;
+}
+
+int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen)
+{
+	mk_rpc_server_opts o = {
+	    .service = def->name,
+	    .url = svc->cfg->listen,
+	    .workers = (int)svc->cfg->workers,
+	    .max_msg = (size_t)svc->cfg->max_msg,
+	    .handler = def->handler,
+	    .ud = def->ud,
+	    .ping = svc->db ? ping_db : NULL,
+	    .ping_ud = svc,
+	};
+
+	if (mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
+		return -1;
+	MK_INFO("SVC-LISTEN", NULL, "serving on %s with %lld workers", svc->cfg->listen,
+	        svc->cfg->workers);
+	return 0;
+}
+
+void mk_svc_stop(mk_svc *svc)
+{
+	int left;
+
+	if (svc->rpc) {
+		left = mk_rpc_server_stop(svc->rpc, svc->cfg ? (int)svc->cfg->grace_ms : 0);
+		if (left) {
+			/* Exiting now bounds shutdown; those handlers hold pool connections. */
+			MK_WARN("SVC-STOP-ABANDON", NULL,
+			        "%d request(s) still running after the grace; exiting without them",
+			        left);
+			return;
+		}
+		mk_rpc_server_free(svc->rpc);
+		svc->rpc = NULL;
+	}
+	mk_db_pool_free(svc->db);
+	svc->db = NULL;
+}
