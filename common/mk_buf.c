@@ -111,3 +111,14 @@ char *mk_buf_steal(mk_buf *b)
 	b->cap = 0;
 	return p;
 }
+
+void mk_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}

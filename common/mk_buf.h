@@ -31,4 +31,7 @@ int mk_buf_vprintf(mk_buf *b, const char *fmt, va_list ap);
 /* Hand the data to the caller (malloc'd, NUL-terminated, never NULL on success) and reset. */
 char *mk_buf_steal(mk_buf *b);
 
+/* Format a message into err[0..errlen) (nothing when err is NULL or errlen 0). */
+void mk_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

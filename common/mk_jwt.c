@@ -39,6 +39,7 @@
 #include <openssl/pem.h>
 
 #include "mk_json.h"
+#include "mk_buf.h"
 #include "mk_jwt.h"
 
 #define KID_LEN     43              /* base64url of a SHA-256 digest */
@@ -58,20 +59,6 @@ struct mk_jwt_key {
 	int is_private;
 	char kid[KID_LEN + 1];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* base64url (RFC 4648 section 5), never padded. */
 
@@ -207,17 +194,17 @@ static int check_p256(const EVP_PKEY *pkey, char *err, size_t errlen)
 
 	if (!EVP_PKEY_is_a(pkey, "EC")) {
 		type = EVP_PKEY_get0_type_name(pkey);
-		set_err(err, errlen, "unsupported key type '%s' (only EC P-256 keys are accepted)",
+		mk_errf(err, errlen, "unsupported key type '%s' (only EC P-256 keys are accepted)",
 		        type ? type : "unknown");
 		return -1;
 	}
 	if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
 	                                    &glen)) {
-		set_err(err, errlen, "EC key without a named curve (only P-256 is accepted)");
+		mk_errf(err, errlen, "EC key without a named curve (only P-256 is accepted)");
 		return -1;
 	}
 	if (strcmp(group, "prime256v1") != 0) {
-		set_err(err, errlen, "unsupported EC curve '%s' (only P-256 is accepted)", group);
+		mk_errf(err, errlen, "unsupported EC curve '%s' (only P-256 is accepted)", group);
 		return -1;
 	}
 	return 0;
@@ -273,38 +260,38 @@ mk_jwt_key *mk_jwt_key_from_pem(const char *pem, size_t len, char *err, size_t e
 	int is_private;
 
 	if (!pem || len == 0) {
-		set_err(err, errlen, "empty key");
+		mk_errf(err, errlen, "empty key");
 		return NULL;
 	}
 	if (len > PEM_MAX) {
-		set_err(err, errlen, "key longer than %d bytes", PEM_MAX);
+		mk_errf(err, errlen, "key longer than %d bytes", PEM_MAX);
 		return NULL;
 	}
 	pkey = read_pem(pem, len);
 	ERR_clear_error();
 	if (!pkey) {
 		if (memmem(pem, len, "ENCRYPTED", 9))
-			set_err(err, errlen,
+			mk_errf(err, errlen,
 			        "encrypted private key (passphrases are not supported)");
 		else
-			set_err(err, errlen, "no PEM private or public key found");
+			mk_errf(err, errlen, "no PEM private or public key found");
 		return NULL;
 	}
 	if (check_p256(pkey, err, errlen) < 0)
 		goto fail;
 	is_private = has_private(pkey);
 	if (check_consistent(pkey, is_private) < 0) {
-		set_err(err, errlen, "EC key fails its consistency check");
+		mk_errf(err, errlen, "EC key fails its consistency check");
 		goto fail;
 	}
 	k = calloc(1, sizeof(*k));
 	if (!k) {
-		set_err(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (thumbprint(pkey, k->kid) < 0) {
 		free(k);
-		set_err(err, errlen, "cannot compute the key id");
+		mk_errf(err, errlen, "cannot compute the key id");
 		goto fail;
 	}
 	k->pkey = pkey;
@@ -328,28 +315,28 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		set_err(err, errlen, "%s", strerror(errno));
+		mk_errf(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		set_err(err, errlen, "%s", strerror(errno));
+		mk_errf(err, errlen, "%s", strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "not a regular file");
+		mk_errf(err, errlen, "not a regular file");
 		close(fd);
 		return -1;
 	}
 	if (st.st_size > PEM_MAX) {
-		set_err(err, errlen, "larger than %d bytes", PEM_MAX);
+		mk_errf(err, errlen, "larger than %d bytes", PEM_MAX);
 		close(fd);
 		return -1;
 	}
 	len = (size_t)st.st_size;
 	buf = malloc(len + 1);
 	if (!buf) {
-		set_err(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		close(fd);
 		return -1;
 	}
@@ -358,7 +345,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err, si
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			set_err(err, errlen, "%s", strerror(errno));
+			mk_errf(err, errlen, "%s", strerror(errno));
 			explicit_bzero(buf, got);
 			free(buf);
 			close(fd);
@@ -383,18 +370,18 @@ mk_jwt_key *mk_jwt_key_load(const char *path, char *err, size_t errlen)
 	mk_jwt_key *k;
 
 	if (!path || !*path) {
-		set_err(err, errlen, "no key file given");
+		mk_errf(err, errlen, "no key file given");
 		return NULL;
 	}
 	if (read_file(path, &pem, &len, msg, sizeof(msg)) < 0) {
-		set_err(err, errlen, "cannot read key file '%s': %s", path, msg);
+		mk_errf(err, errlen, "cannot read key file '%s': %s", path, msg);
 		return NULL;
 	}
 	k = mk_jwt_key_from_pem(pem, len, msg, sizeof(msg));
 	explicit_bzero(pem, len);
 	free(pem);
 	if (!k)
-		set_err(err, errlen, "cannot load key file '%s': %s", path, msg);
+		mk_errf(err, errlen, "cannot load key file '%s': %s", path, msg);
 	return k;
 }
 
@@ -488,20 +475,20 @@ static int check_claims(const mk_jwt_claims *c, char *err, size_t errlen)
 	size_t n = strnlen(c->sub, sizeof(c->sub));
 
 	if (n == 0 || n > SUB_MAX) {
-		set_err(err, errlen, "subject must be 1 to %d bytes", SUB_MAX);
+		mk_errf(err, errlen, "subject must be 1 to %d bytes", SUB_MAX);
 		return -1;
 	}
 	if (strnlen(c->role, sizeof(c->role)) == sizeof(c->role) ||
 	    (strcmp(c->role, "user") != 0 && strcmp(c->role, "admin") != 0)) {
-		set_err(err, errlen, "role must be 'user' or 'admin'");
+		mk_errf(err, errlen, "role must be 'user' or 'admin'");
 		return -1;
 	}
 	if (strnlen(c->email, sizeof(c->email)) > EMAIL_MAX) {
-		set_err(err, errlen, "email longer than %d bytes", EMAIL_MAX);
+		mk_errf(err, errlen, "email longer than %d bytes", EMAIL_MAX);
 		return -1;
 	}
 	if (c->iat < 0 || c->exp <= c->iat || c->exp > TIME_MAX) {
-		set_err(err, errlen, "exp must be after iat and both in 0..2^53");
+		mk_errf(err, errlen, "exp must be after iat and both in 0..2^53");
 		return -1;
 	}
 	return 0;
@@ -559,36 +546,36 @@ char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud, const
 	size_t hlen, plen, total, off;
 
 	if (!key || !key->is_private) {
-		set_err(err, errlen, "signing needs a private key");
+		mk_errf(err, errlen, "signing needs a private key");
 		return NULL;
 	}
 	if (!iss || !*iss || !aud || !*aud || !c) {
-		set_err(err, errlen, "signing needs an issuer, an audience and claims");
+		mk_errf(err, errlen, "signing needs an issuer, an audience and claims");
 		return NULL;
 	}
 	if (check_claims(c, err, errlen) < 0)
 		return NULL;
 	if (new_jti(jti) < 0) {
-		set_err(err, errlen, "cannot read random bytes for jti: %s", strerror(errno));
+		mk_errf(err, errlen, "cannot read random bytes for jti: %s", strerror(errno));
 		return NULL;
 	}
 	snprintf(header, sizeof(header), "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
 	         key->kid);
 	payload = payload_json(iss, aud, c, jti);
 	if (!payload) {
-		set_err(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	hlen = strlen(header);
 	plen = strlen(payload);
 	total = b64_len(hlen) + 1 + b64_len(plen) + 1 + SIG_B64_LEN;
 	if (plen > MK_JWT_MAX || total > MK_JWT_MAX) {
-		set_err(err, errlen, "token would be longer than %d bytes", MK_JWT_MAX);
+		mk_errf(err, errlen, "token would be longer than %d bytes", MK_JWT_MAX);
 		goto out;
 	}
 	tok = malloc(total + 1);
 	if (!tok) {
-		set_err(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	b64_encode((const unsigned char *)header, hlen, tok);
@@ -597,7 +584,7 @@ char *mk_jwt_sign(const mk_jwt_key *key, const char *iss, const char *aud, const
 	b64_encode((const unsigned char *)payload, plen, tok + off);
 	off += b64_len(plen);
 	if (es256_sign(key->pkey, tok, off, sig) < 0) {
-		set_err(err, errlen, "signing failed");
+		mk_errf(err, errlen, "signing failed");
 		free(tok);
 		tok = NULL;
 		goto out;
@@ -648,16 +635,16 @@ static const mk_jwt_key *check_header(const cJSON *h, const mk_jwt_key *const *k
 
 	v = cJSON_GetObjectItemCaseSensitive(h, "alg");
 	if (!cJSON_IsString(v) || strcmp(v->valuestring, "ES256") != 0) {
-		set_err(err, errlen, "unsupported token algorithm (only ES256 is accepted)");
+		mk_errf(err, errlen, "unsupported token algorithm (only ES256 is accepted)");
 		return NULL;
 	}
 	if (cJSON_GetObjectItemCaseSensitive(h, "crit")) {
-		set_err(err, errlen, "unsupported critical token header");
+		mk_errf(err, errlen, "unsupported critical token header");
 		return NULL;
 	}
 	for (i = 0; i < sizeof(key_refs) / sizeof(key_refs[0]); i++) {
 		if (cJSON_GetObjectItemCaseSensitive(h, key_refs[i])) {
-			set_err(err, errlen,
+			mk_errf(err, errlen,
 			        "token header names a key (jku, jwk, x5u, x5c "
 			        "are not accepted)");
 			return NULL;
@@ -665,18 +652,18 @@ static const mk_jwt_key *check_header(const cJSON *h, const mk_jwt_key *const *k
 	}
 	v = cJSON_GetObjectItemCaseSensitive(h, "typ");
 	if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "JWT") != 0)) {
-		set_err(err, errlen, "unsupported token type (only JWT is accepted)");
+		mk_errf(err, errlen, "unsupported token type (only JWT is accepted)");
 		return NULL;
 	}
 	kid = mk_json_str(h, "kid");
 	if (!kid) {
-		set_err(err, errlen, "missing key id");
+		mk_errf(err, errlen, "missing key id");
 		return NULL;
 	}
 	for (i = 0; keys && i < nkeys; i++)
 		if (keys[i] && strcmp(keys[i]->kid, kid) == 0)
 			return keys[i];
-	set_err(err, errlen, "unknown key id");
+	mk_errf(err, errlen, "unknown key id");
 	return NULL;
 }
 
@@ -718,48 +705,48 @@ static int check_payload(const cJSON *p, const char *iss, const char *aud, int64
 
 	s = mk_json_str(p, "iss");
 	if (!s || strcmp(s, iss) != 0) {
-		set_err(err, errlen, "wrong issuer");
+		mk_errf(err, errlen, "wrong issuer");
 		return -1;
 	}
 	if (!aud_matches(cJSON_GetObjectItemCaseSensitive(p, "aud"), aud)) {
-		set_err(err, errlen, "wrong audience");
+		mk_errf(err, errlen, "wrong audience");
 		return -1;
 	}
 	if (get_time(p, "exp", 0, &exp, &has) < 0) {
-		set_err(err, errlen, "missing or invalid 'exp'");
+		mk_errf(err, errlen, "missing or invalid 'exp'");
 		return -1;
 	}
 	if (get_time(p, "iat", 0, &iat, &has) < 0) {
-		set_err(err, errlen, "missing or invalid 'iat'");
+		mk_errf(err, errlen, "missing or invalid 'iat'");
 		return -1;
 	}
 	if (get_time(p, "nbf", 1, &nbf, &has) < 0) {
-		set_err(err, errlen, "invalid 'nbf'");
+		mk_errf(err, errlen, "invalid 'nbf'");
 		return -1;
 	}
 	/* RFC 7519: valid while now < exp. Claims are at most 2^53 and leeway
 	 * an int, so none of these sums overflows. */
 	if (now >= exp + leeway) {
-		set_err(err, errlen, "token expired");
+		mk_errf(err, errlen, "token expired");
 		return -1;
 	}
 	if (has && nbf - leeway > now) {
-		set_err(err, errlen, "token not yet valid");
+		mk_errf(err, errlen, "token not yet valid");
 		return -1;
 	}
 	if (iat - leeway > now) {
-		set_err(err, errlen, "token issued in the future");
+		mk_errf(err, errlen, "token issued in the future");
 		return -1;
 	}
 	s = mk_json_str(p, "sub");
 	if (!s || !*s || strlen(s) > SUB_MAX) {
-		set_err(err, errlen, "invalid subject");
+		mk_errf(err, errlen, "invalid subject");
 		return -1;
 	}
 	memcpy(c->sub, s, strlen(s) + 1);
 	s = mk_json_str(p, "role");
 	if (!s || (strcmp(s, "user") != 0 && strcmp(s, "admin") != 0)) {
-		set_err(err, errlen, "invalid role");
+		mk_errf(err, errlen, "invalid role");
 		return -1;
 	}
 	memcpy(c->role, s, strlen(s) + 1);
@@ -767,7 +754,7 @@ static int check_payload(const cJSON *p, const char *iss, const char *aud, int64
 	if (cJSON_GetObjectItemCaseSensitive(p, "email")) {
 		s = mk_json_str(p, "email");
 		if (!s || strlen(s) > EMAIL_MAX) {
-			set_err(err, errlen, "invalid email");
+			mk_errf(err, errlen, "invalid email");
 			return -1;
 		}
 		memcpy(c->email, s, strlen(s) + 1);
@@ -790,35 +777,35 @@ int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys
 	int rc = -1;
 
 	if (!iss || !aud || !out) {
-		set_err(err, errlen, "no expected issuer or audience");
+		mk_errf(err, errlen, "no expected issuer or audience");
 		return -1;
 	}
 	if (!token || !*token) {
-		set_err(err, errlen, "missing token");
+		mk_errf(err, errlen, "missing token");
 		return -1;
 	}
 	len = strnlen(token, MK_JWT_MAX + 1);
 	if (len > MK_JWT_MAX) {
-		set_err(err, errlen, "token longer than %d bytes", MK_JWT_MAX);
+		mk_errf(err, errlen, "token longer than %d bytes", MK_JWT_MAX);
 		return -1;
 	}
 	dot1 = memchr(token, '.', len);
 	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
 	if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token))) {
-		set_err(err, errlen, "malformed token (not three parts)");
+		mk_errf(err, errlen, "malformed token (not three parts)");
 		return -1;
 	}
 	hlen = (size_t)(dot1 - token);
 	plen = (size_t)(dot2 - dot1 - 1);
 	slen = len - (size_t)(dot2 + 1 - token);
 	if (hlen == 0 || plen == 0 || slen == 0) {
-		set_err(err, errlen, "malformed token (empty part)");
+		mk_errf(err, errlen, "malformed token (empty part)");
 		return -1;
 	}
 
 	h = decode_object(token, hlen);
 	if (!h) {
-		set_err(err, errlen, "malformed token header");
+		mk_errf(err, errlen, "malformed token header");
 		goto out;
 	}
 	key = check_header(h, keys, nkeys, err, errlen);
@@ -826,13 +813,13 @@ int mk_jwt_verify(const char *token, const mk_jwt_key *const *keys, size_t nkeys
 		goto out;
 	if (slen != SIG_B64_LEN || b64_decode(dot2 + 1, slen, sig, &siglen) < 0 ||
 	    siglen != SIG_LEN || !es256_verify(key->pkey, token, (size_t)(dot2 - token), sig)) {
-		set_err(err, errlen, "bad signature");
+		mk_errf(err, errlen, "bad signature");
 		goto out;
 	}
 
 	p = decode_object(dot1 + 1, plen);
 	if (!p) {
-		set_err(err, errlen, "malformed token payload");
+		mk_errf(err, errlen, "malformed token payload");
 		goto out;
 	}
 	if (leeway_s < 0)

@@ -307,13 +307,6 @@ out:
 	return st;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static llm_status build(const llm_conf *c, const llm_request *req, llm_wire *w, char *err,
                         size_t errlen)
 {
@@ -324,7 +317,7 @@ static llm_status build(const llm_conf *c, const llm_request *req, llm_wire *w, 
 		return st;
 	/* A base that already ends with /v1 is not given a second one. */
 	bad |= llm_wire_url(w, c->base_url, 0);
-	bad |= llm_wire_url(w, ends_with(c->base_url, "/v1") ? "/messages" : "/v1/messages", 0);
+	bad |= llm_wire_url(w, llm_ends_with(c->base_url, "/v1") ? "/messages" : "/v1/messages", 0);
 	bad |= llm_wire_header(w, c, "Content-Type", "application/json");
 	bad |= llm_wire_header(w, c, "anthropic-version", API_VERSION);
 	if (req->stream)

@@ -105,4 +105,7 @@ void llm_acc_model(llm_acc *a, const char *model);
 /* Parse JSON text that must be an object; NULL with a message in err. */
 cJSON *llm_json_object(const char *text, char *err, size_t errlen);
 
+/* Does s end with suffix? */
+int llm_ends_with(const char *s, const char *suffix);
+
 #endif

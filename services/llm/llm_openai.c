@@ -239,13 +239,6 @@ out:
 	return st;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static llm_status build(const llm_conf *c, const llm_request *req, llm_wire *w, char *err,
                         size_t errlen)
 {
@@ -257,7 +250,7 @@ static llm_status build(const llm_conf *c, const llm_request *req, llm_wire *w, 
 	bad |= llm_wire_url(w, c->base_url, 0);
 	if (c->azure_api_version) {
 		/* {resource}/openai/deployments/{deployment}/chat/completions?api-version=... */
-		if (!ends_with(c->base_url, "/openai"))
+		if (!llm_ends_with(c->base_url, "/openai"))
 			bad |= llm_wire_url(w, "/openai", 0);
 		bad |= llm_wire_url(w, "/deployments/", 0);
 		bad |= llm_wire_url(w, c->model, 1);

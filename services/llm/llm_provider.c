@@ -107,20 +107,6 @@ void llm_response_release(llm_response *r)
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Append to a message already in err. */
 static void say_more(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -263,16 +249,16 @@ static int set_base(llm_conf *c, const char *url, char *err, size_t errlen)
 	} else if (strncasecmp(url, "https://", 8) == 0) {
 		skip = 8;
 	} else {
-		say(err, errlen,
-		    "malformed model provider base URL: it must start with "
-		    "'http://' or 'https://'");
+		mk_errf(err, errlen,
+		        "malformed model provider base URL: it must start with "
+		        "'http://' or 'https://'");
 		return -1;
 	}
 	for (const char *p = url; *p; p++) {
 		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#') {
-			say(err, errlen,
-			    "malformed model provider base URL: white space, control "
-			    "characters, '?' and '#' are not allowed");
+			mk_errf(err, errlen,
+			        "malformed model provider base URL: white space, control "
+			        "characters, '?' and '#' are not allowed");
 			return -1;
 		}
 	}
@@ -283,7 +269,8 @@ static int set_base(llm_conf *c, const char *url, char *err, size_t errlen)
 	if (at)
 		h = at + 1;
 	if (he == h || (size_t)(he - h) >= sizeof(c->host)) {
-		say(err, errlen, "malformed model provider base URL: no host, or too long a one");
+		mk_errf(err, errlen,
+		        "malformed model provider base URL: no host, or too long a one");
 		return -1;
 	}
 	memcpy(c->host, h, (size_t)(he - h));
@@ -293,7 +280,7 @@ static int set_base(llm_conf *c, const char *url, char *err, size_t errlen)
 		n--;
 	c->base_url = strndup(url, n);
 	if (!c->base_url) {
-		say(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -333,7 +320,8 @@ static int set_headers(llm_conf *c, const char *spec, char *err, size_t errlen)
 			if (!is_tchar((unsigned char)s[i]))
 				nlen = 0;
 		if (nlen == 0) {
-			say(err, errlen,
+			mk_errf(
+			    err, errlen,
 			    "extra model provider header %zu is malformed (expected 'Name: value')",
 			    pos);
 			return -1;
@@ -342,7 +330,8 @@ static int set_headers(llm_conf *c, const char *spec, char *err, size_t errlen)
 			;
 		for (const char *q = v; q < e; q++) {
 			if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f) {
-				say(err, errlen,
+				mk_errf(
+				    err, errlen,
 				    "extra model provider header '%.*s' has a control character in "
 				    "its value",
 				    (int)nlen, s);
@@ -355,7 +344,7 @@ static int set_headers(llm_conf *c, const char *spec, char *err, size_t errlen)
 			free(line);
 			if (grown)
 				c->headers = grown;
-			say(err, errlen, "out of memory");
+			mk_errf(err, errlen, "out of memory");
 			return -1;
 		}
 		c->headers = grown;
@@ -387,7 +376,8 @@ llm_provider *llm_provider_new(const llm_provider_cfg *cfg, char *err, size_t er
 	llm_conf *c;
 
 	if (!cfg || !cfg->kind || !*cfg->kind) {
-		say(err, errlen, "no model provider kind set (expected 'openai' or 'anthropic')");
+		mk_errf(err, errlen,
+		        "no model provider kind set (expected 'openai' or 'anthropic')");
 		return NULL;
 	}
 	if (strcmp(cfg->kind, "openai") == 0) {
@@ -398,30 +388,31 @@ llm_provider *llm_provider_new(const llm_provider_cfg *cfg, char *err, size_t er
 		d = &llm_anthropic_dialect;
 		base = DEFAULT_ANTHROPIC_BASE;
 		if (cfg->azure_api_version && *cfg->azure_api_version) {
-			say(err, errlen, "an Azure API version applies to 'openai' providers only");
+			mk_errf(err, errlen,
+			        "an Azure API version applies to 'openai' providers only");
 			return NULL;
 		}
 	} else {
-		say(err, errlen,
-		    "unknown model provider kind '%.40s' (expected 'openai' or "
-		    "'anthropic')",
-		    cfg->kind);
+		mk_errf(err, errlen,
+		        "unknown model provider kind '%.40s' (expected 'openai' or "
+		        "'anthropic')",
+		        cfg->kind);
 		return NULL;
 	}
 	if (!cfg->model || !*cfg->model) {
-		say(err, errlen, "the '%s' model provider needs a model name", cfg->kind);
+		mk_errf(err, errlen, "the '%s' model provider needs a model name", cfg->kind);
 		return NULL;
 	}
 	if (cfg->base_url && *cfg->base_url)
 		base = cfg->base_url;
 	if (!base) {
-		say(err, errlen, "the Azure form of the 'openai' provider needs a base URL");
+		mk_errf(err, errlen, "the Azure form of the 'openai' provider needs a base URL");
 		return NULL;
 	}
 
 	cl = calloc(1, sizeof(*cl));
 	if (!cl) {
-		say(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	cl->p.ops = &client_ops;
@@ -436,7 +427,7 @@ llm_provider *llm_provider_new(const llm_provider_cfg *cfg, char *err, size_t er
 	c->azure_api_version = dup_or_null(cfg->azure_api_version);
 	if ((cfg->api_key && *cfg->api_key && !c->api_key) || !c->model ||
 	    (cfg->azure_api_version && *cfg->azure_api_version && !c->azure_api_version)) {
-		say(err, errlen, "out of memory");
+		mk_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	c->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 0;
@@ -633,7 +624,7 @@ cJSON *llm_json_object(const char *text, char *err, size_t errlen)
 
 	if (v && !cJSON_IsObject(v)) {
 		cJSON_Delete(v);
-		say(err, errlen, "not a JSON object");
+		mk_errf(err, errlen, "not a JSON object");
 		return NULL;
 	}
 	return v;
@@ -866,39 +857,41 @@ static llm_status http_error(long code, const struct perr *e, int *retry, char *
 		/* The provider's text may quote the key (masked or not): name only its code. */
 		const char *tag = e->code[0] ? e->code : e->type;
 
-		say(err, errlen, "the model provider rejected the API key (HTTP 401%s%s)",
-		    tag[0] ? " " : "", tag);
+		mk_errf(err, errlen, "the model provider rejected the API key (HTTP 401%s%s)",
+		        tag[0] ? " " : "", tag);
 		return LLM_E_AUTH;
 	}
 	if (code == 403) {
-		say(err, errlen, "the model provider rejected the API key (HTTP 403)%s", t);
+		mk_errf(err, errlen, "the model provider rejected the API key (HTTP 403)%s", t);
 		return LLM_E_AUTH;
 	}
 	if (code == 402 || (code == 429 && out_of_quota(e))) {
-		say(err, errlen,
-		    "the model provider account is out of credit or quota (HTTP %ld)%s", code, t);
+		mk_errf(err, errlen,
+		        "the model provider account is out of credit or quota (HTTP %ld)%s", code,
+		        t);
 		return LLM_E_QUOTA;
 	}
 	if (code == 429) {
 		*retry = 1;
-		say(err, errlen, "rate limited by the model provider");
+		mk_errf(err, errlen, "rate limited by the model provider");
 		return LLM_E_RATE_LIMITED;
 	}
 	if (code == 408) {
 		*retry = 1;
-		say(err, errlen, "the model provider timed out (HTTP 408)");
+		mk_errf(err, errlen, "the model provider timed out (HTTP 408)");
 		return LLM_E_TIMEOUT;
 	}
 	if (code == 409 || code >= 500) {
 		*retry = 1;
-		say(err, errlen, "the model provider is unavailable (HTTP %ld)%s", code, t);
+		mk_errf(err, errlen, "the model provider is unavailable (HTTP %ld)%s", code, t);
 		return LLM_E_UNAVAILABLE;
 	}
 	if (code >= 400) {
-		say(err, errlen, "the model provider rejected the request (HTTP %ld)%s", code, t);
+		mk_errf(err, errlen, "the model provider rejected the request (HTTP %ld)%s", code,
+		        t);
 		return LLM_E_BAD_REQUEST;
 	}
-	say(err, errlen, "unexpected HTTP %ld from the model provider", code);
+	mk_errf(err, errlen, "unexpected HTTP %ld from the model provider", code);
 	return LLM_E_PROTOCOL;
 }
 
@@ -1028,11 +1021,11 @@ static int on_data(void *ud, const char *data, size_t len)
 static llm_status acc_status(const llm_acc *a, char *err, size_t errlen)
 {
 	if (a->status != LLM_OK) {
-		say(err, errlen, "%s", a->err);
+		mk_errf(err, errlen, "%s", a->err);
 		return a->status;
 	}
 	if (a->aborted) {
-		say(err, errlen, "the receiver of the reply asked to stop it");
+		mk_errf(err, errlen, "the receiver of the reply asked to stop it");
 		return LLM_E_ABORTED;
 	}
 	return LLM_OK;
@@ -1049,8 +1042,8 @@ static llm_status judge_json(struct attempt *t, const char *body, size_t len, ch
 		struct perr e;
 
 		perr_body(body, len, &e);
-		say(err, errlen, "the model provider's reply is not JSON (%s)%s%s", why,
-		    e.msg[0] ? ": " : "", e.msg);
+		mk_errf(err, errlen, "the model provider's reply is not JSON (%s)%s%s", why,
+		        e.msg[0] ? ": " : "", e.msg);
 		return LLM_E_PROTOCOL;
 	}
 	if (cJSON_IsArray(root) || (member(root, "error") && !cJSON_IsNull(member(root, "error"))))
@@ -1078,21 +1071,22 @@ static llm_status transport_error(const llm_conf *c, const mk_httpc_resp *resp, 
 			break;
 		if (!midway && c->first_byte_timeout_ms > 0) {
 			secs(n, sizeof(n), c->first_byte_timeout_ms);
-			say(err, errlen, "no response from the model provider within %s", n);
+			mk_errf(err, errlen, "no response from the model provider within %s", n);
 		} else {
 			secs(n, sizeof(n), c->idle_timeout_ms);
-			say(err, errlen, "the model provider sent nothing for %s %s", n,
-			    midway ? "in the middle of its reply" : "after the request");
+			mk_errf(err, errlen, "the model provider sent nothing for %s %s", n,
+			        midway ? "in the middle of its reply" : "after the request");
 		}
 		return LLM_E_TIMEOUT;
 	case MK_HTTPC_DEADLINE:
-		say(err, errlen, "the deadline passed while waiting for the model provider");
+		mk_errf(err, errlen, "the deadline passed while waiting for the model provider");
 		return LLM_E_TIMEOUT;
 	case MK_HTTPC_TOO_LARGE:
-		say(err, errlen, "the model provider's reply exceeds %zu bytes", c->max_response);
+		mk_errf(err, errlen, "the model provider's reply exceeds %zu bytes",
+		        c->max_response);
 		return LLM_E_PROTOCOL;
 	case MK_HTTPC_ABORTED:
-		say(err, errlen, "the reply from the model provider was abandoned");
+		mk_errf(err, errlen, "the reply from the model provider was abandoned");
 		return LLM_E_ABORTED;
 	case MK_HTTPC_CONNECT:
 	case MK_HTTPC_NETWORK:
@@ -1100,16 +1094,16 @@ static llm_status transport_error(const llm_conf *c, const mk_httpc_resp *resp, 
 	}
 	*retry = !streamed;
 	if (midway)
-		say(err, errlen,
-		    "the connection to the model provider broke in the middle of its "
-		    "reply (%s)",
-		    resp->error);
+		mk_errf(err, errlen,
+		        "the connection to the model provider broke in the middle of its "
+		        "reply (%s)",
+		        resp->error);
 	else if (resp->status == MK_HTTPC_NETWORK)
-		say(err, errlen, "the request to the model provider at '%s' failed (%s)", c->host,
-		    resp->error);
+		mk_errf(err, errlen, "the request to the model provider at '%s' failed (%s)",
+		        c->host, resp->error);
 	else
-		say(err, errlen, "cannot reach the model provider at '%s' (%s)", c->host,
-		    resp->error);
+		mk_errf(err, errlen, "cannot reach the model provider at '%s' (%s)", c->host,
+		        resp->error);
 	return LLM_E_UNAVAILABLE;
 }
 
@@ -1133,7 +1127,7 @@ static llm_status judge_streamed(struct attempt *t, const mk_httpc_resp *resp, c
 	if (a->done || a->stop_seen)
 		return LLM_OK;
 	if (resp->status == MK_HTTPC_OK || resp->status == MK_HTTPC_ABORTED) {
-		say(err, errlen, "the stream from the model provider ended early");
+		mk_errf(err, errlen, "the stream from the model provider ended early");
 		return LLM_E_PROTOCOL;
 	}
 	return transport_error(t->c, resp, 1, 1, &retry, err, errlen);
@@ -1155,7 +1149,7 @@ static llm_status judge(struct attempt *t, const llm_request *req, const mk_http
 		return http_error(code, &e, retry, err, errlen);
 	}
 	if (req->stream) {
-		say(err, errlen, "the model provider sent an empty reply");
+		mk_errf(err, errlen, "the model provider sent an empty reply");
 		return LLM_E_PROTOCOL;
 	}
 	return judge_json(t, resp->body.data, resp->body.len, err, errlen);
@@ -1186,7 +1180,7 @@ static llm_status attempt_once(const llm_conf *c, const llm_request *req, const 
 	if (req->stream) {
 		t.sse = llm_sse_new(on_event, &t, c->max_response);
 		if (!t.sse) {
-			say(err, errlen, "out of memory");
+			mk_errf(err, errlen, "out of memory");
 			acc_finish(&t.a, LLM_E_UNAVAILABLE, out);
 			acc_release(&t.a);
 			return LLM_E_UNAVAILABLE;
@@ -1267,7 +1261,7 @@ static llm_status complete(llm_provider *p, const llm_request *req, const llm_st
 		const char *line = c->headers[i], *colon = strchr(line, ':');
 
 		if (wire_line(&w, line, (size_t)(colon - line), colon + 2) != 0) {
-			say(err, errlen, "out of memory");
+			mk_errf(err, errlen, "out of memory");
 			st = LLM_E_UNAVAILABLE;
 		}
 	}
@@ -1283,9 +1277,9 @@ static llm_status complete(llm_provider *p, const llm_request *req, const llm_st
 
 		if (req->deadline_mono_ms > 0 && mk_mono_ms() >= req->deadline_mono_ms) {
 			if (n == 0) {
-				say(err, errlen,
-				    "the deadline passed before the model provider was "
-				    "called");
+				mk_errf(err, errlen,
+				        "the deadline passed before the model provider was "
+				        "called");
 				st = LLM_E_TIMEOUT;
 				out->text = strdup("");
 			} else {
@@ -1320,4 +1314,11 @@ static llm_status complete(llm_provider *p, const llm_request *req, const llm_st
 		redact(err, errlen, c->api_key);
 	wire_release(&w);
 	return st;
+}
+
+int llm_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
