@@ -15,36 +15,24 @@
  * build/tests/doubles), MARK_TEST_LOG_DIR (default build/test-logs).
  */
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "mk_buf.h"
 #include "mk_json.h"
-#include "mk_time.h"
 #include "mt.h"
 #include "mt_check.h"
+#include "mt_double.h"
 
 #define SDK_DIR     "tests/doubles/llm/sdk"
-#define FIXTURE_DIR "tests/data/llm"
+#define FIXTURE_DIR MT_DOUBLE_FIXTURE_DIR
 #define API_KEY     "sk-test-key"
 
-typedef struct {
-	mt_proc p;
-	int port;
-	char base[64];
-} llm_double;
-
 /* The double every test but the SDK one talks to, started with --api-key. */
-static llm_double dbl;
+static mt_double dbl;
 
 static const char *const OPENAI_HDRS[] = {"Authorization: Bearer " API_KEY,
                                           "Content-Type: application/json", NULL};
@@ -53,103 +41,24 @@ static const char *const ANTHROPIC_HDRS[] = {"x-api-key: " API_KEY, "anthropic-v
 
 /* ------------------------------------------------------------------ helpers */
 
-static const char *doubles_dir(void)
+static void double_start(mt_double *d, const char *name, const char *key)
 {
-	static char dir[512];
-	const char *d = getenv("MARK_DOUBLES_DIR"), *bin = getenv("MARK_BIN_DIR");
+	char err[512];
 
-	if (d && *d)
-		return d;
-	if (bin && *bin) {
-		snprintf(dir, sizeof(dir), "%s/../tests/doubles", bin);
-		return dir;
-	}
-	return "build/tests/doubles";
-}
-
-static const char *log_dir(void)
-{
-	const char *d = getenv("MARK_TEST_LOG_DIR");
-
-	return d && *d ? d : "build/test-logs";
-}
-
-/*
- * Start llm-double (with --api-key key unless key is NULL) and read its port
- * from the first line it prints. stderr goes to <log dir>/<name>.log.
- */
-static void double_start(llm_double *d, const char *name, const char *key)
-{
-	char path[600], line[128] = "";
-	const char *argv[] = {path, "--listen", "127.0.0.1:0", key ? "--api-key" : NULL, key, NULL};
-	size_t used = 0;
-	int out[2], logfd;
-	int64_t until = mk_mono_ms() + 20000;
-
-	memset(d, 0, sizeof(*d));
-	snprintf(path, sizeof(path), "%s/llm-double", doubles_dir());
-	ck_assert_msg(access(path, X_OK) == 0,
-	              "%s is missing: build it with `make build/tests/doubles/llm-double` (or set "
-	              "MARK_DOUBLES_DIR)",
-	              path);
-	mkdir("build", 0755);
-	mkdir(log_dir(), 0755);
-	snprintf(d->p.name, sizeof(d->p.name), "%s", name);
-	snprintf(d->p.log, sizeof(d->p.log), "%s/%s.log", log_dir(), name);
-	logfd = open(d->p.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	ck_assert_int_ge(logfd, 0);
-	ck_assert_int_eq(pipe(out), 0);
-	d->p.pid = fork();
-	if (d->p.pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(out[1], 1);
-		dup2(logfd, 2);
-		close(out[0]);
-		execv(path, (char *const *)argv);
-		fprintf(stderr, "cannot exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
-	close(out[1]);
-	close(logfd);
-	ck_assert_int_gt(d->p.pid, 0);
-	while (used < sizeof(line) - 1 && !memchr(line, '\n', used) && mk_mono_ms() < until) {
-		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-		ssize_t n;
-
-		if (poll(&pfd, 1, 200) <= 0)
-			continue;
-		n = read(out[0], line + used, sizeof(line) - 1 - used);
-		if (n <= 0)
-			break;
-		used += (size_t)n;
-	}
-	close(out[0]);
-	line[used] = '\0';
-	if (sscanf(line, "listening on %d\n", &d->port) != 1 || d->port <= 0) {
-		mt_proc_dump(&d->p);
-		ck_abort_msg("llm-double did not print 'listening on <port>' (got '%s')", line);
-	}
-	ck_assert_msg(strchr(line, '\n') && strcmp(strchr(line, '\n'), "\n") == 0,
-	              "want exactly one line: '%s'", line);
-	snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
+	ck_assert_msg(mt_double_start(d, name, key, err, sizeof(err)) == 0, "%s", err);
 }
 
 /* SIGTERM; the double must exit 0 (under ASan: without leaks). */
-static void double_stop(llm_double *d)
+static void double_stop(mt_double *d)
 {
-	int st = mt_proc_stop(&d->p, SIGTERM, 20000);
+	int st = mt_double_stop(d);
 
-	if (st != 0)
-		mt_proc_dump(&d->p);
 	ck_assert_msg(st == 0, "llm-double exited %d on SIGTERM, want 0", st);
 }
 
 static const char *url(const char *path)
 {
-	static char buf[1024];
-
-	snprintf(buf, sizeof(buf), "%s%s", dbl.base, path);
-	return buf;
+	return mt_double_url(&dbl, path);
 }
 
 /* Run a shell command; its output (stdout and stderr) into *out. Returns the exit status. */
@@ -174,56 +83,29 @@ static int sh(const char *cmd, char **out)
 	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char chunk[8192];
-	size_t n;
-	mk_buf b;
-
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	mk_buf_init(&b, 0);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		mk_buf_append(&b, chunk, n);
-	fclose(f);
-	*len = b.len;
-	return b.data ? mk_buf_steal(&b) : strdup("");
-}
-
 static void load_scenario_text(const char *json)
 {
-	mt_resp r;
+	char err[512];
 
-	ck_assert_int_eq(mt_http("POST", url("/_double/scenario"), NULL, json, strlen(json), &r),
-	                 0);
-	ck_assert_msg(r.status == 200, "scenario refused: %ld %s", r.status, r.body);
-	mt_resp_release(&r);
+	ck_assert_msg(mt_double_scenario(&dbl, json, err, sizeof(err)) == 0, "scenario refused: %s",
+	              err);
 }
 
 /* Load tests/data/llm/<name>.json; returns it parsed (the caller deletes it). */
 static cJSON *load_fixture(const char *name)
 {
-	char path[256], err[128];
-	size_t len;
-	char *text;
-	cJSON *root;
+	char err[512];
+	cJSON *root = NULL;
 
-	snprintf(path, sizeof(path), FIXTURE_DIR "/%s.json", name);
-	text = slurp(path, &len);
-	root = mk_json_parse(text, len, 0, err, sizeof(err));
-	ck_assert_msg(root != NULL, "%s: %s", path, err);
-	load_scenario_text(text);
-	free(text);
+	ck_assert_msg(mt_double_fixture(&dbl, name, &root, err, sizeof(err)) == 0, "%s", err);
 	return root;
 }
 
 static void reset(void)
 {
-	mt_resp r;
+	char err[512];
 
-	ck_assert_int_eq(mt_http("POST", url("/_double/reset"), NULL, "", 0, &r), 0);
-	ck_assert_int_eq(r.status, 200);
-	mt_resp_release(&r);
+	ck_assert_msg(mt_double_reset(&dbl, err, sizeof(err)) == 0, "%s", err);
 }
 
 static void post(const char *path, const char *const *hdrs, const char *body, mt_resp *r)
@@ -265,7 +147,7 @@ static void double_down(void)
 
 START_TEST(test_the_official_sdks_parse_what_the_double_sends)
 {
-	llm_double d;
+	mt_double d;
 	char cmd[512], *out = NULL;
 	int st;
 
