@@ -135,6 +135,12 @@ void mk_svc_block_signals(void);
 int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, char *err,
                    size_t errlen);
 
+/*
+ * A database connection for a request: waits for a free one no longer than
+ * the request's deadline allows, and at most 5 s. NULL with err on failure.
+ */
+PGconn *mk_svc_db_acquire(mk_svc *svc, const mk_env *req, char *err, size_t errlen);
+
 /* Start the RPC server. Returns 0, or -1 with a message in err. */
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
 

@@ -88,3 +88,10 @@ void mk_svc_stop(mk_svc *svc)
 	mk_db_pool_free(svc->db);
 	svc->db = NULL;
 }
+
+PGconn *mk_svc_db_acquire(mk_svc *svc, const mk_env *req, char *err, size_t errlen)
+{
+	int64_t left = req->deadline_ms ? req->deadline_ms - mk_now_ms() : 5000;
+
+	return mk_db_acquire(svc->db, left < 1 ? 1 : left > 5000 ? 5000 : (int)left, err, errlen);
+}

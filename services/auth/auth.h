@@ -109,7 +109,4 @@ void auth_throttle_success(auth *a, PGconn *c, const char *email, const char *ip
 cJSON *auth_tokens_issue(auth *a, PGconn *c, const char *user_id, const char *email,
                          const char *role, const char *family, char *err, size_t errlen);
 
-/* Milliseconds until a request's deadline, capped at cap_ms (at least 1). */
-int auth_wait_ms(const mk_env *req, int cap_ms);
-
 #endif

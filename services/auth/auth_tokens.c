@@ -20,16 +20,6 @@
 
 #define TOKEN_PREFIX "mrt_"
 
-int auth_wait_ms(const mk_env *req, int cap_ms)
-{
-	int64_t left;
-
-	if (!req->deadline_ms)
-		return cap_ms;
-	left = req->deadline_ms - mk_now_ms();
-	return left < 1 ? 1 : left > cap_ms ? cap_ms : (int)left;
-}
-
 /* SHA-256 of a token as hex, for bytea input ('\x...'). */
 static void token_hash_hex(const char *token, char out[2 + 2 * crypto_hash_sha256_BYTES + 1])
 {
@@ -115,7 +105,7 @@ mk_err auth_refresh(AUTH_HANDLER_ARGS)
 	int used, revoked, expired;
 
 	token_hash_hex(token, hash);
-	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
+	c = mk_svc_db_acquire(&a->svc, req, err, errlen);
 	if (!c)
 		return MK_E_DB;
 	if (exec_ok(c, "BEGIN", 0, NULL, err, errlen) != 0)
@@ -203,7 +193,7 @@ mk_err auth_signout(AUTH_HANDLER_ARGS)
 
 	(void)reply;
 	token_hash_hex(mk_json_str(req->body, "refresh_token"), hash);
-	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
+	c = mk_svc_db_acquire(&a->svc, req, err, errlen);
 	if (!c)
 		return MK_E_DB;
 	/* Signing out ends that sign-in: the token's whole family. Unknown

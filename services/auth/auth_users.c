@@ -76,7 +76,7 @@ mk_err auth_signup(AUTH_HANDLER_ARGS)
 	hash = auth_password_hash(a, pw, req->deadline_ms, err, errlen);
 	if (!hash)
 		return MK_E_UNAVAILABLE;
-	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
+	c = mk_svc_db_acquire(&a->svc, req, err, errlen);
 	if (!c) {
 		free(hash);
 		return MK_E_DB;
@@ -152,7 +152,7 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 	if (auth_email_normalize(mk_json_str(req->body, "email"), email, sizeof(email), norm_err,
 	                         sizeof(norm_err)) != 0)
 		snprintf(email, sizeof(email), "%.200s", mk_json_str(req->body, "email"));
-	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
+	c = mk_svc_db_acquire(&a->svc, req, err, errlen);
 	if (!c)
 		return MK_E_DB;
 	wait = auth_throttle_check(a, c, email, ip, err, errlen);
@@ -184,7 +184,7 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 		snprintf(err, errlen, "too many sign-ins at once; try again");
 		return MK_E_UNAVAILABLE;
 	}
-	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
+	c = mk_svc_db_acquire(&a->svc, req, err, errlen);
 	if (!c)
 		return MK_E_DB;
 	if (!ok || !id[0]) {
@@ -219,7 +219,7 @@ mk_err auth_me(AUTH_HANDLER_ARGS)
 		snprintf(err, errlen, "the account of this token no longer exists");
 		return MK_E_INVALID_TOKEN;
 	}
-	c = mk_db_acquire(a->svc.db, auth_wait_ms(req, 5000), err, errlen);
+	c = mk_svc_db_acquire(&a->svc, req, err, errlen);
 	if (!c)
 		return MK_E_DB;
 	r = mk_db_exec_prep(c, "SELECT " USER_COLS " FROM users WHERE id = $1::uuid", 1, p, err,

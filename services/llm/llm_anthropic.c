@@ -42,12 +42,6 @@ static int blank(const char *s)
 	return 1;
 }
 
-static llm_status oom(char *err, size_t errlen)
-{
-	snprintf(err, errlen, "out of memory building the model request");
-	return LLM_E_UNAVAILABLE;
-}
-
 /* {"type":"object","properties":{}}: the schema of a tool without parameters. */
 static cJSON *empty_schema(void)
 {
@@ -123,7 +117,7 @@ static llm_status add_message(struct conv *cv, const llm_message *m, size_t i, c
 		if (m->content && *m->content) {
 			b = block(cv, m->role == LLM_ROLE_USER, "text");
 			if (!b || !cJSON_AddStringToObject(b, "text", m->content))
-				return oom(err, errlen);
+				return llm_oom(err, errlen);
 		}
 		for (size_t k = 0; m->role == LLM_ROLE_ASSISTANT && k < m->ncalls; k++) {
 			const llm_tool_call *tc = &m->calls[k];
@@ -140,7 +134,7 @@ static llm_status add_message(struct conv *cv, const llm_message *m, size_t i, c
 			    !cJSON_AddStringToObject(b, "name", tc->name) ||
 			    !cJSON_AddItemToObject(b, "input", in)) {
 				cJSON_Delete(in);
-				return oom(err, errlen);
+				return llm_oom(err, errlen);
 			}
 		}
 		return LLM_OK;
@@ -157,7 +151,7 @@ static llm_status add_message(struct conv *cv, const llm_message *m, size_t i, c
 		    (m->content && *m->content &&
 		     !cJSON_AddStringToObject(b, "content", m->content)) ||
 		    (m->is_error && !cJSON_AddTrueToObject(b, "is_error")))
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		return LLM_OK;
 	}
 	snprintf(err, errlen, "message %zu has an unknown role", i);
@@ -204,7 +198,7 @@ static llm_status add_system(cJSON *root, const llm_request *req, char *err, siz
 	if (!bad && sys.len > 0 && !cJSON_AddStringToObject(root, "system", sys.data))
 		bad = 1;
 	mk_buf_release(&sys);
-	return bad ? oom(err, errlen) : LLM_OK;
+	return bad ? llm_oom(err, errlen) : LLM_OK;
 }
 
 static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size_t errlen)
@@ -213,7 +207,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 	const char *choice = req->tool_choice, *type = NULL;
 
 	if (!tools)
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	for (size_t i = 0; i < req->ntools; i++) {
 		const llm_tool *t = &req->tools[i];
 		cJSON *o = cJSON_CreateObject(), *schema;
@@ -221,7 +215,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 
 		if (!o || !cJSON_AddItemToArray(tools, o)) {
 			cJSON_Delete(o);
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		}
 		if (!t->name || !*t->name) {
 			snprintf(err, errlen, "tool %zu has no name", i);
@@ -241,7 +235,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 		     !cJSON_AddStringToObject(o, "description", t->description)) ||
 		    !cJSON_AddItemToObject(o, "input_schema", schema)) {
 			cJSON_Delete(schema);
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		}
 	}
 	if (!choice || !*choice)
@@ -262,7 +256,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 	tc = cJSON_AddObjectToObject(root, "tool_choice");
 	if (!tc || !cJSON_AddStringToObject(tc, "type", type) ||
 	    (strcmp(type, "tool") == 0 && !cJSON_AddStringToObject(tc, "name", choice)))
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	return LLM_OK;
 }
 
@@ -272,22 +266,21 @@ static llm_status add_body(const llm_conf *c, const llm_request *req, llm_wire *
 	cJSON *root = cJSON_CreateObject();
 	struct conv cv = {.user = -1};
 	llm_status st = LLM_OK;
-	char *text = NULL;
 
 	/* max_tokens is required (§3.2): the most common 400 of all. */
 	if (!root || !cJSON_AddStringToObject(root, "model", c->model) ||
 	    !cJSON_AddNumberToObject(root, "max_tokens",
 	                             req->max_tokens > 0 ? req->max_tokens : DEFAULT_MAX_TOKENS)) {
-		st = oom(err, errlen);
+		st = llm_oom(err, errlen);
 		goto out;
 	}
 	st = add_system(root, req, err, errlen);
 	if (st == LLM_OK && !(cv.msgs = cJSON_AddArrayToObject(root, "messages")))
-		st = oom(err, errlen);
+		st = llm_oom(err, errlen);
 	for (size_t i = 0; st == LLM_OK && i < req->nmessages; i++)
 		st = add_message(&cv, &req->messages[i], i, err, errlen);
 	if (st == LLM_OK && shorten(cv.msgs) != 0)
-		st = oom(err, errlen);
+		st = llm_oom(err, errlen);
 	if (st == LLM_OK && req->ntools > 0)
 		st = add_tools(root, req, err, errlen);
 	if (st != LLM_OK)
@@ -295,14 +288,11 @@ static llm_status add_body(const llm_conf *c, const llm_request *req, llm_wire *
 	if ((req->has_temperature &&
 	     !cJSON_AddNumberToObject(root, "temperature", req->temperature)) ||
 	    (req->stream && !cJSON_AddTrueToObject(root, "stream"))) {
-		st = oom(err, errlen);
+		st = llm_oom(err, errlen);
 		goto out;
 	}
-	text = cJSON_PrintUnformatted(root);
-	if (!text || mk_buf_puts(&w->body, text) != 0)
-		st = oom(err, errlen);
+	return llm_wire_body(w, root, err, errlen);
 out:
-	cJSON_free(text);
 	cJSON_Delete(root);
 	return st;
 }
@@ -324,7 +314,7 @@ static llm_status build(const llm_conf *c, const llm_request *req, llm_wire *w, 
 		bad |= llm_wire_header(w, c, "Accept", "text/event-stream");
 	if (c->api_key)
 		bad |= llm_wire_header(w, c, "x-api-key", c->api_key);
-	return bad ? oom(err, errlen) : LLM_OK;
+	return bad ? llm_oom(err, errlen) : LLM_OK;
 }
 
 /* ---- the reply -------------------------------------------------------------- */

@@ -55,16 +55,9 @@ int llm_tokens_estimate(const char *text)
 	return (int)(n / 4 + 1);
 }
 
-static int wait_ms(const mk_env *req)
-{
-	int64_t left = req->deadline_ms ? req->deadline_ms - mk_now_ms() : 5000;
-
-	return left < 1 ? 1 : left > 5000 ? 5000 : (int)left;
-}
-
 static PGconn *conn(llm *l, const mk_env *req, char *err, size_t errlen)
 {
-	return mk_db_acquire(l->svc.db, wait_ms(req), err, errlen);
+	return mk_svc_db_acquire(&l->svc, req, err, errlen);
 }
 
 static mk_err need_caller(const mk_env *req, char *err, size_t errlen)

@@ -108,4 +108,9 @@ cJSON *llm_json_object(const char *text, char *err, size_t errlen);
 /* Does s end with suffix? */
 int llm_ends_with(const char *s, const char *suffix);
 
+/* The out-of-memory failure while building a request. */
+llm_status llm_oom(char *err, size_t errlen);
+/* Print a request body into w->body and delete root (always). */
+llm_status llm_wire_body(llm_wire *w, cJSON *root, char *err, size_t errlen);
+
 #endif

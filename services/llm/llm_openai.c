@@ -40,12 +40,6 @@ static int blank(const char *s)
 	return 1;
 }
 
-static llm_status oom(char *err, size_t errlen)
-{
-	snprintf(err, errlen, "out of memory building the model request");
-	return LLM_E_UNAVAILABLE;
-}
-
 static llm_status add_message(cJSON *msgs, const llm_message *m, size_t i, char *err, size_t errlen)
 {
 	static const char *const roles[] = {
@@ -63,10 +57,10 @@ static llm_status add_message(cJSON *msgs, const llm_message *m, size_t i, char 
 	o = cJSON_CreateObject();
 	if (!o || !cJSON_AddItemToArray(msgs, o)) {
 		cJSON_Delete(o);
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	}
 	if (!cJSON_AddStringToObject(o, "role", roles[m->role]))
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	if (m->role == LLM_ROLE_TOOL) {
 		if (!m->tool_call_id || !*m->tool_call_id) {
 			snprintf(err, errlen, "message %zu: a tool result needs the id of its call",
@@ -74,28 +68,28 @@ static llm_status add_message(cJSON *msgs, const llm_message *m, size_t i, char 
 			return LLM_E_BAD_REQUEST;
 		}
 		if (!cJSON_AddStringToObject(o, "tool_call_id", m->tool_call_id))
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 	}
 	if (m->role != LLM_ROLE_ASSISTANT || m->ncalls == 0) {
 		if (!cJSON_AddStringToObject(o, "content", m->content ? m->content : ""))
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		return LLM_OK;
 	}
 
 	/* The assistant turn that called tools, echoed as it came (§1.3). */
 	if (!(m->content && *m->content ? cJSON_AddStringToObject(o, "content", m->content)
 	                                : cJSON_AddNullToObject(o, "content")))
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	calls = cJSON_AddArrayToObject(o, "tool_calls");
 	if (!calls)
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	for (size_t k = 0; k < m->ncalls; k++) {
 		const llm_tool_call *tc = &m->calls[k];
 		cJSON *c = cJSON_CreateObject(), *fn;
 
 		if (!c || !cJSON_AddItemToArray(calls, c)) {
 			cJSON_Delete(c);
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		}
 		if (!tc->id || !*tc->id || !tc->name || !*tc->name) {
 			snprintf(err, errlen, "message %zu: tool call %zu has no id or no name", i,
@@ -109,7 +103,7 @@ static llm_status add_message(cJSON *msgs, const llm_message *m, size_t i, char 
 		    !cJSON_AddStringToObject(fn, "name", tc->name) ||
 		    !cJSON_AddStringToObject(fn, "arguments",
 		                             blank(tc->arguments) ? "{}" : tc->arguments))
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 	}
 	return LLM_OK;
 }
@@ -133,7 +127,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 	const char *choice = req->tool_choice;
 
 	if (!tools)
-		return oom(err, errlen);
+		return llm_oom(err, errlen);
 	for (size_t i = 0; i < req->ntools; i++) {
 		const llm_tool *t = &req->tools[i];
 		cJSON *o = cJSON_CreateObject(), *fn, *params;
@@ -141,7 +135,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 
 		if (!o || !cJSON_AddItemToArray(tools, o)) {
 			cJSON_Delete(o);
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		}
 		if (!t->name || !*t->name) {
 			snprintf(err, errlen, "tool %zu has no name", i);
@@ -162,7 +156,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 		     !cJSON_AddStringToObject(fn, "description", t->description)) ||
 		    !cJSON_AddItemToObject(fn, "parameters", params)) {
 			cJSON_Delete(params);
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		}
 	}
 	if (!choice || !*choice)
@@ -170,7 +164,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 	if (strcmp(choice, "auto") == 0 || strcmp(choice, "none") == 0 ||
 	    strcmp(choice, "required") == 0) {
 		if (!cJSON_AddStringToObject(root, "tool_choice", choice))
-			return oom(err, errlen);
+			return llm_oom(err, errlen);
 		return LLM_OK;
 	}
 	for (size_t i = 0; i < req->ntools; i++) {
@@ -180,7 +174,7 @@ static llm_status add_tools(cJSON *root, const llm_request *req, char *err, size
 			if (!tc || !cJSON_AddStringToObject(tc, "type", "function") ||
 			    !(fn = cJSON_AddObjectToObject(tc, "function")) ||
 			    !cJSON_AddStringToObject(fn, "name", choice))
-				return oom(err, errlen);
+				return llm_oom(err, errlen);
 			return LLM_OK;
 		}
 	}
@@ -193,12 +187,11 @@ static llm_status add_body(const llm_conf *c, const llm_request *req, llm_wire *
 {
 	cJSON *root = cJSON_CreateObject(), *msgs, *so;
 	llm_status st = LLM_OK;
-	char *text = NULL;
 
 	/* Azure ignores "model" (the deployment in the path decides); sending it is harmless. */
 	if (!root || !cJSON_AddStringToObject(root, "model", c->model) ||
 	    !(msgs = cJSON_AddArrayToObject(root, "messages"))) {
-		st = oom(err, errlen);
+		st = llm_oom(err, errlen);
 		goto out;
 	}
 	for (size_t i = 0; st == LLM_OK && i < req->nmessages; i++)
@@ -218,7 +211,7 @@ static llm_status add_body(const llm_conf *c, const llm_request *req, llm_wire *
 	     !cJSON_AddNumberToObject(root, "max_tokens", req->max_tokens)) ||
 	    (req->has_temperature &&
 	     !cJSON_AddNumberToObject(root, "temperature", req->temperature))) {
-		st = oom(err, errlen);
+		st = llm_oom(err, errlen);
 		goto out;
 	}
 	if (req->stream) {
@@ -226,15 +219,12 @@ static llm_status add_body(const llm_conf *c, const llm_request *req, llm_wire *
 		if (!cJSON_AddTrueToObject(root, "stream") ||
 		    !(so = cJSON_AddObjectToObject(root, "stream_options")) ||
 		    !cJSON_AddTrueToObject(so, "include_usage")) {
-			st = oom(err, errlen);
+			st = llm_oom(err, errlen);
 			goto out;
 		}
 	}
-	text = cJSON_PrintUnformatted(root);
-	if (!text || mk_buf_puts(&w->body, text) != 0)
-		st = oom(err, errlen);
+	return llm_wire_body(w, root, err, errlen);
 out:
-	cJSON_free(text);
 	cJSON_Delete(root);
 	return st;
 }
@@ -276,7 +266,7 @@ static llm_status build(const llm_conf *c, const llm_request *req, llm_wire *w, 
 		bad |= !bearer;
 		free(bearer);
 	}
-	return bad ? oom(err, errlen) : LLM_OK;
+	return bad ? llm_oom(err, errlen) : LLM_OK;
 }
 
 /* ---- the reply -------------------------------------------------------------- */

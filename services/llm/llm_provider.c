@@ -1322,3 +1322,19 @@ int llm_ends_with(const char *s, const char *suffix)
 
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
+
+llm_status llm_oom(char *err, size_t errlen)
+{
+	mk_errf(err, errlen, "out of memory building the model request");
+	return LLM_E_UNAVAILABLE;
+}
+
+llm_status llm_wire_body(llm_wire *w, cJSON *root, char *err, size_t errlen)
+{
+	char *text = cJSON_PrintUnformatted(root);
+	llm_status st = text && mk_buf_puts(&w->body, text) == 0 ? LLM_OK : llm_oom(err, errlen);
+
+	cJSON_free(text);
+	cJSON_Delete(root);
+	return st;
+}
