@@ -48,6 +48,7 @@ BINS := $(SERVICES:%=$(BUILD)/bin/mark-%)
 
 UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/*/*_test.c))
 INTEG_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/*_test.c))
+SEC_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/security/*_test.c))
 BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/bench/*_bench.c))
 # Test doubles: every tests/doubles/<name>/ with C sources builds <name>-double.
 DOUBLE_DIRS := $(patsubst %/,%,$(dir $(wildcard tests/doubles/*/*.c)))
@@ -78,10 +79,14 @@ $(EMBED): tools/mk_embed.c
 
 # Per service: lib<svc>.a (everything but main.c, plus its embedded
 # migrations) and the thin binary mark-<svc>.
+# Extra generated objects of a service's library.
+executor_EXTRA_OBJ := $(OBJ)/gen/executor_driver.o
+
 define service_rules
 $(1)_SRC := $$(filter-out services/$(1)/main.c,$$(wildcard services/$(1)/*.c))
 $(1)_MIG := $$(sort $$(wildcard services/$(1)/migrations/*.sql))
-$(1)_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_SRC)) $(OBJ)/gen/$(1)_migrations.o
+$(1)_OBJ := $$(patsubst %.c,$(OBJ)/%.o,$$($(1)_SRC)) $(OBJ)/gen/$(1)_migrations.o \
+	$$($(1)_EXTRA_OBJ)
 
 $(BUILD)/gen/$(1)_migrations.c: $$($(1)_MIG) $(EMBED)
 	@mkdir -p $$(@D)
@@ -110,6 +115,17 @@ $(BUILD)/tests/unit/$(1)/%: tests/unit/$(1)/%.c $(BUILD)/lib/lib$(1).a $(LIBTEST
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
 
+# The executor also carries the sandbox's Python driver.
+$(BUILD)/gen/executor_driver.c: services/executor/sandbox/driver.py $(EMBED)
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)$(EMBED) --blob executor_driver_py $< > $@.tmp && mv $@.tmp $@
+
+$(OBJ)/gen/executor_driver.o: $(BUILD)/gen/executor_driver.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 # The generated migration tables must exist before any service object
 # that includes them is compiled.
 $(foreach s,$(SERVICES),$(patsubst %.c,$(OBJ)/%.o,$(wildcard services/$(s)/*.c))): \
@@ -132,6 +148,12 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(LIBTEST) $(LIBMK)
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
 
+# Security tests attack the real executor like integration tests do.
+$(BUILD)/tests/security/%: tests/security/%.c $(LIBTEST) $(LIBMK)
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs check) -o $@
+
 $(BUILD)/tests/bench/%: tests/bench/%.c $(LIBTEST) $(LIBMK)
 	@mkdir -p $(@D)
 	$(say) CC $@
@@ -143,7 +165,7 @@ $(BUILD)/tests/doubles/%-double: $$(wildcard tests/doubles/%/*.c) $(LIBMK)
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-test-build: $(BINS) $(DOUBLE_BINS) $(UNIT_BINS) $(INTEG_BINS)
+test-build: $(BINS) $(DOUBLE_BINS) $(UNIT_BINS) $(INTEG_BINS) $(SEC_BINS)
 
 deps:
 	@scripts/deps.sh

@@ -58,10 +58,8 @@ struct mk_rpc_server {
 	int busy;          /* workers in W_BUSY or W_SEND */
 };
 
-/* Build the reply text for one request. Never fails to produce something
- * unless memory is exhausted (then NULL and the request goes unanswered,
- * which the client sees as its deadline passing). */
-static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
+char *mk_rpc_dispatch(const mk_rpc_server_opts *o, int64_t started_ms, int stopping,
+                      const char *data, size_t len)
 {
 	char err[512] = "";
 	cJSON *reply = NULL;
@@ -78,22 +76,22 @@ static char *dispatch(mk_rpc_server *s, const char *data, size_t len)
 	if (env.op == MK_OP_SYS_PING) {
 		reply = cJSON_CreateObject();
 		if (reply) {
-			cJSON_AddStringToObject(reply, "service", s->service);
+			cJSON_AddStringToObject(reply, "service", o->service);
 			cJSON_AddNumberToObject(reply, "pid", getpid());
 			cJSON_AddNumberToObject(reply, "uptime_ms",
-			                        (double)(mk_mono_ms() - s->started_ms));
-			if (s->o.ping)
-				s->o.ping(s->o.ping_ud, reply);
+			                        (double)(mk_mono_ms() - started_ms));
+			if (o->ping)
+				o->ping(o->ping_ud, reply);
 		}
 	} else if (strcmp(mk_op_owner(env.op), "*") != 0 &&
-	           strcmp(mk_op_owner(env.op), s->service) != 0) {
+	           strcmp(mk_op_owner(env.op), o->service) != 0) {
 		e = MK_E_UNKNOWN_OP;
 		snprintf(err, sizeof(err), "operation '%s' is not served by '%s'",
-		         mk_op_name(env.op), s->service);
-	} else if (atomic_load(&s->stopping)) {
+		         mk_op_name(env.op), o->service);
+	} else if (stopping) {
 		e = MK_E_SHUTTING_DOWN;
 	} else {
-		e = s->o.handler(s->o.ud, &env, &reply, err, sizeof(err));
+		e = o->handler(o->ud, &env, &reply, err, sizeof(err));
 	}
 	if (e == MK_OK) {
 		out = mk_env_encode_reply(env.rid, reply);
@@ -154,7 +152,8 @@ static void *worker_main(void *arg)
 		}
 		m = nng_aio_get_msg(w->aio);
 		set_state(w, W_BUSY);
-		out = dispatch(s, nng_msg_body(m), nng_msg_len(m));
+		out = mk_rpc_dispatch(&s->o, s->started_ms, atomic_load(&s->stopping),
+		                      nng_msg_body(m), nng_msg_len(m));
 		nng_msg_clear(m);
 		if (!out || nng_msg_append(m, out, strlen(out)) != 0 || set_state(w, W_SEND) != 0) {
 			nng_msg_free(m);
@@ -187,6 +186,8 @@ int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, cha
 	s->o = *opts;
 	s->service = strdup(opts->service);
 	s->url = strdup(opts->url);
+	s->o.service = s->service;
+	s->o.url = s->url;
 	s->nworkers = opts->workers > 0 ? opts->workers : 8;
 	s->started_ms = mk_mono_ms();
 	pthread_mutex_init(&s->mu, NULL);

@@ -68,6 +68,17 @@ int mk_rpc_server_stop(mk_rpc_server *s, int grace_ms);
  */
 void mk_rpc_server_free(mk_rpc_server *s);
 
+/*
+ * Decode, check and handle one request exactly as a server does (sys.ping
+ * included; started_ms is the mk_mono_ms() the uptime counts from; when
+ * stopping, handlers are not called and the reply is shutting_down).
+ * Returns the reply text (the caller frees it), or NULL when out of memory.
+ * For processes that receive requests some other way than
+ * mk_rpc_server_start (the executor's workers).
+ */
+char *mk_rpc_dispatch(const mk_rpc_server_opts *o, int64_t started_ms, int stopping,
+                      const char *data, size_t len);
+
 /* ------------------------------------------------------------------ client */
 
 typedef struct mk_rpc_client mk_rpc_client;

@@ -58,7 +58,13 @@ static int ping_self(const char *url)
 	mk_rpc_call(c, MK_OP_SYS_PING, rid, NULL, NULL, 3000, &res);
 	db = res.err == MK_OK ? cJSON_GetStringValue(cJSON_GetObjectItem(res.body, "db")) : NULL;
 	rc = res.err == MK_OK && (!db || strcmp(db, "ok") == 0) ? 0 : 1;
-	printf("%s\n", res.err != MK_OK ? res.msg : rc ? "database unreachable" : "ok");
+	/* A service may also say it is up but not ready (an executor router without workers). */
+	if (rc == 0 && cJSON_IsFalse(cJSON_GetObjectItem(res.body, "ready")))
+		rc = 2;
+	printf("%s\n", res.err != MK_OK ? res.msg
+	               : rc == 1        ? "database unreachable"
+	               : rc == 2        ? "not ready"
+	                                : "ok");
 	mk_rpc_result_release(&res);
 	mk_rpc_client_free(c);
 	return rc;

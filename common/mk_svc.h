@@ -30,7 +30,9 @@ typedef struct {
 } mk_svc_cfg;
 
 /* The standard rows: P is the prefix ("AUTH"), T the config struct, F the mk_svc_cfg field. */
-#define MK_SVC_CFG_VARS(P, T, F, LISTEN, SCHEMA)                                                   \
+#define MK_SVC_CFG_VARS(P, T, F, LISTEN, SCHEMA) MK_SVC_CFG_VARS_MSG(P, T, F, LISTEN, SCHEMA, "8M")
+/* The same with another default for the largest message (MSG, e.g. "256M"). */
+#define MK_SVC_CFG_VARS_MSG(P, T, F, LISTEN, SCHEMA, MSG)                                          \
 	{P "_LOG_LEVEL",                                                                           \
 	 MK_CFG_ENUM,                                                                              \
 	 "info",                                                                                   \
@@ -63,7 +65,7 @@ typedef struct {
 	     offsetof(T, F.workers)},                                                              \
 	    {P "_MAX_MESSAGE",                                                                     \
 	     MK_CFG_SIZE,                                                                          \
-	     "8M",                                                                                 \
+	     MSG,                                                                                  \
 	     1024,                                                                                 \
 	     1LL << 30,                                                                            \
 	     0,                                                                                    \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# run.sh - `make test`: build, start a private PostgreSQL, run every unit
-# and integration test, then build again with AddressSanitizer +
+# run.sh - `make test`: build, start a private PostgreSQL, run every unit,
+# integration and security test, then build again with AddressSanitizer +
 # UndefinedBehaviorSanitizer and run them all again. Leaks fail the run.
 # Prints Check's summary line per test binary and a closing tally; exits
 # non-zero on any failure. Everything it starts, it stops (trap on EXIT).
@@ -42,7 +42,8 @@ run_pass() { # name build-dir san
 	fi
 	export MARK_BIN_DIR=$top/$dir/bin MARK_TEST_LOG_DIR=$top/$dir/test-logs
 	rm -rf "$MARK_TEST_LOG_DIR"
-	for t in $(ls "$dir"/tests/unit/*/*_test "$dir"/tests/integration/*_test 2>/dev/null); do
+	for t in $(ls "$dir"/tests/unit/*/*_test "$dir"/tests/integration/*_test \
+		"$dir"/tests/security/*_test 2>/dev/null); do
 		echo "-- $name: ${t#"$dir"/tests/}"
 		"$t" >"$dir/last-test.log" 2>&1
 		rc=$?

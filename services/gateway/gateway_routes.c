@@ -73,12 +73,21 @@ static void readyz(gw_req *r)
 		         ? cJSON_GetStringValue(
 		               cJSON_GetObjectItemCaseSensitive(jobs[i].res.body, "db"))
 		         : NULL;
-		ok = jobs[i].res.err == MK_OK && (!db || strcmp(db, "ok") == 0);
+		ok = jobs[i].res.err == MK_OK && (!db || strcmp(db, "ok") == 0) &&
+		     !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(jobs[i].res.body, "ready"));
 		s = cJSON_AddObjectToObject(svcs, gw_service_names[i]);
 		cJSON_AddBoolToObject(s, "ready", ok);
 		cJSON_AddNumberToObject(s, "ms", (double)jobs[i].ms);
 		if (db)
 			cJSON_AddStringToObject(s, "db", db);
+		if (jobs[i].res.err ==
+		    MK_OK) { /* what a service adds of itself, e.g. executor workers */
+			const cJSON *w =
+			    cJSON_GetObjectItemCaseSensitive(jobs[i].res.body, "workers");
+
+			if (cJSON_IsNumber(w))
+				cJSON_AddNumberToObject(s, "workers", w->valuedouble);
+		}
 		if (jobs[i].res.err != MK_OK)
 			cJSON_AddStringToObject(s, "error", jobs[i].res.msg);
 		if (!ok)

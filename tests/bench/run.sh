@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run.sh - `make bench`: a private PostgreSQL, then every benchmark in
-# tests/bench/, each printing its figures. MARK_BENCH_SECONDS sets the
-# length of each load run (default 10). When the FastAPI reference is
+# tests/bench/, each printing its figures: api_bench (the public API) and
+# exec_bench (running code in the executor's sandboxes). MARK_BENCH_SECONDS
+# sets the length of each load run (default 10); MARK_BENCH_EXEC_SAMPLES the
+# latency samples per executor case (default 20). When the FastAPI reference is
 # beside the repo (../shared/bench/fastapi-ref), it runs too, under the
 # same load, and the ratios are printed; MARK_BENCH_REFERENCE=0 skips it,
 # MARK_BENCH_REFERENCE=<dir> points elsewhere.
@@ -17,6 +19,7 @@ if [ "$ref" = 0 ] || [ ! -x "$ref/start.sh" ]; then ref=; fi
 export MARK_BENCH_REFERENCE=$ref
 export MARK_TEST_DATABASE_URL MARK_BIN_DIR=$top/build/bin MARK_TEST_LOG_DIR=$top/build/bench-logs
 rc=0
+# In name order: api_bench, then exec_bench, which ends its sandboxes before it exits.
 for b in build/tests/bench/*_bench; do
 	"$b" || rc=1
 done

@@ -1,0 +1,120 @@
+/*
+ * sbx.h - one sandbox holding one Python session, behind one interface.
+ *
+ * A backend creates sandboxes; a sandbox runs code (keeping the session's
+ * state between runs, like a notebook), takes and gives files in its
+ * workspace, and dies with sbx_destroy. The rest of the executor (sessions,
+ * the warm pool, the audit log) does not know which backend is in use.
+ *
+ * Inside every sandbox runs the same Python driver (sandbox/driver.py,
+ * embedded in the binary); the host speaks to it in length-prefixed JSON
+ * frames, described in services/executor/SANDBOX.md.
+ *
+ * A sandbox is used by one thread at a time (the session layer serialises
+ * the calls of one chat); different sandboxes may be used concurrently.
+ */
+#ifndef SBX_H
+#define SBX_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "mk_buf.h"
+
+/* Limits applied to every sandbox of a backend. 0 means "no limit" only where noted. */
+typedef struct {
+	/* per sandbox */
+	long long memory_bytes;     /* address space of each process (RLIMIT_AS) */
+	long long processes;        /* processes/threads in the sandbox (RLIMIT_NPROC) */
+	long long open_files;       /* RLIMIT_NOFILE */
+	long long file_size_bytes;  /* largest file a process may write (RLIMIT_FSIZE) */
+	long long workspace_bytes;  /* size of the /workspace tmpfs (also /tmp's) */
+	long long cpu_total_s;      /* CPU seconds over the sandbox's life (hard RLIMIT_CPU) */
+	long long start_timeout_ms; /* how long start-up (imports included) may take */
+	/* per execution */
+	long long cpu_s;             /* CPU seconds of one execution */
+	long long stdout_bytes;      /* stdout kept; more is cut with a marker */
+	long long stderr_bytes;      /* the same for stderr */
+	long long output_kill_bytes; /* total output after which the execution is stopped */
+	long long table_rows;        /* rows in a table snippet */
+	long long table_cols;        /* columns in a table snippet */
+	long long value_bytes;       /* repr of the final expression, cut past this */
+	long long figure_bytes;      /* largest Plotly figure JSON returned */
+	long long image_bytes;       /* largest matplotlib PNG returned */
+	long long artifact_bytes;    /* largest output file returned */
+	long long artifacts_total;   /* all output files of one execution together */
+	long long max_items; /* tables, figures, images, artifacts: at most this many each */
+} sbx_limits;
+
+/* The local (bubblewrap) backend's settings. */
+typedef struct {
+	const char *bwrap;   /* path of bwrap */
+	const char *python;  /* the interpreter inside, e.g. /usr/bin/python3 */
+	long long uid_base;  /* sandboxes run as uid_base + slot when the executor is root; -1: as
+	                        the executor */
+	int seccomp;         /* install the seccomp filter */
+	const char *preload; /* comma-separated modules imported at start ("pandas,numpy,plotly") */
+} sbx_local_opts;
+
+typedef struct sbx_backend sbx_backend;
+typedef struct sbx sbx;
+
+/* Capabilities of a backend, for callers that must refuse what it cannot do. */
+typedef struct {
+	int parquet; /* pyarrow is importable inside */
+} sbx_caps;
+
+/*
+ * The local backend. Checks that bwrap and the interpreter work (it starts
+ * one sandbox and stops it) and fills caps. NULL with err on failure.
+ */
+sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char *err,
+                           size_t errlen);
+void sbx_backend_free(sbx_backend *b); /* NULL ok; sandboxes must be destroyed first */
+const char *sbx_backend_name(const sbx_backend *b);
+sbx_caps sbx_backend_caps(const sbx_backend *b);
+
+/*
+ * Start a sandbox and wait (at most limits.start_timeout_ms) until its
+ * session has imported the preload modules and is ready. Blocking; safe to
+ * call from several threads. NULL with err on failure.
+ */
+sbx *sbx_create(sbx_backend *b, char *err, size_t errlen);
+
+/*
+ * Run code in the session, at most timeout_ms of wall-clock time. Returns
+ * a new JSON object (the caller frees it), never NULL unless out of memory:
+ *   stdout, stderr          strings, each cut at its limit with a marker line
+ *   stdout_truncated, stderr_truncated   booleans
+ *   error                   null | {type, message, traceback}
+ *   value                   null | {type, text}   the final expression, as a notebook shows it
+ *   tables                  [{name, columns, dtypes, rows, total_rows, truncated}]
+ *   figures                 [Plotly figure JSON]
+ *   images                  [{format:"png", data_b64, bytes}]
+ *   artifacts               [{path, bytes, data_b64}|{path, bytes, skipped}]
+ *   duration_ms             number
+ *   limit                   null | "wall_time" | "cpu_time" | "memory" | "output" |
+ *                           "file_size" | "processes" | "disk" | "open_files"
+ *   session_lost            true when the sandbox died or was killed during the run
+ *                           (then sbx_alive is 0 and the caller must destroy it)
+ * Code that fails is not an error of this call: its exception is in "error".
+ */
+cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms);
+
+/*
+ * Files in the workspace, by path relative to /workspace (no "..", not
+ * absolute, no escape through symlinks). Each returns 0, or -1 with err.
+ */
+int sbx_put(sbx *s, const char *path, const void *data, size_t len, char *err, size_t errlen);
+/* out must be initialised by the caller (its ceiling bounds the file). */
+int sbx_get(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen);
+/* A new JSON array of {path, bytes, modified_ms}, or NULL with err. */
+cJSON *sbx_list(sbx *s, char *err, size_t errlen);
+
+/* 1 while the sandbox's processes run and its session answers. */
+int sbx_alive(sbx *s);
+/* Kill every process of the sandbox, free its workspace, free s. NULL ok. */
+void sbx_destroy(sbx *s);
+
+#endif

@@ -1,0 +1,494 @@
+/*
+ * executor_test.c - the executor as its callers see it: real router and
+ * worker processes, real bubblewrap sandboxes, a real Postgres. A run
+ * returns what a notebook would show (output, value, tables, figures,
+ * images, files); a chat's variables persist and no other chat or user
+ * sees them; files put into a chat survive a reset; idle sessions end and
+ * say why; the warm pool hands out ready sandboxes; a chat always reaches
+ * the worker holding its session, and when that worker dies the next run
+ * says so; every run is in the audit log.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "mk_b64.h"
+#include "mk_json.h"
+#include "mt.h"
+#include "mt_check.h"
+#include "mt_exec.h"
+
+static mt_exec ex;
+static char alice[64], bob[64];
+
+static void up(void)
+{
+	const char *env[] = {"EXECUTOR_POOL_SIZE=1", "EXECUTOR_TIMEOUT=20s",
+	                     "EXECUTOR_SANDBOX_START_TIMEOUT=60s", "EXECUTOR_LOG_LEVEL=info", NULL};
+	char err[512];
+
+	snprintf(alice, sizeof(alice), "alice-%d", (int)getpid());
+	snprintf(bob, sizeof(bob), "bob-%d", (int)getpid());
+	if (mt_exec_start(&ex, "exec", env, 90000, err, sizeof(err)) != 0) {
+		fprintf(stderr, "the executor did not start: %s\n", err);
+		exit(1);
+	}
+}
+
+static void down(void)
+{
+	ck_assert_int_eq(mt_exec_stop(&ex), 0);
+}
+
+/* A chat id unique to this run. */
+static const char *chat(const char *tag)
+{
+	static char buf[8][80];
+	static int i;
+	char *b = buf[i++ % 8];
+
+	snprintf(b, 80, "%s-%d-%d", tag, (int)getpid(), i);
+	return b;
+}
+
+static cJSON *run(const char *user, const char *c, const char *code)
+{
+	char msg[512] = "";
+	mk_err e = MK_OK;
+	cJSON *r = mt_exec_run(&ex, user, c, code, 60000, &e, msg, sizeof(msg));
+
+	ck_assert_msg(r != NULL, "exec.run failed: %s %s", mk_err_code(e), msg);
+	return r;
+}
+
+static const char *out_of(const cJSON *r)
+{
+	const char *s = mk_json_str(r, "stdout");
+
+	return s ? s : "";
+}
+
+static const char *value_text(const cJSON *r)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "value");
+
+	return cJSON_IsObject(v) ? mk_json_str(v, "text") : NULL;
+}
+
+static const char *error_type(const cJSON *r)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "error");
+
+	return cJSON_IsObject(v) ? mk_json_str(v, "type") : NULL;
+}
+
+static const cJSON *session_of(const cJSON *r)
+{
+	return cJSON_GetObjectItemCaseSensitive(r, "session");
+}
+
+static mk_err call(const char *user, mk_op op, const char *body, mk_rpc_result *res)
+{
+	return mt_exec_call(&ex, op, user, body, 30000, res);
+}
+
+START_TEST(test_a_run_shows_output_value_tables_figures_images_and_files)
+{
+	const char *c = chat("show");
+	cJSON *r = run(alice, c,
+	               "import pandas as pd, plotly.express as px\n"
+	               "import matplotlib.pyplot as plt\n"
+	               "print('hello from the sandbox')\n"
+	               "df = pd.DataFrame({'region': ['north', 'south', 'east'], 'sales': [10, 20, "
+	               "30]})\n"
+	               "display(df)\n"
+	               "px.bar(df, x='region', y='sales').show()\n"
+	               "plt.plot([1, 2, 3], [3, 1, 2])\n"
+	               "df.to_csv('output/sales.csv', index=False)\n"
+	               "df.sales.sum() * 2\n");
+	const cJSON *tables = cJSON_GetObjectItemCaseSensitive(r, "tables");
+	const cJSON *figs = cJSON_GetObjectItemCaseSensitive(r, "figures");
+	const cJSON *imgs = cJSON_GetObjectItemCaseSensitive(r, "images");
+	const cJSON *arts = cJSON_GetObjectItemCaseSensitive(r, "artifacts");
+	const cJSON *t0, *cols;
+	long long total;
+	char body[256];
+	mk_rpc_result res;
+	size_t n;
+	unsigned char *png;
+
+	ck_assert_str_eq(out_of(r), "hello from the sandbox\n");
+	ck_assert_str_eq(value_text(r), "120");
+	ck_assert_ptr_null(error_type(r));
+	ck_assert_ptr_nonnull(mk_json_str(r, "execution_id"));
+	ck_assert_int_eq(cJSON_GetArraySize(tables), 1);
+	t0 = cJSON_GetArrayItem(tables, 0);
+	cols = cJSON_GetObjectItemCaseSensitive(t0, "columns");
+	ck_assert_str_eq(cJSON_GetArrayItem(cols, 0)->valuestring, "region");
+	ck_assert(mk_json_int(t0, "total_rows", &total) == 0 && total == 3);
+	ck_assert_int_eq(cJSON_GetArraySize(figs), 1);
+	ck_assert_ptr_nonnull(
+	    cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(figs, 0), "data"));
+	ck_assert_int_eq(cJSON_GetArraySize(imgs), 1);
+	ck_assert_int_eq(cJSON_GetArraySize(arts), 1);
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(arts, 0), "path"), "output/sales.csv");
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(arts, 0), "mime"), "text/csv");
+
+	/* The image is an artifact its owner can fetch: a real PNG. */
+	snprintf(body, sizeof(body), "{\"artifact_id\":\"%s\"}",
+	         mk_json_str(cJSON_GetArrayItem(imgs, 0), "artifact_id"));
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_ARTIFACT, body, &res), MK_OK);
+	ck_assert_str_eq(mk_json_str(res.body, "mime"), "image/png");
+	png = mk_b64_decode(mk_json_str(res.body, "data_b64"),
+	                    strlen(mk_json_str(res.body, "data_b64")), &n);
+	ck_assert(png && n > 100 && memcmp(png, "\x89PNG", 4) == 0);
+	free(png);
+	mk_rpc_result_release(&res);
+	/* ... and nobody else can. */
+	ck_assert_int_eq(call(bob, MK_OP_EXEC_ARTIFACT, body, &res), MK_E_NOT_FOUND);
+	mk_rpc_result_release(&res);
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_a_failing_run_returns_its_traceback_and_the_session_goes_on)
+{
+	const char *c = chat("fail");
+	cJSON *r = run(alice, c, "rows = [1, 2, 3]\ntotal = sum(rows)\ntotal / 0\n");
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(r, "error");
+	const char *tb = mk_json_str(err, "traceback");
+
+	ck_assert_str_eq(error_type(r), "ZeroDivisionError");
+	ck_assert_ptr_nonnull(tb);
+	ck_assert_ptr_nonnull(strstr(tb, "total / 0"));
+	ck_assert_ptr_null(strstr(tb, "driver.py"));
+	cJSON_Delete(r);
+	r = run(alice, c, "total + 1");
+	ck_assert_str_eq(value_text(r), "7");
+	cJSON_Delete(r);
+	r = run(alice, c, "def broken(:\n  pass");
+	ck_assert_str_eq(error_type(r), "SyntaxError");
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_variables_persist_in_a_chat_and_no_other_chat_or_user_sees_them)
+{
+	const char *a = chat("mine"), *b = chat("other");
+	mk_rpc_result res;
+	char body[256];
+	cJSON *r;
+
+	r = run(alice, a, "import numpy as np\nsecret = np.arange(10).sum()");
+	cJSON_Delete(r);
+	r = run(alice, a, "int(secret) + 1");
+	ck_assert_str_eq(value_text(r), "46");
+	cJSON_Delete(r);
+	/* Another chat of the same user: a separate session. */
+	r = run(alice, b, "secret");
+	ck_assert_str_eq(error_type(r), "NameError");
+	cJSON_Delete(r);
+	/* Another user cannot use, list or reset the chat at all. */
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"code\":\"secret\"}", a);
+	ck_assert_int_eq(call(bob, MK_OP_EXEC_RUN, body, &res), MK_E_NOT_FOUND);
+	mk_rpc_result_release(&res);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", a);
+	ck_assert_int_eq(call(bob, MK_OP_EXEC_LIST, body, &res), MK_E_NOT_FOUND);
+	mk_rpc_result_release(&res);
+	ck_assert_int_eq(call(bob, MK_OP_EXEC_RESET, body, &res), MK_E_NOT_FOUND);
+	mk_rpc_result_release(&res);
+	/* And without a caller, nothing runs. */
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"code\":\"1\"}", a);
+	ck_assert_int_eq(call(NULL, MK_OP_EXEC_RUN, body, &res), MK_E_UNAUTHENTICATED);
+	mk_rpc_result_release(&res);
+}
+END_TEST
+
+START_TEST(test_files_put_into_a_chat_are_read_listed_fetched_and_survive_a_reset)
+{
+	const char *c = chat("files");
+	const char *csv = "city,people\nOslo,700000\nBergen,290000\n";
+	char *b64 = mk_b64_encode(csv, strlen(csv));
+	char body[512];
+	mk_rpc_result res;
+	const cJSON *files, *s;
+	cJSON *r;
+	int found = 0, i;
+
+	snprintf(body, sizeof(body),
+	         "{\"chat_id\":\"%s\",\"path\":\"data/cities.csv\",\"data_b64\":\"%s\"}", c, b64);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_PUT, body, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	r = run(alice, c,
+	        "import pandas as pd\ncities = "
+	        "pd.read_csv('data/cities.csv')\nint(cities.people.sum())");
+	ck_assert_str_eq(value_text(r), "990000");
+	cJSON_Delete(r);
+
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_LIST, body, &res), MK_OK);
+	files = cJSON_GetObjectItemCaseSensitive(res.body, "files");
+	for (i = 0; i < cJSON_GetArraySize(files); i++)
+		found += strcmp(mk_json_str(cJSON_GetArrayItem(files, i), "path"),
+		                "data/cities.csv") == 0;
+	ck_assert_int_eq(found, 1);
+	mk_rpc_result_release(&res);
+
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"path\":\"data/cities.csv\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_GET, body, &res), MK_OK);
+	ck_assert_str_eq(mk_json_str(res.body, "data_b64"), b64);
+	mk_rpc_result_release(&res);
+
+	/* After a reset the variables are gone, the file is not, and the run says why. */
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_RESET, body, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	r = run(alice, c,
+	        "import os\nprint('cities' in globals(), os.path.exists('data/cities.csv'))");
+	ck_assert_str_eq(out_of(r), "False True\n");
+	s = session_of(r);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "reset")));
+	ck_assert_str_eq(mk_json_str(s, "reason"), "reset");
+	cJSON_Delete(r);
+	free(b64);
+}
+END_TEST
+
+START_TEST(test_bad_paths_parquet_and_oversized_code_are_refused_before_any_work)
+{
+	const char *c = chat("refuse");
+	static const char *const bad[] = {"../escape.csv", "/etc/passwd", "a/../../b", "",
+	                                  "a//b",          "dir/./x"};
+	char body[512];
+	mk_rpc_result res;
+	size_t i;
+	char *big;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mk_err e;
+
+		snprintf(body, sizeof(body),
+		         "{\"chat_id\":\"%s\",\"path\":\"%s\",\"data_b64\":\"eA==\"}", c, bad[i]);
+		e = call(alice, MK_OP_EXEC_PUT, body, &res);
+		ck_assert_msg(e == MK_E_VALIDATION, "path '%s' gave %s", bad[i], mk_err_code(e));
+		mk_rpc_result_release(&res);
+	}
+	snprintf(body, sizeof(body),
+	         "{\"chat_id\":\"%s\",\"path\":\"x.csv\",\"data_b64\":\"not base64!\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_PUT, body, &res), MK_E_VALIDATION);
+	mk_rpc_result_release(&res);
+	/* This sandbox has no pyarrow: a Parquet file is refused with a clear reason. */
+	snprintf(body, sizeof(body),
+	         "{\"chat_id\":\"%s\",\"path\":\"t.parquet\",\"data_b64\":\"UEFSMQ==\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_PUT, body, &res), MK_E_UNSUPPORTED_MEDIA);
+	ck_assert_ptr_nonnull(strstr(res.msg, "not supported by this sandbox"));
+	mk_rpc_result_release(&res);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"bad id!\",\"code\":\"1\"}");
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_RUN, body, &res), MK_E_VALIDATION);
+	mk_rpc_result_release(&res);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"code\":\"1\",\"timeout_ms\":3600000}",
+	         c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_RUN, body, &res), MK_E_VALIDATION);
+	mk_rpc_result_release(&res);
+	/* Code over EXECUTOR_CODE_MAX (256K by default). */
+	big = malloc(300 * 1024 + 128);
+	i = (size_t)snprintf(big, 128, "{\"chat_id\":\"%s\",\"code\":\"", c);
+	memset(big + i, '#', 300 * 1024);
+	strcpy(big + i + 300 * 1024, "\"}");
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_RUN, big, &res), MK_E_TOO_LARGE);
+	mk_rpc_result_release(&res);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_a_run_over_its_time_is_stopped_and_the_next_run_says_the_session_was_reset)
+{
+	const char *c = chat("slow");
+	char msg[256];
+	mk_err e;
+	cJSON *r;
+
+	cJSON_Delete(run(alice, c, "x = 1"));
+	r = mt_exec_run_for(&ex, alice, c, "while True:\n    pass", 1000, 30000, &e, msg,
+	                    sizeof(msg));
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(mk_json_str(r, "limit"), "wall_time");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "session_lost")));
+	cJSON_Delete(r);
+	r = run(alice, c, "x");
+	ck_assert_str_eq(error_type(r), "NameError");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	ck_assert_str_eq(mk_json_str(session_of(r), "reason"), "wall_time");
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_the_warm_pool_hands_a_new_chat_a_ready_sandbox)
+{
+	cJSON *r;
+	int i, warm = 0;
+
+	/* The pool holds one; give the filler time between chats. */
+	for (i = 0; i < 3; i++) {
+		sleep(i ? 3 : 0);
+		r = run(alice, chat("warm"), "import sys\n'pandas' in sys.modules");
+		ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "started")));
+		ck_assert_str_eq(value_text(r), "True");
+		warm += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "warm"));
+		cJSON_Delete(r);
+	}
+	ck_assert_int_ge(warm, 2);
+}
+END_TEST
+
+START_TEST(test_every_run_is_in_the_audit_log)
+{
+	const char *c = chat("audit");
+	PGconn *db = PQconnectdb(mt_dsn());
+	const char *p[1] = {c};
+	PGresult *q;
+
+	cJSON_Delete(run(alice, c, "print('audited')"));
+	cJSON_Delete(run(alice, c, "1/0"));
+	ck_assert_int_eq(PQstatus(db), CONNECTION_OK);
+	q = PQexecParams(db,
+	                 "SELECT user_id, code, status, coalesce(error_type, ''), stdout_bytes, "
+	                 "ended_at >= started_at FROM exec.executions WHERE chat_id = $1 "
+	                 "ORDER BY started_at",
+	                 1, NULL, p, NULL, NULL, 0);
+	ck_assert_int_eq(PQresultStatus(q), PGRES_TUPLES_OK);
+	ck_assert_int_eq(PQntuples(q), 2);
+	ck_assert_str_eq(PQgetvalue(q, 0, 0), alice);
+	ck_assert_str_eq(PQgetvalue(q, 0, 1), "print('audited')");
+	ck_assert_str_eq(PQgetvalue(q, 0, 2), "ok");
+	ck_assert_str_eq(PQgetvalue(q, 0, 4), "8");
+	ck_assert_str_eq(PQgetvalue(q, 0, 5), "t");
+	ck_assert_str_eq(PQgetvalue(q, 1, 2), "error");
+	ck_assert_str_eq(PQgetvalue(q, 1, 3), "ZeroDivisionError");
+	PQclear(q);
+	PQfinish(db);
+}
+END_TEST
+
+START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
+{
+	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_IDLE_TIMEOUT=500ms", NULL};
+	mt_exec e2;
+	char err[512], msg[256];
+	const char *c = chat("idle");
+	mk_err e;
+	cJSON *r;
+
+	ck_assert_msg(mt_exec_start(&e2, "exec-idle", env, 90000, err, sizeof(err)) == 0, "%s",
+	              err);
+	r = mt_exec_run(&e2, alice, c, "x = 5", 60000, &e, msg, sizeof(msg));
+	ck_assert_ptr_nonnull(r);
+	/* No pool: this chat's sandbox was started cold. */
+	ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(session_of(r), "warm")));
+	cJSON_Delete(r);
+	sleep(2);
+	r = mt_exec_run(&e2, alice, c, "x", 60000, &e, msg, sizeof(msg));
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(error_type(r), "NameError");
+	ck_assert_str_eq(mk_json_str(session_of(r), "reason"), "idle_timeout");
+	cJSON_Delete(r);
+	ck_assert_int_eq(mt_exec_stop(&e2), 0);
+}
+END_TEST
+
+/* Runs in new chats until one lands on worker `want`; returns that chat. */
+static const char *chat_on(const char *want)
+{
+	for (int i = 0; i < 12; i++) {
+		const char *c = chat("spread");
+		cJSON *r = run(alice, c, "state = 'kept'");
+		int hit = strcmp(mk_json_str(r, "worker_id"), want) == 0;
+
+		cJSON_Delete(r);
+		if (hit)
+			return c;
+	}
+	return NULL;
+}
+
+START_TEST(test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over)
+{
+	char err[512], w1[64], msg[256], body[256];
+	const char *c, *slow;
+	int idx;
+	pid_t pid, killer;
+	mk_err e;
+	cJSON *r;
+	mk_rpc_result res;
+
+	idx = mt_exec_worker_start(&ex, NULL, 90000, err, sizeof(err));
+	ck_assert_msg(idx >= 0, "%s", err);
+	snprintf(w1, sizeof(w1), "%s-w%d", ex.name, idx + 1);
+	c = chat_on(w1);
+	ck_assert_msg(c != NULL, "no new chat went to the second worker");
+	/* The chat keeps reaching the worker that holds its state. */
+	for (int i = 0; i < 4; i++) {
+		r = run(alice, c, "state");
+		ck_assert_str_eq(mk_json_str(r, "worker_id"), w1);
+		ck_assert_str_eq(value_text(r), "'kept'");
+		cJSON_Delete(r);
+	}
+	/* A run in flight when its worker dies gets a clear error, not a hang. */
+	slow = chat_on(w1);
+	ck_assert_ptr_nonnull(slow);
+	snprintf(body, sizeof(body),
+	         "{\"chat_id\":\"%s\",\"code\":\"import time\\ntime.sleep(30)\"}", slow);
+	pid = ex.worker[idx].pid;
+	killer = fork();
+	if (killer == 0) {
+		sleep(2);
+		kill(pid, SIGKILL);
+		_exit(0);
+	}
+	e = call(alice, MK_OP_EXEC_RUN, body, &res);
+	waitpid(killer, NULL, 0);
+	ck_assert_msg(e == MK_E_WORKER_LOST, "got %s", mk_err_code(e));
+	mk_rpc_result_release(&res);
+	mt_exec_worker_stop(&ex, idx, SIGKILL, 5000);
+	/* The chat's next run lands on the surviving worker and says what happened. */
+	r = mt_exec_run(&ex, alice, c, "state", 60000, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	ck_assert_str_ne(mk_json_str(r, "worker_id"), w1);
+	ck_assert_str_eq(error_type(r), "NameError");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	ck_assert_str_eq(mk_json_str(session_of(r), "reason"), "worker_lost");
+	cJSON_Delete(r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("executor");
+	TCase *tc = tcase_create("executor");
+
+	tcase_add_unchecked_fixture(tc, up, down);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_a_run_shows_output_value_tables_figures_images_and_files);
+	tcase_add_test(tc, test_a_failing_run_returns_its_traceback_and_the_session_goes_on);
+	tcase_add_test(tc, test_variables_persist_in_a_chat_and_no_other_chat_or_user_sees_them);
+	tcase_add_test(tc, test_files_put_into_a_chat_are_read_listed_fetched_and_survive_a_reset);
+	tcase_add_test(tc, test_bad_paths_parquet_and_oversized_code_are_refused_before_any_work);
+	tcase_add_test(
+	    tc, test_a_run_over_its_time_is_stopped_and_the_next_run_says_the_session_was_reset);
+	tcase_add_test(tc, test_the_warm_pool_hands_a_new_chat_a_ready_sandbox);
+	tcase_add_test(tc, test_every_run_is_in_the_audit_log);
+	tcase_add_test(tc, test_an_idle_session_ends_and_the_next_run_says_why);
+	tcase_add_test(tc, test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mt_check_main(suite(), 1);
+}
