@@ -81,6 +81,7 @@ $(EMBED): tools/mk_embed.c
 # migrations) and the thin binary mark-<svc>.
 # Extra generated objects of a service's library.
 executor_EXTRA_OBJ := $(OBJ)/gen/executor_driver.o
+llm_EXTRA_OBJ := $(OBJ)/gen/llm_prompt_system.o
 
 define service_rules
 $(1)_SRC := $$(filter-out services/$(1)/main.c,$$(wildcard services/$(1)/*.c))
@@ -122,6 +123,17 @@ $(BUILD)/gen/executor_driver.c: services/executor/sandbox/driver.py $(EMBED)
 	$(Q)$(EMBED) --blob executor_driver_py $< > $@.tmp && mv $@.tmp $@
 
 $(OBJ)/gen/executor_driver.o: $(BUILD)/gen/executor_driver.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# The llm carries its prompts (services/llm/prompts/<name>.md -> llm_prompt_<name>).
+$(BUILD)/gen/llm_prompt_%.c: services/llm/prompts/%.md $(EMBED)
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)$(EMBED) --blob llm_prompt_$* $< > $@.tmp && mv $@.tmp $@
+
+$(OBJ)/gen/llm_prompt_%.o: $(BUILD)/gen/llm_prompt_%.c
 	@mkdir -p $(@D)
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@

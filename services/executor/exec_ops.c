@@ -34,7 +34,7 @@ static int chat_id_ok(const char *s)
 }
 
 /* A workspace path: relative, no "..", no empty or hidden-dot-only parts, no control bytes. */
-static int path_ok(const char *p)
+int exec_path_ok(const char *p)
 {
 	const char *seg = p;
 
@@ -139,8 +139,8 @@ static mk_err claim(PGconn *c, const char *chat, const char *owner, int create, 
 }
 
 /* A statement with binary parameters where lens[i] > 0 marks one (bytea). */
-static PGresult *exec_bin(PGconn *c, const char *sql, int n, const char *const *vals,
-                          const int *lens, int binary_result, char *err, size_t errlen)
+PGresult *exec_bin(PGconn *c, const char *sql, int n, const char *const *vals, const int *lens,
+                   int binary_result, char *err, size_t errlen)
 {
 	int fmts[8] = {0};
 	PGresult *r;
@@ -433,6 +433,70 @@ static mk_err op_run(exec_ops *x, const mk_env *req, cJSON **reply, char *err, s
 
 /* ------------------------------------------------------------------ files */
 
+mk_err exec_parquet_check(const exec_ops *x, char *err, size_t errlen)
+{
+	if (x->caps.parquet)
+		return MK_OK;
+	mk_errf(err, errlen,
+	        "Parquet files are not supported by this sandbox (it has no pyarrow); "
+	        "upload CSV or Excel instead, or run Mark with the Daytona sandbox");
+	return MK_E_UNSUPPORTED_MEDIA;
+}
+
+mk_err exec_file_keep(exec_ops *x, const mk_env *req, PGconn *c, const char *chat, const char *path,
+                      const void *data, size_t len, char *err, size_t errlen)
+{
+	const char *p[2] = {chat, path};
+	exec_session *s;
+	PGresult *r;
+	mk_err e;
+
+	if ((long long)len > x->cfg->file_max) {
+		mk_errf(err, errlen, "the file is larger than %lld bytes", x->cfg->file_max);
+		return MK_E_TOO_LARGE;
+	}
+	e = claim(c, chat, req->caller.user_id, 1, err, errlen);
+	if (e != MK_OK)
+		return e;
+	r = mk_db_exec_prep(
+	    c, "SELECT coalesce(sum(bytes), 0) FROM files WHERE chat_id = $1 AND path <> $2", 2, p,
+	    err, errlen, NULL);
+	if (!r)
+		return MK_E_DB;
+	if (strtoll(PQgetvalue(r, 0, 0), NULL, 10) + (long long)len > x->cfg->chat_files_max) {
+		PQclear(r);
+		mk_errf(err, errlen, "the chat's files would exceed %lld bytes",
+		        x->cfg->chat_files_max);
+		return MK_E_TOO_LARGE;
+	}
+	PQclear(r);
+	{
+		const char *vals[4] = {chat, path, req->caller.user_id, (const char *)data};
+		int lens[4] = {0, 0, 0, (int)len};
+
+		r = exec_bin(
+		    c,
+		    "INSERT INTO files (chat_id, path, owner_id, data, bytes) "
+		    "VALUES ($1, $2, $3, $4::bytea, length($4::bytea)) ON CONFLICT (chat_id, path) "
+		    "DO "
+		    "UPDATE SET data = excluded.data, bytes = excluded.bytes, created_at = now()",
+		    4, vals, lens, 0, err, errlen);
+		if (!r)
+			return MK_E_DB;
+		PQclear(r);
+	}
+	/* A live session gets it now; a new one gets it when it starts. */
+	s = exec_session_peek(x->sessions, chat, mk_mono_ms() + left_ms(req, 30000));
+	if (s) {
+		int rc = sbx_put(exec_session_sbx(s), path, data, len, err, errlen);
+
+		exec_session_release(x->sessions, s, NULL);
+		if (rc != 0)
+			return MK_E_VALIDATION;
+	}
+	return MK_OK;
+}
+
 static mk_err op_put(exec_ops *x, const mk_env *req, PGconn *c, cJSON **reply, char *err,
                      size_t errlen)
 {
@@ -441,14 +505,11 @@ static mk_err op_put(exec_ops *x, const mk_env *req, PGconn *c, cJSON **reply, c
 	const char *b64 = str_field(req->body, "data_b64");
 	size_t b64len = strlen(b64), len;
 	long long want = (long long)mk_b64_decoded_len(b64, b64len);
-	const char *p[2] = {chat, path};
 	unsigned char *data;
-	exec_session *s;
-	PGresult *r;
 	mk_err e;
 	int parquet;
 
-	if (!path_ok(path)) {
+	if (!exec_path_ok(path)) {
 		mk_errf(err, errlen, "'path' must be a relative path inside the workspace");
 		return MK_E_VALIDATION;
 	}
@@ -463,66 +524,16 @@ static mk_err op_put(exec_ops *x, const mk_env *req, PGconn *c, cJSON **reply, c
 	}
 	parquet = ends_with(path, ".parquet") || ends_with(path, ".parq") ||
 	          (len >= 4 && memcmp(data, "PAR1", 4) == 0);
-	if (parquet && !x->caps.parquet) {
-		free(data);
-		mk_errf(err, errlen,
-		        "Parquet files are not supported by this sandbox (it has no pyarrow); "
-		        "upload CSV or Excel instead, or run Mark with the Daytona sandbox");
-		return MK_E_UNSUPPORTED_MEDIA;
-	}
-	e = claim(c, chat, req->caller.user_id, 1, err, errlen);
-	if (e != MK_OK)
-		goto out;
-	r = mk_db_exec_prep(
-	    c, "SELECT coalesce(sum(bytes), 0) FROM files WHERE chat_id = $1 AND path <> $2", 2, p,
-	    err, errlen, NULL);
-	if (!r) {
-		e = MK_E_DB;
-		goto out;
-	}
-	if (strtoll(PQgetvalue(r, 0, 0), NULL, 10) + (long long)len > x->cfg->chat_files_max) {
-		PQclear(r);
-		mk_errf(err, errlen, "the chat's files would exceed %lld bytes",
-		        x->cfg->chat_files_max);
-		e = MK_E_TOO_LARGE;
-		goto out;
-	}
-	PQclear(r);
-	{
-		const char *vals[4] = {chat, path, req->caller.user_id, (const char *)data};
-		int lens[4] = {0, 0, 0, (int)len};
-
-		r = exec_bin(
-		    c,
-		    "INSERT INTO files (chat_id, path, owner_id, data, bytes) "
-		    "VALUES ($1, $2, $3, $4::bytea, length($4::bytea)) ON CONFLICT (chat_id, path) "
-		    "DO "
-		    "UPDATE SET data = excluded.data, bytes = excluded.bytes, created_at = now()",
-		    4, vals, lens, 0, err, errlen);
-		if (!r) {
-			e = MK_E_DB;
-			goto out;
-		}
-		PQclear(r);
-	}
-	/* A live session gets it now; a new one gets it when it starts. */
-	s = exec_session_peek(x->sessions, chat, mk_mono_ms() + left_ms(req, 30000));
-	if (s) {
-		int rc = sbx_put(exec_session_sbx(s), path, data, len, err, errlen);
-
-		exec_session_release(x->sessions, s, NULL);
-		if (rc != 0) {
-			e = MK_E_VALIDATION;
-			goto out;
+	e = parquet ? exec_parquet_check(x, err, errlen) : MK_OK;
+	if (e == MK_OK)
+		e = exec_file_keep(x, req, c, chat, path, data, len, err, errlen);
+	if (e == MK_OK) {
+		*reply = cJSON_CreateObject();
+		if (*reply) {
+			cJSON_AddStringToObject(*reply, "path", path);
+			cJSON_AddNumberToObject(*reply, "bytes", (double)len);
 		}
 	}
-	*reply = cJSON_CreateObject();
-	if (*reply) {
-		cJSON_AddStringToObject(*reply, "path", path);
-		cJSON_AddNumberToObject(*reply, "bytes", (double)len);
-	}
-	e = MK_OK;
-out:
 	free(data);
 	return e;
 }
@@ -539,7 +550,7 @@ static mk_err op_get(exec_ops *x, const mk_env *req, PGconn *c, cJSON **reply, c
 	size_t len = 0;
 	mk_err e;
 
-	if (!path_ok(path)) {
+	if (!exec_path_ok(path)) {
 		mk_errf(err, errlen, "'path' must be a relative path inside the workspace");
 		return MK_E_VALIDATION;
 	}
@@ -749,6 +760,12 @@ mk_err exec_ops_handle(void *ud, const mk_env *req, cJSON **reply, char *err, si
 	case MK_OP_EXEC_RESET: e = op_end(x, req, c, 0, reply, err, errlen); break;
 	case MK_OP_EXEC_DESTROY: e = op_end(x, req, c, 1, reply, err, errlen); break;
 	case MK_OP_EXEC_ARTIFACT: e = op_artifact(req, c, reply, err, errlen); break;
+	case MK_OP_EXEC_USAGE: e = exec_usage_op(req, c, reply, err, errlen); break;
+	case MK_OP_EXEC_UPLOAD:
+	case MK_OP_EXEC_UPLOADS:
+	case MK_OP_EXEC_UPLOAD_GET:
+	case MK_OP_EXEC_UPLOAD_DELETE:
+	case MK_OP_EXEC_ATTACH: e = exec_uploads_op(x, req, c, reply, err, errlen); break;
 	default:
 		mk_errf(err, errlen, "operation '%s' is not served by 'executor'",
 		        mk_op_name(req->op));

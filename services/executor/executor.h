@@ -16,7 +16,8 @@
  *
  * Files: exec_router.c (the router), exec_worker.c (a worker's link to the
  * router), exec_sessions.c (sessions and the warm pool), exec_ops.c (the
- * exec.* handlers and their records), sbx.h (the sandbox interface) with
+ * exec.* handlers and their records), exec_uploads.c (the files users
+ * upload, and attaching them to a chat), sbx.h (the sandbox interface) with
  * sbx_local.c (bubblewrap).
  */
 #ifndef EXECUTOR_H
@@ -175,5 +176,46 @@ typedef struct {
 
 /* The exec.* handler (an mk_rpc_handler with ud = exec_ops). */
 mk_err exec_ops_handle(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen);
+
+/*
+ * exec.usage (exec_usage.c): the caller's executions per UTC day over the
+ * body's `days`, on connection c (borrowed). *reply is the caller's.
+ */
+mk_err exec_usage_op(const mk_env *req, PGconn *c, cJSON **reply, char *err, size_t errlen);
+
+/* ---- shared by the exec.* handlers (exec_ops.c); each runs on a request's thread */
+
+/* Is p a workspace path: relative, no "..", no empty or "." parts, no control bytes? */
+int exec_path_ok(const char *p);
+/*
+ * Run sql on c with n text parameters, where lens[i] > 0 marks parameter i
+ * as binary (bytea; lens may be NULL); binary_result asks for binary
+ * columns. Returns the result (the caller PQclears it), or NULL with err.
+ */
+PGresult *exec_bin(PGconn *c, const char *sql, int n, const char *const *vals, const int *lens,
+                   int binary_result, char *err, size_t errlen);
+/*
+ * MK_OK when this worker's sandboxes read Parquet; otherwise
+ * MK_E_UNSUPPORTED_MEDIA with the reason in err (the one refusal every op
+ * that takes a Parquet file gives).
+ */
+mk_err exec_parquet_check(const exec_ops *x, char *err, size_t errlen);
+/*
+ * Keep len bytes of data (borrowed) as the chat's file at path (checked by
+ * the caller with exec_path_ok): the chat becomes the caller's if new,
+ * EXECUTOR_FILE_MAX and EXECUTOR_CHAT_FILES_MAX are enforced, a file at the
+ * same path is replaced, and a live session gets it at once. MK_OK, or
+ * not_found / too_large / validation_failed / database_error with err.
+ */
+mk_err exec_file_keep(exec_ops *x, const mk_env *req, PGconn *c, const char *chat, const char *path,
+                      const void *data, size_t len, char *err, size_t errlen);
+
+/*
+ * The upload ops (exec_uploads.c): exec.upload, exec.uploads,
+ * exec.upload_get, exec.upload_delete and exec.attach, for the caller, on
+ * connection c (borrowed). *reply is the caller's.
+ */
+mk_err exec_uploads_op(exec_ops *x, const mk_env *req, PGconn *c, cJSON **reply, char *err,
+                       size_t errlen);
 
 #endif

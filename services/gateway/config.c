@@ -21,6 +21,8 @@ const mk_cfg_var gateway_config_vars[] = {
      "how long a client may take to send a request", G(request_timeout_ms)},
     {"GATEWAY_RPC_TIMEOUT", MK_CFG_DURATION, "30s", 100, 3600000, 0, 0, NULL,
      "deadline of a call to a service", G(rpc_timeout_ms)},
+    {"GATEWAY_TURN_TIMEOUT", MK_CFG_DURATION, "330s", 1000, 3600000, 0, 0, NULL,
+     "how long a chat turn answered as JSON may take (above LLM_TURN_TIMEOUT)", G(turn_timeout_ms)},
     {"GATEWAY_READY_TIMEOUT", MK_CFG_DURATION, "1s", 50, 60000, 0, 0, NULL,
      "how long /readyz waits for each service's ping", G(ready_timeout_ms)},
     {"GATEWAY_SHUTDOWN_GRACE", MK_CFG_DURATION, "10s", 0, 600000, 0, 0, NULL,
@@ -52,5 +54,9 @@ const mk_cfg_var gateway_config_vars[] = {
      "verified access tokens remembered (until they expire) so each signature is checked "
      "once; 0 turns the cache off",
      G(token_cache)},
+    {"GATEWAY_UPLOAD_MAX", MK_CFG_SIZE, "100M", 1024, 1LL << 30, 0, 0, NULL,
+     "largest file accepted by POST /api/v1/files (413 above); keep it at most "
+     "EXECUTOR_FILE_MAX, and EXECUTOR_MAX_MESSAGE above 4/3 of it (files travel as base64)",
+     G(upload_max)},
 };
 const size_t gateway_config_nvars = sizeof(gateway_config_vars) / sizeof(gateway_config_vars[0]);

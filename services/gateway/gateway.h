@@ -29,6 +29,7 @@ typedef struct {
 	long long max_body;
 	long long request_timeout_ms;
 	long long rpc_timeout_ms;
+	long long turn_timeout_ms;
 	long long ready_timeout_ms;
 	long long grace_ms;
 	char *auth_url;
@@ -42,6 +43,7 @@ typedef struct {
 	long long jwt_leeway_ms;
 	int trust_forwarded_for;
 	long long token_cache;
+	long long upload_max; /* one uploaded file (POST /api/v1/files) */
 } gateway_config;
 
 extern const mk_cfg_var gateway_config_vars[];
@@ -148,5 +150,46 @@ void gw_chats_messages(gw_req *r);
 int gw_form_get(const char *body, size_t len, const char *name, char *out, size_t outlen);
 /* Is the request's Content-Type `type` (ignoring parameters and case)? */
 int gw_content_type_is(const gw_req *r, const char *type);
+
+/*
+ * Answer with raw bytes (borrowed) of Content-Type ctype, with
+ * X-Content-Type-Options: nosniff and the request id like every answer.
+ * cache_control NULL = "no-store"; extra_headers may be NULL ("Name: v\r\n"...).
+ */
+void gw_reply_bytes(gw_req *r, int status, const char *ctype, const void *data, size_t len,
+                    const char *cache_control, const char *extra_headers);
+/* Answer a failed service call's error (res borrowed) as gw_forward does. */
+void gw_reply_rpc_error(gw_req *r, const mk_rpc_result *res);
+
+/* ---- gateway_turn.c */
+void gw_chat_turn(gw_req *r); /* POST /api/v1/chat, JSON or Server-Sent Events */
+
+/* ---- gateway_feedback.c, gateway_artifacts.c, gateway_usage.c */
+void gw_messages_feedback(gw_req *r);
+void gw_artifacts_get(gw_req *r);
+void gw_usage_get(gw_req *r);
+
+/*
+ * Read the whole body into r->body (owned by r), at most max bytes, within
+ * one request timeout; a Content-Length over max fails before any read.
+ * Returns 0, 1 too large, 2 the body stopped short of its Content-Length
+ * (the client went quiet or away), -1 a read error. For routes that read
+ * their body themselves (no GW_R_BODY), with a limit of their own.
+ */
+int gw_read_body(gw_req *r, size_t max);
+/* The same, answering 413 (with too_large), 408 or 400 itself; 0 when the body was read. */
+int gw_read_body_or_reply(gw_req *r, size_t max, const char *too_large);
+/*
+ * Copy the page query (?limit=&cursor=) into body (borrowed). Answers 422
+ * and returns -1 when limit is not a whole number in 1..100 or the cursor
+ * is too long.
+ */
+int gw_page_query(gw_req *r, cJSON *body);
+
+/* ---- gateway_files.c: /api/v1/files, uploads kept by the executor */
+void gw_files_upload(gw_req *r); /* multipart/form-data; reads its own body */
+void gw_files_list(gw_req *r);
+void gw_files_get(gw_req *r);
+void gw_files_delete(gw_req *r);
 
 #endif

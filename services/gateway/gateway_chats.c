@@ -15,7 +15,7 @@
  * Copy the page query (?limit=&cursor=) into body. Answers 422 and returns
  * -1 when limit is not a whole number in 1..100 or the cursor is too long.
  */
-static int page_query(gw_req *r, cJSON *body)
+int gw_page_query(gw_req *r, cJSON *body)
 {
 	const char *q = r->ri->query_string;
 	char v[256], *end;
@@ -67,7 +67,7 @@ void gw_chats_list(gw_req *r)
 {
 	cJSON *b = cJSON_CreateObject();
 
-	if (page_query(r, b) == 0)
+	if (gw_page_query(r, b) == 0)
 		gw_forward(r, GW_LLM, MK_OP_CHAT_LIST, b, 200);
 	cJSON_Delete(b);
 }
@@ -100,7 +100,7 @@ void gw_chats_messages(gw_req *r)
 {
 	cJSON *b = with_chat_id(r);
 
-	if (page_query(r, b) == 0)
+	if (gw_page_query(r, b) == 0)
 		gw_forward(r, GW_LLM, MK_OP_CHAT_MESSAGES, b, 200);
 	cJSON_Delete(b);
 }

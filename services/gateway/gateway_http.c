@@ -41,25 +41,7 @@ static const char *reason(int status)
 static void send_raw(gw_req *r, int status, const char *ctype, const char *body, size_t len,
                      const char *extra_headers)
 {
-	mk_buf h;
-
-	mk_buf_init(&h, 0);
-	mk_buf_printf(&h,
-	              "HTTP/1.1 %d %s\r\n"
-	              "Content-Type: %s\r\n"
-	              "Content-Length: %zu\r\n"
-	              "X-Request-Id: %s\r\n"
-	              "Cache-Control: no-store\r\n"
-	              "X-Content-Type-Options: nosniff\r\n"
-	              "%s\r\n",
-	              status, reason(status), ctype, len, r->rid,
-	              extra_headers ? extra_headers : "");
-	if (h.data) {
-		if (mk_buf_append(&h, body, len) == 0)
-			mg_write(r->conn, h.data, h.len);
-	}
-	mk_buf_release(&h);
-	r->status = status;
+	gw_reply_bytes(r, status, ctype, body, len, NULL, extra_headers);
 }
 
 void gw_reply_json(gw_req *r, int status, const cJSON *body, const char *extra_headers)
@@ -72,6 +54,30 @@ void gw_reply_json(gw_req *r, int status, const cJSON *body, const char *extra_h
 	}
 	send_raw(r, status, "application/json", s ? s : "{}", s ? strlen(s) : 2, extra_headers);
 	cJSON_free(s);
+}
+
+void gw_reply_bytes(gw_req *r, int status, const char *ctype, const void *data, size_t len,
+                    const char *cache_control, const char *extra_headers)
+{
+	mk_buf h;
+
+	mk_buf_init(&h, 0);
+	mk_buf_printf(&h,
+	              "HTTP/1.1 %d %s\r\n"
+	              "Content-Type: %s\r\n"
+	              "Content-Length: %zu\r\n"
+	              "X-Request-Id: %s\r\n"
+	              "Cache-Control: %s\r\n"
+	              "X-Content-Type-Options: nosniff\r\n"
+	              "%s\r\n",
+	              status, reason(status), ctype, len, r->rid,
+	              cache_control ? cache_control : "no-store",
+	              extra_headers ? extra_headers : "");
+	/* Headers and body apart: a large body is not copied once more. */
+	if (h.data && mg_write(r->conn, h.data, h.len) > 0 && len > 0)
+		mg_write(r->conn, data, len);
+	mk_buf_release(&h);
+	r->status = status;
 }
 
 void gw_reply_error_ex(gw_req *r, mk_err e, const char *msg, const char *extra_headers,
@@ -113,8 +119,6 @@ void gw_reply_empty(gw_req *r, int status)
 void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status)
 {
 	mk_rpc_result res;
-	char hdr[128] = "";
-	long long after;
 
 	mk_rpc_call_raw(r->gw->svc[svc], op, r->rid, r->caller.user_id[0] ? &r->caller : NULL, body,
 	                (int)r->gw->cfg->rpc_timeout_ms, &res);
@@ -126,13 +130,21 @@ void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status)
 		else
 			gw_reply_json(r, ok_status, res.body, NULL);
 	} else {
-		if (mk_json_int(res.error, "retry_after", &after) == 0 && after > 0)
-			snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", after);
-		else if (mk_err_status(res.err) == 401)
-			snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mark\"\r\n");
-		gw_reply_error_ex(r, res.err, res.msg, hdr[0] ? hdr : NULL, NULL);
+		gw_reply_rpc_error(r, &res);
 	}
 	mk_rpc_result_release(&res);
+}
+
+void gw_reply_rpc_error(gw_req *r, const mk_rpc_result *res)
+{
+	char hdr[128] = "";
+	long long after;
+
+	if (mk_json_int(res->error, "retry_after", &after) == 0 && after > 0)
+		snprintf(hdr, sizeof(hdr), "Retry-After: %lld\r\n", after);
+	else if (mk_err_status(res->err) == 401)
+		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mark\"\r\n");
+	gw_reply_error_ex(r, res->err, res->msg, hdr[0] ? hdr : NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -173,7 +185,7 @@ static int match(const char *pattern, const char *path, gw_req *r)
  * Returns 0, 1 too large, 2 the body stopped short of its Content-Length
  * (the client went quiet or away), -1 a read error.
  */
-static int read_body(gw_req *r, size_t max)
+int gw_read_body(gw_req *r, size_t max)
 {
 	long long cl = r->ri->content_length;
 	int64_t until = mk_mono_ms() + r->gw->cfg->request_timeout_ms;
@@ -214,6 +226,23 @@ static int read_body(gw_req *r, size_t max)
 	return r->body ? 0 : -1;
 }
 
+int gw_read_body_or_reply(gw_req *r, size_t max, const char *too_large)
+{
+	int rc = gw_read_body(r, max);
+
+	/* On failure the rest of the body is unread: the connection cannot be reused. */
+	if (rc == 1)
+		gw_reply_error_ex(r, MK_E_TOO_LARGE, too_large, "Connection: close\r\n", NULL);
+	else if (rc == 2)
+		gw_reply_error_ex(r, MK_E_REQUEST_TIMEOUT,
+		                  "the request body stopped before its Content-Length",
+		                  "Connection: close\r\n", NULL);
+	else if (rc < 0)
+		gw_reply_error_ex(r, MK_E_BAD_REQUEST, "could not read the request body",
+		                  "Connection: close\r\n", NULL);
+	return rc == 0 ? 0 : -1;
+}
+
 static void serve(gw_req *r)
 {
 	const char *path = r->ri->local_uri ? r->ri->local_uri : "/";
@@ -221,7 +250,6 @@ static void serve(gw_req *r)
 	const gw_route *rt = NULL;
 	char allow[128] = "", hdr[160], perr[160], msg[256];
 	size_t i;
-	int rc;
 
 	for (i = 0; i < gw_nroutes; i++) {
 		if (!match(gw_routes[i].pattern, path, r))
@@ -250,26 +278,10 @@ static void serve(gw_req *r)
 	if ((rt->flags & GW_R_AUTH) && gw_auth_guard(r) != 0)
 		return;
 	if (rt->flags & (GW_R_BODY | GW_R_JSON)) {
-		rc = read_body(r, (size_t)r->gw->cfg->max_body);
-		if (rc == 1) {
-			snprintf(msg, sizeof(msg),
-			         "request body exceeds GATEWAY_MAX_BODY (%lld bytes)",
-			         r->gw->cfg->max_body);
-			/* The rest of the body is unread: the connection cannot be reused. */
-			gw_reply_error_ex(r, MK_E_TOO_LARGE, msg, "Connection: close\r\n", NULL);
+		snprintf(msg, sizeof(msg), "request body exceeds GATEWAY_MAX_BODY (%lld bytes)",
+		         r->gw->cfg->max_body);
+		if (gw_read_body_or_reply(r, (size_t)r->gw->cfg->max_body, msg) != 0)
 			return;
-		}
-		if (rc == 2) {
-			gw_reply_error_ex(r, MK_E_REQUEST_TIMEOUT,
-			                  "the request body stopped before its Content-Length",
-			                  "Connection: close\r\n", NULL);
-			return;
-		}
-		if (rc < 0) {
-			gw_reply_error_ex(r, MK_E_BAD_REQUEST, "could not read the request body",
-			                  "Connection: close\r\n", NULL);
-			return;
-		}
 	}
 	if ((rt->flags & GW_R_JSON) && r->body_len == 0) {
 		r->json = cJSON_CreateObject(); /* no body is an empty object */

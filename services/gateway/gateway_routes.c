@@ -120,5 +120,13 @@ const gw_route gw_routes[] = {
     {"PATCH", "/api/v1/chats/{}", gw_chats_update, GW_R_AUTH | GW_R_JSON},
     {"DELETE", "/api/v1/chats/{}", gw_chats_delete, GW_R_AUTH},
     {"GET", "/api/v1/chats/{}/messages", gw_chats_messages, GW_R_AUTH},
+    {"POST", "/api/v1/chat", gw_chat_turn, GW_R_AUTH | GW_R_JSON},
+    {"POST", "/api/v1/messages/{}/feedback", gw_messages_feedback, GW_R_AUTH | GW_R_JSON},
+    {"GET", "/api/v1/artifacts/{}", gw_artifacts_get, GW_R_AUTH},
+    {"GET", "/api/v1/usage", gw_usage_get, GW_R_AUTH},
+    {"POST", "/api/v1/files", gw_files_upload, GW_R_AUTH},
+    {"GET", "/api/v1/files", gw_files_list, GW_R_AUTH},
+    {"GET", "/api/v1/files/{}", gw_files_get, GW_R_AUTH},
+    {"DELETE", "/api/v1/files/{}", gw_files_delete, GW_R_AUTH},
 };
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

@@ -30,6 +30,13 @@ typedef struct {
 	long long title_max;
 	long long page_default;
 	long long history_tokens;
+	char *executor_url;
+	long long turn_max_steps;
+	long long turn_timeout_ms;
+	long long turn_max_tokens;
+	long long message_max;
+	long long tool_output_max;
+	long long run_timeout_ms;
 } llm_config;
 
 extern const mk_cfg_var llm_config_vars[];
@@ -45,6 +52,8 @@ typedef struct {
 	mk_svc_def def;
 	const llm_config *cfg;
 	llm_provider *provider; /* NULL when no model is configured */
+	mk_rpc_client *executor;
+	struct llm_turns *turns; /* turns running or recently ended (llm_turn.c) */
 } llm;
 
 #define LLM_HANDLER_ARGS llm *l, const mk_env *req, cJSON **reply, char *err, size_t errlen
@@ -74,10 +83,23 @@ int llm_message_add(PGconn *c, const char *chat_id, const char *role, const char
  */
 cJSON *llm_history(PGconn *c, const char *chat_id, long budget, char *err, size_t errlen);
 
+/* ---- llm_turn.c: one chat turn, from question to story */
+mk_err llm_turn(LLM_HANDLER_ARGS);        /* chat.turn */
+mk_err llm_turn_events(LLM_HANDLER_ARGS); /* chat.turn_events */
+/* The registry of running turns; free waits for none (turn threads are detached). */
+int llm_turns_init(llm *l, char *err, size_t errlen);
+/* Wait up to grace_ms for streamed turns still running; returns how many still are. */
+int llm_turns_wait(llm *l, int grace_ms);
+void llm_turns_free(llm *l);
+
 /* Estimated tokens of a text (about four bytes a token). */
 int llm_tokens_estimate(const char *text);
 
 /* Is s a canonical lower- or upper-case UUID (8-4-4-4-12 hex)? */
 int llm_uuid_valid(const char *s);
+
+/* ---- llm_feedback.c, llm_usage.c: ratings of answers, tokens per day */
+mk_err llm_chat_feedback(LLM_HANDLER_ARGS); /* chat.feedback */
+mk_err llm_chat_usage(LLM_HANDLER_ARGS);    /* chat.usage */
 
 #endif

@@ -22,6 +22,10 @@ static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size
 	case MK_OP_CHAT_UPDATE: return llm_chat_update(l, req, reply, err, errlen);
 	case MK_OP_CHAT_DELETE: return llm_chat_delete(l, req, reply, err, errlen);
 	case MK_OP_CHAT_MESSAGES: return llm_chat_messages(l, req, reply, err, errlen);
+	case MK_OP_CHAT_TURN: return llm_turn(l, req, reply, err, errlen);
+	case MK_OP_CHAT_TURN_EVENTS: return llm_turn_events(l, req, reply, err, errlen);
+	case MK_OP_CHAT_FEEDBACK: return llm_chat_feedback(l, req, reply, err, errlen);
+	case MK_OP_CHAT_USAGE: return llm_chat_usage(l, req, reply, err, errlen);
 	default:
 		snprintf(err, errlen, "operation '%s' is not served by 'llm'", mk_op_name(req->op));
 		return MK_E_UNKNOWN_OP;
@@ -43,7 +47,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return -1;
 	}
-	if (cfg->model) {
+	if (cfg->model && cfg->model[0]) {
 		llm_provider_cfg pc = {
 		    .kind = cfg->provider,
 		    .base_url = cfg->base_url,
@@ -78,6 +82,10 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	};
 	if (mk_svc_open_db(&l->svc, &l->def, &cfg->svc, err, errlen) != 0)
 		return -1;
+	/* The executor, for the code a turn runs (connects when it comes up). */
+	l->executor = mk_rpc_client_new(cfg->executor_url, 256u << 20, err, errlen);
+	if (!l->executor || llm_turns_init(l, err, errlen) != 0)
+		return -1;
 	return mk_svc_serve(&l->svc, &l->def, err, errlen);
 }
 
@@ -90,6 +98,10 @@ static void stop(void *p)
 	mk_svc_stop(&l->svc);
 	if (l->svc.rpc)
 		return; /* handlers still running hold l; the process is exiting */
+	if (l->turns && llm_turns_wait(l, (int)l->cfg->svc.grace_ms) > 0)
+		return; /* streamed turns still running hold l; the process is exiting */
+	llm_turns_free(l);
+	mk_rpc_client_free(l->executor);
 	llm_provider_free(l->provider);
 	mk_httpc_global_cleanup();
 	free(l);

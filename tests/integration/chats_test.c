@@ -18,30 +18,14 @@
 static mt_stack st;
 static char tok_a[2048], tok_b[2048];
 
-static void signed_in(const char *tag, char *tok, size_t len)
-{
-	char body[256];
-	mt_resp r;
-
-	snprintf(body, sizeof(body),
-	         "{\"email\":\"%s-%d@example.com\",\"password\":\"password-%s\"}", tag,
-	         (int)getpid(), tag);
-	mt_http("POST", mt_url(&st, "/auth/signup"), NULL, body, strlen(body), &r);
-	mt_resp_release(&r);
-	mt_http("POST", mt_url(&st, "/auth/signin"), NULL, body, strlen(body), &r);
-	ck_assert_int_eq(r.status, 200);
-	snprintf(tok, len, "%s", mk_json_str(r.json, "access_token"));
-	mt_resp_release(&r);
-}
-
 static void stack_up(void)
 {
 	if (mt_stack_start(&st, NULL) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
 	}
-	signed_in("alice", tok_a, sizeof(tok_a));
-	signed_in("bob", tok_b, sizeof(tok_b));
+	ck_assert_int_eq(mt_user(&st, "alice", tok_a, sizeof(tok_a), NULL, 0), 0);
+	ck_assert_int_eq(mt_user(&st, "bob", tok_b, sizeof(tok_b), NULL, 0), 0);
 }
 
 static void stack_down(void)
@@ -146,7 +130,7 @@ START_TEST(test_chat_pages_follow_the_cursor_newest_first_without_gaps)
 	int i, pages = 0, count = 0;
 	mt_resp r;
 
-	signed_in("pager", tok, sizeof(tok));
+	ck_assert_int_eq(mt_user(&st, "pager", tok, sizeof(tok), NULL, 0), 0);
 	for (i = 0; i < 7; i++) {
 		char t[16];
 

@@ -397,6 +397,20 @@ static void set_env(mt_stack *s, int which)
 		if (which == MT_AUTH)
 			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
 			         "AUTH_JWT_PRIVATE_KEY_FILE=%s", s->key_priv);
+		if (which == MT_LLM)
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "LLM_EXECUTOR_URL=tcp://127.0.0.1:%d", s->port[MT_EXECUTOR]);
+		if (which == MT_EXECUTOR) {
+			/* Its own worker port, and sandbox uids of its own (see mt_exec.c). */
+			if (!s->worker_port)
+				s->worker_port = mt_free_port();
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "EXECUTOR_WORKER_LISTEN=tcp://127.0.0.1:%d", s->worker_port);
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "EXECUTOR_ROUTER_URL=tcp://127.0.0.1:%d", s->worker_port);
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "EXECUTOR_SANDBOX_UID_BASE=%d", 100000 + 2000 * (getpid() % 40));
+		}
 	}
 	s->env[which][k][0] = '\0';
 }
@@ -428,10 +442,10 @@ int mt_stack_start(mt_stack *s, const char *const *extra_env)
 	snprintf(s->key_pub, sizeof(s->key_pub), "%s/jwt-%d-public.pem", log_dir(), (int)getpid());
 	if (mt_keygen(s->key_priv, s->key_pub) != 0)
 		return -1;
-	for (i = 0; i < MT_NPROCS; i++) {
+	for (i = 0; i < MT_NPROCS; i++)
 		s->port[i] = mt_free_port();
-		set_env(s, i);
-	}
+	for (i = 0; i < MT_NPROCS; i++)
+		set_env(s, i); /* after every port is known: llm dials the executor's */
 	snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", s->port[MT_GATEWAY]);
 	for (i = 0; i < MT_NPROCS; i++)
 		if (mt_stack_start_one(s, i, extra_env) != 0)
@@ -442,6 +456,46 @@ int mt_stack_start(mt_stack *s, const char *const *extra_env)
 		return -1;
 	}
 	return 0;
+}
+
+int mt_user(const mt_stack *s, const char *tag, char *tok, size_t toklen, char *id, size_t idlen)
+{
+	char body[256], base[80];
+	mt_resp r;
+	int rc = -1;
+
+	if (id)
+		id[0] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"email\":\"%s-%d@example.com\",\"password\":\"password-%s\"}", tag,
+	         (int)getpid(), tag);
+	snprintf(base, sizeof(base), "%s/auth/signup", s->base);
+	mt_http("POST", base, NULL, body, strlen(body), &r);
+	if (id && r.status == 201 && mk_json_str(r.json, "id"))
+		snprintf(id, idlen, "%s", mk_json_str(r.json, "id"));
+	mt_resp_release(&r);
+	snprintf(base, sizeof(base), "%s/auth/signin", s->base);
+	mt_http("POST", base, NULL, body, strlen(body), &r);
+	if (r.status == 200 && mk_json_str(r.json, "access_token")) {
+		snprintf(tok, toklen, "%s", mk_json_str(r.json, "access_token"));
+		rc = 0;
+	}
+	mt_resp_release(&r);
+	if (rc == 0 && id && !id[0]) {
+		/* Signed up before: ask who we are. */
+		char auth[2100];
+		const char *h[] = {auth, NULL};
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+		snprintf(base, sizeof(base), "%s/auth/me", s->base);
+		mt_http("GET", base, h, NULL, 0, &r);
+		if (r.status == 200 && mk_json_str(r.json, "id"))
+			snprintf(id, idlen, "%s", mk_json_str(r.json, "id"));
+		else
+			rc = -1;
+		mt_resp_release(&r);
+	}
+	return rc;
 }
 
 int mt_stack_stop(mt_stack *s)

@@ -74,12 +74,20 @@ enum { MT_AUTH, MT_LLM, MT_EXECUTOR, MT_METADATA, MT_GATEWAY, MT_NPROCS };
 typedef struct {
 	mt_proc p[MT_NPROCS];
 	int port[MT_NPROCS]; /* NNG ports of the four services; HTTP port of the gateway */
+	int worker_port;     /* the executor router's worker address */
 	char env[MT_NPROCS][8][512];
 	char base[64];                    /* http://127.0.0.1:<port> */
 	char key_priv[200], key_pub[200]; /* the token key pair's files */
 } mt_stack;
 
 extern const char *const mt_proc_names[MT_NPROCS];
+
+/*
+ * Sign up a user of the stack named after tag (unique to this process) and
+ * sign in: the access token into tok, the user id into id (may be NULL).
+ * 0, or -1 when either step failed.
+ */
+int mt_user(const mt_stack *s, const char *tag, char *tok, size_t toklen, char *id, size_t idlen);
 
 /* Start every process (extra env applies to all) and wait until /readyz is 200. 0 on success. */
 int mt_stack_start(mt_stack *s, const char *const *extra_env);

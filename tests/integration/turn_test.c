@@ -1,0 +1,443 @@
+/*
+ * turn_test.c - the chat turn end to end through the gateway: the LLM
+ * double plays scripted model answers, the executor runs the code in real
+ * sandboxes. A direct answer; pandas plus a Plotly chart whose figure JSON
+ * reaches the client; code that fails and is corrected; a model 429 then
+ * success; a second question that relies on the first turn's variables;
+ * the step limit; the executor down mid-turn; no model configured; the
+ * streamed events in order; another user's chat.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "mk_json.h"
+#include "mt.h"
+#include "mt_check.h"
+#include "mt_double.h"
+
+static mt_stack st;
+static mt_double dbl;
+static char tok_a[2048], tok_b[2048];
+
+static void up(void)
+{
+	char err[512], base[128], *env[8];
+	static char e0[160];
+
+	if (mt_double_start(&dbl, "turn-double", "test-key", err, sizeof(err)) != 0) {
+		fprintf(stderr, "the LLM double did not start: %s\n", err);
+		exit(1);
+	}
+	snprintf(base, sizeof(base), "LLM_BASE_URL=%s/v1", dbl.base);
+	snprintf(e0, sizeof(e0), "%s", base);
+	env[0] = e0;
+	env[1] = "LLM_MODEL=mark-test-model";
+	env[2] = "LLM_API_KEY=test-key";
+	env[3] = "LLM_TURN_MAX_STEPS=3";
+	env[4] = "LLM_MAX_RETRIES=2";
+	env[5] = "EXECUTOR_POOL_SIZE=1";
+	env[6] = NULL;
+	if (mt_stack_start(&st, (const char *const *)env) != 0) {
+		fprintf(stderr, "the stack did not become ready\n");
+		exit(1);
+	}
+	ck_assert_int_eq(mt_user(&st, "alice", tok_a, sizeof(tok_a), NULL, 0), 0);
+	ck_assert_int_eq(mt_user(&st, "bob", tok_b, sizeof(tok_b), NULL, 0), 0);
+}
+
+static void down(void)
+{
+	ck_assert_int_eq(mt_stack_stop(&st), 0);
+	ck_assert_int_eq(mt_double_stop(&dbl), 0);
+}
+
+static void scenario(const char *json)
+{
+	char err[512];
+
+	ck_assert_msg(mt_double_scenario(&dbl, json, err, sizeof(err)) == 0, "%s", err);
+}
+
+/* One turn as JSON; returns the status, the body in r. */
+static long turn(const char *tok, const char *body, mt_resp *r)
+{
+	char auth[2100];
+	const char *h[] = {auth, "Content-Type: application/json", NULL};
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+	mt_http("POST", mt_url(&st, "/api/v1/chat"), h, body, strlen(body), r);
+	return r->status;
+}
+
+static const char *story(const mt_resp *r)
+{
+	return mk_json_str(r->json, "answer_story");
+}
+
+static const char *error_code(const mt_resp *r)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(r->json, "error");
+
+	return cJSON_IsObject(e) ? mk_json_str(e, "code") : NULL;
+}
+
+static int messages_in(const char *tok, const char *chat)
+{
+	char auth[2100], path[128];
+	const char *h[] = {auth, NULL};
+	mt_resp r;
+	int n;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+	snprintf(path, sizeof(path), "/api/v1/chats/%s/messages", chat);
+	mt_http("GET", mt_url(&st, path), h, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 200);
+	n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "items"));
+	mt_resp_release(&r);
+	return n;
+}
+
+START_TEST(test_a_greeting_is_answered_directly_and_both_messages_are_saved)
+{
+	mt_resp r;
+
+	scenario("{\"steps\":[{\"openai_text\":\"Hello! Ask me anything about your data.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Hi there, who are you?\"}", &r), 200);
+	ck_assert_str_eq(story(&r), "Hello! Ask me anything about your data.");
+	ck_assert_ptr_null(error_code(&r));
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "steps")), 0);
+	ck_assert_ptr_nonnull(mk_json_str(r.json, "message_id"));
+	ck_assert_int_eq(messages_in(tok_a, mk_json_str(r.json, "chat_id")), 2);
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_a_computation_with_a_plotly_chart_reaches_the_client)
+{
+	mt_resp r;
+	const cJSON *viz, *steps;
+
+	scenario("{\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"call_1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"import pandas as pd, plotly.express as px\\\\n"
+	         "df = pd.DataFrame({'region': ['north', 'south'], 'sales': [3, 9]})\\\\n"
+	         "print(df.sales.sum())\\\\npx.bar(df, x='region', y='sales')\\\"}\"}]},"
+	         "{\"match\":{\"body_contains\":\"Plotly figure\"},"
+	         "\"openai_text\":\"Sales total 12; the south leads.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Total sales by region, as a chart\"}", &r),
+	                 200);
+	ck_assert_msg(error_code(&r) == NULL, "error %s: %s", error_code(&r), story(&r));
+	ck_assert_str_eq(story(&r), "Sales total 12; the south leads.");
+	steps = cJSON_GetObjectItemCaseSensitive(r.json, "steps");
+	ck_assert_int_eq(cJSON_GetArraySize(steps), 1);
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(steps, 0), "stdout"), "12\n");
+	viz = cJSON_GetObjectItemCaseSensitive(r.json, "visualizations");
+	ck_assert_int_eq(cJSON_GetArraySize(viz), 1);
+	ck_assert_ptr_nonnull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(viz, 0), "data"));
+	mt_resp_release(&r);
+}
+END_TEST
+
+/* Upload a CSV through the API; returns its file id (caller frees). */
+static char *upload_csv(const char *tok, const char *name, const char *csv)
+{
+	char auth[2100], body[4096];
+	const char *h[] = {auth, "Content-Type: multipart/form-data; boundary=mark-test-boundary",
+	                   NULL};
+	mt_resp r;
+	char *id;
+	int n;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+	n = snprintf(body, sizeof(body),
+	             "--mark-test-boundary\r\nContent-Disposition: form-data; name=\"file\"; "
+	             "filename=\"%s\"\r\nContent-Type: text/csv\r\n\r\n%s\r\n"
+	             "--mark-test-boundary--\r\n",
+	             name, csv);
+	mt_http("POST", mt_url(&st, "/api/v1/files"), h, body, (size_t)n, &r);
+	ck_assert_msg(r.status == 201, "upload: %ld %s", r.status, r.body);
+	id = strdup(mk_json_str(r.json, "id"));
+	mt_resp_release(&r);
+	return id;
+}
+
+START_TEST(test_a_question_about_an_uploaded_csv_is_answered_with_pandas_and_a_chart)
+{
+	char *id = upload_csv(tok_a, "shop.csv",
+	                      "city,revenue\nOslo,120\nBergen,80\nOslo,30\nTromso,15\n");
+	char body[256];
+	const cJSON *viz, *steps;
+	mt_resp r;
+
+	/* The model sees the file described from inside the sandbox before it writes code. */
+	scenario("{\"steps\":["
+	         "{\"match\":{\"body_contains\":\"4 rows, 2 columns\"},"
+	         "\"openai_tool_calls\":[{\"id\":\"u1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"import pandas as pd, plotly.express as px\\\\n"
+	         "df = pd.read_csv('shop.csv')\\\\nby = df.groupby('city').revenue.sum()\\\\n"
+	         "print(by.idxmax(), by.max())\\\\npx.bar(by.reset_index(), x='city', "
+	         "y='revenue')\\\"}\"}]},"
+	         "{\"match\":{\"body_contains\":\"Oslo 150\"},"
+	         "\"openai_text\":\"Oslo brings in the most revenue: 150.\"}]}");
+	snprintf(body, sizeof(body),
+	         "{\"message\":\"Which city brings the most revenue?\",\"attachments\":[\"%s\"]}",
+	         id);
+	ck_assert_int_eq(turn(tok_a, body, &r), 200);
+	ck_assert_msg(error_code(&r) == NULL, "error %s: %s", error_code(&r), story(&r));
+	ck_assert_str_eq(story(&r), "Oslo brings in the most revenue: 150.");
+	steps = cJSON_GetObjectItemCaseSensitive(r.json, "steps");
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(steps, 0), "stdout"), "Oslo 150\n");
+	viz = cJSON_GetObjectItemCaseSensitive(r.json, "visualizations");
+	ck_assert_int_eq(cJSON_GetArraySize(viz), 1);
+	mt_resp_release(&r);
+	/* Another user cannot attach it. */
+	ck_assert_int_eq(turn(tok_b, body, &r), 404);
+	mt_resp_release(&r);
+	free(id);
+}
+END_TEST
+
+START_TEST(test_code_that_fails_is_corrected_from_its_traceback)
+{
+	mt_resp r;
+	const cJSON *steps;
+
+	scenario("{\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"c1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"d = {'a': 1}\\\\nd['b']\\\"}\"}]},"
+	         "{\"match\":{\"body_contains\":\"KeyError\"},"
+	         "\"openai_tool_calls\":[{\"id\":\"c2\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"d.get('b', 0) + d['a']\\\"}\"}]},"
+	         "{\"match\":{\"body_contains\":\"c2\"},\"openai_text\":\"The value is 1.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"What is b plus a?\"}", &r), 200);
+	ck_assert_str_eq(story(&r), "The value is 1.");
+	steps = cJSON_GetObjectItemCaseSensitive(r.json, "steps");
+	ck_assert_int_eq(cJSON_GetArraySize(steps), 2);
+	ck_assert_str_eq(
+	    mk_json_str(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(steps, 0), "error"),
+	                "type"),
+	    "KeyError");
+	ck_assert(
+	    cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(steps, 1), "error")));
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_a_rate_limited_model_is_retried_then_answers)
+{
+	mt_resp r;
+
+	scenario("{\"steps\":[{\"status\":429,\"headers\":{\"retry-after-ms\":\"50\"},"
+	         "\"json\":{\"error\":{\"message\":\"slow down\",\"type\":\"rate_limit\"}}},"
+	         "{\"openai_text\":\"Answered after a pause.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Are you there?\"}", &r), 200);
+	ck_assert_str_eq(story(&r), "Answered after a pause.");
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_a_second_question_builds_on_the_first_turns_variables)
+{
+	mt_resp r;
+	char body[256], chat[64];
+	const cJSON *steps;
+
+	scenario("{\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"t1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"answer = 6 * 7\\\"}\"}]},"
+	         "{\"openai_text\":\"I stored it.\"},"
+	         "{\"match\":{\"body_contains\":\"Remember the magic number\"},"
+	         "\"openai_tool_calls\":[{\"id\":\"t2\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"print(answer)\\\"}\"}]},"
+	         "{\"openai_text\":\"It is 42.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Remember the magic number\"}", &r), 200);
+	snprintf(chat, sizeof(chat), "%s", mk_json_str(r.json, "chat_id"));
+	mt_resp_release(&r);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"message\":\"What was it?\"}", chat);
+	ck_assert_int_eq(turn(tok_a, body, &r), 200);
+	ck_assert_str_eq(story(&r), "It is 42.");
+	steps = cJSON_GetObjectItemCaseSensitive(r.json, "steps");
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(steps, 0), "stdout"), "42\n");
+	ck_assert_str_eq(mk_json_str(r.json, "chat_id"), chat);
+	ck_assert_int_eq(messages_in(tok_a, chat), 4);
+	mt_resp_release(&r);
+	/* Another user cannot continue it. */
+	ck_assert_int_eq(turn(tok_b, body, &r), 404);
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_the_step_limit_ends_the_turn_with_an_answer)
+{
+	mt_resp r;
+
+	scenario("{\"repeat_last\":true,\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"loop\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"print('again')\\\"}\"}]}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Keep going forever\"}", &r), 200);
+	ck_assert_str_eq(error_code(&r), "turn_step_limit");
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "steps")), 3);
+	ck_assert_ptr_nonnull(story(&r));
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_the_turn_streams_its_events_in_order)
+{
+	char auth[2100];
+	const char *h[] = {auth, "Content-Type: application/json", "Accept: text/event-stream",
+	                   NULL};
+	const char *body = "{\"message\":\"Stream me a computation\"}";
+	const char *order[] = {"event: turn_started", "event: tool_call", "event: tool_result",
+	                       "event: answer_delta", "event: final"};
+	const char *p;
+	mt_resp r;
+
+	scenario("{\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"s1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"print(2 + 2)\\\"}\"}]},"
+	         "{\"openai_text\":\"Four, as computed.\"}]}");
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok_a);
+	mt_http("POST", mt_url(&st, "/api/v1/chat"), h, body, strlen(body), &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.headers, "text/event-stream"));
+	p = r.body;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		p = strstr(p, order[i]);
+		ck_assert_msg(p != NULL, "no '%s' in order in:\n%s", order[i], r.body);
+	}
+	ck_assert_ptr_nonnull(strstr(p, "Four, as computed."));
+	ck_assert_ptr_nonnull(strstr(r.body, "\"stdout\":\"4\\n\""));
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_a_client_that_leaves_mid_stream_does_not_stop_the_turn)
+{
+	char req[4096], buf[8192], chat[64] = "";
+	const char *body = "{\"message\":\"Answer slowly please\"}";
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	size_t got = 0;
+	int fd, i, n = 0;
+	char *p;
+
+	/* The model takes a while to answer: the client is gone by then. */
+	scenario("{\"steps\":[{\"first_byte_delay_ms\":1500,\"openai_text\":\"Slow but sure.\"}]}");
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_port = htons((unsigned short)st.port[MT_GATEWAY]);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	snprintf(req, sizeof(req),
+	         "POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+	         "Accept: text/event-stream\r\nContent-Type: application/json\r\n"
+	         "Content-Length: %zu\r\n\r\n%s",
+	         tok_a, strlen(body), body);
+	ck_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+	while (got < sizeof(buf) - 1 && !strstr(buf, "\"chat_id\":\"")) {
+		ssize_t k = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+		buf[got] = '\0';
+	}
+	close(fd);
+	p = strstr(buf, "\"chat_id\":\"");
+	ck_assert_ptr_nonnull(p);
+	snprintf(chat, sizeof(chat), "%.36s", p + 11);
+	/* The turn finishes and is saved all the same. */
+	for (i = 0; i < 100 && (n = messages_in(tok_a, chat)) < 2; i++)
+		usleep(100 * 1000);
+	ck_assert_int_eq(n, 2);
+}
+END_TEST
+
+START_TEST(test_with_the_executor_down_the_turn_answers_clearly_and_saves_both_messages)
+{
+	mt_resp r;
+
+	scenario("{\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"x1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"print(1)\\\"}\"}]}]}");
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_EXECUTOR], SIGTERM, 20000), 0);
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Run something\"}", &r), 200);
+	ck_assert_str_eq(error_code(&r), "executor_unavailable");
+	ck_assert_ptr_nonnull(strstr(story(&r), "sandbox"));
+	ck_assert_int_eq(messages_in(tok_a, mk_json_str(r.json, "chat_id")), 2);
+	mt_resp_release(&r);
+	ck_assert_int_eq(mt_stack_start_one(&st, MT_EXECUTOR, NULL), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 90000), 0);
+}
+END_TEST
+
+START_TEST(test_without_a_model_the_turn_explains_how_to_configure_one)
+{
+	const char *env[] = {"LLM_MODEL=", NULL};
+	mt_resp r;
+
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_LLM], SIGTERM, 20000), 0);
+	ck_assert_int_eq(mt_stack_start_one(&st, MT_LLM, env), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 30000), 0);
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"How many rows?\"}", &r), 200);
+	ck_assert_str_eq(error_code(&r), "model_not_configured");
+	ck_assert_ptr_nonnull(strstr(story(&r), "LLM_MODEL"));
+	ck_assert_int_eq(messages_in(tok_a, mk_json_str(r.json, "chat_id")), 2);
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_bad_turn_requests_are_refused)
+{
+	mt_resp r;
+
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"\"}", &r), 422);
+	mt_resp_release(&r);
+	ck_assert_int_eq(turn(tok_a, "{\"question\":\"hi\"}", &r), 422);
+	mt_resp_release(&r);
+	ck_assert_int_eq(turn(tok_a,
+	                      "{\"chat_id\":\"00000000-0000-4000-8000-000000000000\",\"message\":"
+	                      "\"hi\"}",
+	                      &r),
+	                 404);
+	mt_resp_release(&r);
+	ck_assert_int_eq(turn("not-a-token", "{\"message\":\"hi\"}", &r), 401);
+	mt_resp_release(&r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("turn");
+	TCase *tc = tcase_create("turn");
+
+	tcase_add_unchecked_fixture(tc, up, down);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_a_greeting_is_answered_directly_and_both_messages_are_saved);
+	tcase_add_test(tc, test_a_computation_with_a_plotly_chart_reaches_the_client);
+	tcase_add_test(tc,
+	               test_a_question_about_an_uploaded_csv_is_answered_with_pandas_and_a_chart);
+	tcase_add_test(tc, test_code_that_fails_is_corrected_from_its_traceback);
+	tcase_add_test(tc, test_a_rate_limited_model_is_retried_then_answers);
+	tcase_add_test(tc, test_a_second_question_builds_on_the_first_turns_variables);
+	tcase_add_test(tc, test_the_step_limit_ends_the_turn_with_an_answer);
+	tcase_add_test(tc, test_the_turn_streams_its_events_in_order);
+	tcase_add_test(tc, test_bad_turn_requests_are_refused);
+	tcase_add_test(tc, test_a_client_that_leaves_mid_stream_does_not_stop_the_turn);
+	tcase_add_test(
+	    tc, test_with_the_executor_down_the_turn_answers_clearly_and_saves_both_messages);
+	tcase_add_test(tc, test_without_a_model_the_turn_explains_how_to_configure_one);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mt_check_main(suite(), 1);
+}
