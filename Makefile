@@ -138,6 +138,9 @@ $(OBJ)/gen/llm_prompt_%.o: $(BUILD)/gen/llm_prompt_%.c
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# Generated sources are kept (not removed as intermediates), so a second make rebuilds nothing.
+.SECONDARY: $(BUILD)/gen/llm_prompt_system.c $(BUILD)/gen/executor_driver.c
+
 # The generated migration tables must exist before any service object
 # that includes them is compiled.
 $(foreach s,$(SERVICES),$(patsubst %.c,$(OBJ)/%.o,$(wildcard services/$(s)/*.c))): \

@@ -23,6 +23,23 @@ for p in AUTH LLM EXECUTOR METADATA; do
 done
 export GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
 
+# The demo warehouse (a small online shop) in its own database "warehouse",
+# loaded once, read by the metadata service as the read-only role
+# mark_reader; skipped when METADATA_WAREHOUSE_KIND is set.
+if [ -z "${METADATA_WAREHOUSE_KIND:-}" ]; then
+	psql=${PGBIN:-/usr/lib/postgresql/15/bin}/psql
+	wq() { "$psql" -qtA -h 127.0.0.1 -p "$pg_port" -U mark "$@"; }
+	if ! wq -d postgres -c "select 1 from pg_database where datname = 'warehouse'" | grep -q 1; then
+		wq -d postgres -c "CREATE DATABASE warehouse" >/dev/null
+	fi
+	if ! wq -d warehouse -c "select to_regclass('public.orders') is not null" | grep -q t; then
+		wq -d warehouse -1 -v ON_ERROR_STOP=1 -f "$top/services/metadata/demo/warehouse.sql" >/dev/null
+		echo "mark: loaded the demo warehouse (database warehouse)"
+	fi
+	export METADATA_WAREHOUSE_KIND=postgres
+	export METADATA_WAREHOUSE_DSN=${METADATA_WAREHOUSE_DSN:-postgresql://mark_reader@127.0.0.1:$pg_port/warehouse}
+fi
+
 # A development key pair for access tokens, made once, unless keys are configured.
 if [ -z "${AUTH_JWT_PRIVATE_KEY_FILE:-}" ]; then
 	keys="$run/keys"

@@ -6,13 +6,17 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 run=${MARK_RUN_DIR:-$top/run}
+bin=${MARK_BIN_DIR:-$top/build/bin}
 
 pids=()
 for f in "$run"/pids/*.pid; do
 	[ -e "$f" ] || continue
 	pid=$(cat "$f")
-	# Only a process that is still one of ours (its binary is a mark-*).
-	if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'mark-'; then
+	svc=$(basename "$f" .pid)
+	# Only a process that is still ours: running this stack's own binary (a
+	# recorded pid may since belong to another process, even another stack's).
+	if kill -0 "$pid" 2>/dev/null &&
+		[ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$bin/mark-$svc")" ]; then
 		kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
 	fi
 	rm -f "$f"

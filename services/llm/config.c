@@ -50,6 +50,12 @@ const mk_cfg_var llm_config_vars[] = {
      "estimated tokens of earlier messages given to the model", L(history_tokens)},
     {"LLM_EXECUTOR_URL", MK_CFG_STR, "tcp://127.0.0.1:7103", 1, 256, 0, 0, NULL,
      "NNG address of the executor (its router)", L(executor_url)},
+    {"LLM_PROMPTS_DIR", MK_CFG_STR, NULL, 0, 1024, 0, 0, NULL,
+     "directory whose system.md replaces the system prompt built from services/llm/prompts/ "
+     "(read at start)",
+     L(prompts_dir)},
+    {"LLM_METADATA_URL", MK_CFG_STR, "tcp://127.0.0.1:7104", 1, 256, 0, 0, NULL,
+     "NNG address of the metadata service (warehouse tables and queries)", L(metadata_url)},
     {"LLM_TURN_MAX_STEPS", MK_CFG_INT, "8", 1, 100, 0, 0, NULL,
      "tool calls one chat turn may make before it must answer", L(turn_max_steps)},
     {"LLM_TURN_TIMEOUT", MK_CFG_DURATION, "5m", 1000, 3600000, 0, 0, NULL,

@@ -31,6 +31,8 @@ typedef struct {
 	long long page_default;
 	long long history_tokens;
 	char *executor_url;
+	char *metadata_url;
+	char *prompts_dir;
 	long long turn_max_steps;
 	long long turn_timeout_ms;
 	long long turn_max_tokens;
@@ -53,6 +55,8 @@ typedef struct {
 	const llm_config *cfg;
 	llm_provider *provider; /* NULL when no model is configured */
 	mk_rpc_client *executor;
+	mk_rpc_client *metadata;
+	char *system_prompt;     /* prompts/system.md, or LLM_PROMPTS_DIR's */
 	struct llm_turns *turns; /* turns running or recently ended (llm_turn.c) */
 } llm;
 
@@ -91,6 +95,23 @@ int llm_turns_init(llm *l, char *err, size_t errlen);
 /* Wait up to grace_ms for streamed turns still running; returns how many still are. */
 int llm_turns_wait(llm *l, int grace_ms);
 void llm_turns_free(llm *l);
+
+/* ---- llm_warehouse.c: the warehouse tools of a turn (through metadata) */
+extern const llm_tool llm_wh_tools[];
+extern const size_t llm_wh_ntools;
+/*
+ * The prompt's note on the warehouse tables relevant to question (malloc'd),
+ * or NULL; *connected says whether a warehouse answers at all.
+ */
+char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *question,
+                     int *connected);
+/*
+ * Run warehouse tool `tool` with its JSON args, recording it in step (and a
+ * query's result snippet in tables). Returns the result text for the model
+ * (malloc'd); *is_error when the call failed.
+ */
+char *llm_wh_tool(llm *l, const mk_caller *who, const char *rid, const char *chat, const char *tool,
+                  const char *args, int seq, cJSON *step, cJSON *tables, int *is_error);
 
 /* Estimated tokens of a text (about four bytes a token). */
 int llm_tokens_estimate(const char *text);

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sodium.h>
 
@@ -32,6 +33,45 @@ static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size
 	}
 }
 
+extern const char llm_prompt_system[];
+
+/* The system prompt: LLM_PROMPTS_DIR/system.md when set, else the copy built in. */
+static int load_prompt(llm *l, char *err, size_t errlen)
+{
+	unsigned char h[16];
+	char path[1100];
+	FILE *f;
+	long n;
+
+	if (!l->cfg->prompts_dir || !l->cfg->prompts_dir[0]) {
+		l->system_prompt = strdup(llm_prompt_system);
+	} else {
+		snprintf(path, sizeof(path), "%s/system.md", l->cfg->prompts_dir);
+		f = fopen(path, "rb");
+		if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 1 || n > (256 << 10) ||
+		    fseek(f, 0, SEEK_SET) != 0 || !(l->system_prompt = calloc(1, (size_t)n + 1)) ||
+		    fread(l->system_prompt, 1, (size_t)n, f) != (size_t)n) {
+			mk_errf(err, errlen,
+			        "cannot read the system prompt '%s' (1 byte to 256 KiB)", path);
+			if (f)
+				fclose(f);
+			return -1;
+		}
+		fclose(f);
+	}
+	if (!l->system_prompt) {
+		mk_errf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* Which prompt answered is in the log, by a short hash of its text. */
+	crypto_generichash(h, sizeof(h), (const unsigned char *)l->system_prompt,
+	                   strlen(l->system_prompt), NULL, 0);
+	MK_INFO("LLM-PROMPT", NULL, "system prompt %s (%zu bytes, %02x%02x%02x%02x)",
+	        l->cfg->prompts_dir && l->cfg->prompts_dir[0] ? path : "built in",
+	        strlen(l->system_prompt), h[0], h[1], h[2], h[3]);
+	return 0;
+}
+
 static int start(const void *cfgp, void **out, char *err, size_t errlen)
 {
 	const llm_config *cfg = cfgp;
@@ -43,6 +83,8 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	}
 	l->cfg = cfg;
+	if (load_prompt(l, err, errlen) != 0)
+		return -1;
 	if (mk_httpc_global_init() != 0) {
 		snprintf(err, errlen, "cannot initialise libcurl");
 		return -1;
@@ -84,7 +126,8 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		return -1;
 	/* The executor, for the code a turn runs (connects when it comes up). */
 	l->executor = mk_rpc_client_new(cfg->executor_url, 256u << 20, err, errlen);
-	if (!l->executor || llm_turns_init(l, err, errlen) != 0)
+	l->metadata = mk_rpc_client_new(cfg->metadata_url, 256u << 20, err, errlen);
+	if (!l->executor || !l->metadata || llm_turns_init(l, err, errlen) != 0)
 		return -1;
 	return mk_svc_serve(&l->svc, &l->def, err, errlen);
 }
@@ -102,7 +145,9 @@ static void stop(void *p)
 		return; /* streamed turns still running hold l; the process is exiting */
 	llm_turns_free(l);
 	mk_rpc_client_free(l->executor);
+	mk_rpc_client_free(l->metadata);
 	llm_provider_free(l->provider);
+	free(l->system_prompt);
 	mk_httpc_global_cleanup();
 	free(l);
 }

@@ -27,8 +27,6 @@
 #include "mk_log.h"
 #include "mk_time.h"
 
-extern const char llm_prompt_system[];
-
 /* How long an ended turn's events stay for a late reader. */
 #define TURN_KEEP_MS (5 * 60 * 1000)
 /* Events kept per turn; answer text beyond it still reaches the final event. */
@@ -128,6 +126,7 @@ typedef struct {
 	cJSON *attachments;          /* [{file_id, path, bytes, kind}] placed in the workspace */
 	turn *t;                     /* NULL when not streamed */
 	int64_t deadline;
+	int warehouse; /* a warehouse answers: the SQL tools are offered */
 
 	/* what the turn builds */
 	mk_buf story;
@@ -380,7 +379,7 @@ static char *run_python(turn_ctx *c, int step, const char *args, int *is_error)
 	return out;
 }
 
-static const llm_tool tools[] = {
+static const llm_tool python_tool[] = {
     {"run_python",
      "Run Python in this chat's stateful session (pandas, numpy, plotly, matplotlib). "
      "Variables persist between calls. The last expression is shown (a DataFrame as a table, "
@@ -486,7 +485,7 @@ static char *system_prompt(turn_ctx *c)
 	int n = 0;
 
 	mk_buf_init(&b, 64 * 1024);
-	mk_buf_puts(&b, llm_prompt_system);
+	mk_buf_puts(&b, c->l->system_prompt);
 	cJSON_AddStringToObject(body, "chat_id", c->chat_id);
 	mk_rpc_call(c->l->executor, MK_OP_EXEC_LIST, c->rid, &c->caller, body, 5000, &res);
 	cJSON_Delete(body);
@@ -504,6 +503,14 @@ static char *system_prompt(turn_ctx *c)
 			              bytes);
 		}
 	mk_rpc_result_release(&res);
+	{
+		char *wh = llm_wh_context(c->l, &c->caller, c->rid, c->question, &c->warehouse);
+
+		if (wh) {
+			mk_buf_printf(&b, "\n\n%s", wh);
+			free(wh);
+		}
+	}
 	{
 		char *desc = describe_attachments(c);
 
@@ -526,7 +533,7 @@ static int build_convo(turn_ctx *c, PGconn *db, convo *v, char *err, size_t errl
 	m->role = LLM_ROLE_SYSTEM;
 	m->content = convo_own(v, system_prompt(c));
 	if (!m->content)
-		m->content = llm_prompt_system;
+		m->content = c->l->system_prompt;
 	v->hist = llm_history(db, c->chat_id, c->l->cfg->history_tokens, err, errlen);
 	if (!v->hist)
 		return -1;
@@ -592,6 +599,45 @@ static const llm_tool_call *convo_keep_calls(convo *v, llm_response *r)
 	return copy;
 }
 
+static int is_wh_tool(const char *name)
+{
+	for (size_t i = 0; i < llm_wh_ntools; i++)
+		if (strcmp(name, llm_wh_tools[i].name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A warehouse tool call, with its events and step. */
+static char *wh_call(turn_ctx *c, int step, const llm_tool_call *call, int *is_error)
+{
+	cJSON *s = cJSON_CreateObject(), *d;
+	char perr[64];
+	cJSON *a = mk_json_parse(call->arguments, strlen(call->arguments), 16, perr, sizeof(perr));
+	char *out;
+
+	d = cJSON_CreateObject();
+	cJSON_AddNumberToObject(d, "step", step);
+	cJSON_AddStringToObject(d, "tool", call->name);
+	if (a) {
+		const cJSON *it;
+
+		cJSON_ArrayForEach(it, a)
+		{
+			if (cJSON_IsString(it))
+				cJSON_AddStringToObject(d, it->string, it->valuestring);
+		}
+	}
+	cJSON_Delete(a);
+	emit(c, "tool_call", d);
+	out = llm_wh_tool(c->l, &c->caller, c->rid, c->chat_id, call->name, call->arguments, step,
+	                  s, c->tables, is_error);
+	cJSON_AddItemToArray(c->steps, s);
+	d = cJSON_Duplicate(s, 1);
+	cJSON_AddNumberToObject(d, "step", step);
+	emit(c, "tool_result", d);
+	return out;
+}
+
 static void run_loop(turn_ctx *c, PGconn *db)
 {
 	const llm_config *cfg = c->l->cfg;
@@ -599,18 +645,24 @@ static void run_loop(turn_ctx *c, PGconn *db)
 	convo v = {0};
 	llm_stream_cb cb = {.on_text = on_text, .ud = c};
 	int step = 0;
+	llm_tool tools[8];
+	size_t ntools = 0;
 
 	if (build_convo(c, db, &v, err, sizeof(err)) != 0) {
 		fail(c, "database_error", "I could not read this chat's history, so I stopped.",
 		     err);
 		goto out;
 	}
+	/* Python always; the warehouse's tools when one answers (build_convo found out). */
+	tools[ntools++] = python_tool[0];
+	for (size_t i = 0; c->warehouse && i < llm_wh_ntools && ntools < 8; i++)
+		tools[ntools++] = llm_wh_tools[i];
 	for (;;) {
 		llm_request rq = {
 		    .messages = v.m,
 		    .nmessages = v.n,
 		    .tools = tools,
-		    .ntools = sizeof(tools) / sizeof(tools[0]),
+		    .ntools = ntools,
 		    .stream = c->t != NULL,
 		    .deadline_mono_ms = c->deadline,
 		};
@@ -689,6 +741,8 @@ static void run_loop(turn_ctx *c, PGconn *db)
 						     NULL);
 						goto out;
 					}
+				} else if (c->warehouse && is_wh_tool(calls[i].name)) {
+					out = wh_call(c, step, &calls[i], &is_error);
 				} else {
 					char msg[200];
 

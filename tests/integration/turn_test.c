@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "mk_json.h"
 #include "mt.h"
@@ -24,26 +25,37 @@
 
 static mt_stack st;
 static mt_double dbl;
+static char wh_name[64];
+static char base_env[160]; /* LLM_BASE_URL=<the double> */
 static char tok_a[2048], tok_b[2048];
 
 static void up(void)
 {
-	char err[512], base[128], *env[8];
-	static char e0[160];
+	char err[512], base[128], *env[10], dsn[512];
+	static char e1[600];
 
 	if (mt_double_start(&dbl, "turn-double", "test-key", err, sizeof(err)) != 0) {
 		fprintf(stderr, "the LLM double did not start: %s\n", err);
 		exit(1);
 	}
 	snprintf(base, sizeof(base), "LLM_BASE_URL=%s/v1", dbl.base);
-	snprintf(e0, sizeof(e0), "%s", base);
-	env[0] = e0;
+	snprintf(base_env, sizeof(base_env), "%s", base);
+	env[0] = base_env;
 	env[1] = "LLM_MODEL=mark-test-model";
 	env[2] = "LLM_API_KEY=test-key";
 	env[3] = "LLM_TURN_MAX_STEPS=3";
 	env[4] = "LLM_MAX_RETRIES=2";
 	env[5] = "EXECUTOR_POOL_SIZE=1";
-	env[6] = NULL;
+	/* The demo warehouse, read through the metadata service as its read-only role. */
+	snprintf(wh_name, sizeof(wh_name), "warehouse_turn_%d", (int)getpid());
+	if (mt_warehouse_create(wh_name, "mark_reader", dsn, sizeof(dsn), err, sizeof(err)) != 0) {
+		fprintf(stderr, "the demo warehouse was not created: %s\n", err);
+		exit(1);
+	}
+	snprintf(e1, sizeof(e1), "METADATA_WAREHOUSE_DSN=%s", dsn);
+	env[6] = "METADATA_WAREHOUSE_KIND=postgres";
+	env[7] = e1;
+	env[8] = NULL;
 	if (mt_stack_start(&st, (const char *const *)env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -56,6 +68,7 @@ static void down(void)
 {
 	ck_assert_int_eq(mt_stack_stop(&st), 0);
 	ck_assert_int_eq(mt_double_stop(&dbl), 0);
+	mt_warehouse_drop(wh_name);
 }
 
 static void scenario(const char *json)
@@ -201,6 +214,39 @@ START_TEST(test_a_question_about_an_uploaded_csv_is_answered_with_pandas_and_a_c
 	ck_assert_int_eq(turn(tok_b, body, &r), 404);
 	mt_resp_release(&r);
 	free(id);
+}
+END_TEST
+
+START_TEST(test_sql_on_the_warehouse_then_python_on_its_result)
+{
+	const cJSON *steps, *tables;
+	mt_resp r;
+
+	/* The prompt names the relevant tables; the query's full result reaches Python as a file.
+	 */
+	scenario("{\"steps\":["
+	         "{\"match\":{\"body_contains\":\"public.orders\"},"
+	         "\"openai_tool_calls\":[{\"id\":\"q1\",\"name\":\"run_sql\",\"arguments\":"
+	         "\"{\\\"sql\\\":\\\"SELECT channel, count(*) AS orders FROM orders GROUP BY "
+	         "channel ORDER BY channel\\\"}\"}]},"
+	         "{\"match\":{\"body_contains\":\"query_1.csv\"},"
+	         "\"openai_tool_calls\":[{\"id\":\"q2\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"import pandas as pd\\\\n"
+	         "q = pd.read_csv('query_1.csv')\\\\nprint(len(q), int(q.orders.sum()))\\\"}\"}]},"
+	         "{\"match\":{\"body_contains\":\"3 20000\"},"
+	         "\"openai_text\":\"Three channels share the 20000 orders.\"}]}");
+	ck_assert_int_eq(
+	    turn(tok_a, "{\"message\":\"How many orders came through each channel?\"}", &r), 200);
+	ck_assert_msg(error_code(&r) == NULL, "error %s: %s", error_code(&r), story(&r));
+	ck_assert_str_eq(story(&r), "Three channels share the 20000 orders.");
+	steps = cJSON_GetObjectItemCaseSensitive(r.json, "steps");
+	ck_assert_int_eq(cJSON_GetArraySize(steps), 2);
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(steps, 0), "kind"), "sql");
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(steps, 0), "file"), "query_1.csv");
+	ck_assert_str_eq(mk_json_str(cJSON_GetArrayItem(steps, 1), "stdout"), "3 20000\n");
+	tables = cJSON_GetObjectItemCaseSensitive(r.json, "tables");
+	ck_assert_int_ge(cJSON_GetArraySize(tables), 1);
+	mt_resp_release(&r);
 }
 END_TEST
 
@@ -377,6 +423,35 @@ START_TEST(test_with_the_executor_down_the_turn_answers_clearly_and_saves_both_m
 }
 END_TEST
 
+START_TEST(test_a_prompts_directory_replaces_the_built_in_system_prompt)
+{
+	char dir[128], path[160], env0[200];
+	const char *env[] = {env0, base_env, "LLM_MODEL=mark-test-model", "LLM_API_KEY=test-key",
+	                     NULL};
+	FILE *f;
+	mt_resp r;
+
+	snprintf(dir, sizeof(dir), "%s/prompts-%d",
+	         getenv("MARK_TEST_LOG_DIR") ? getenv("MARK_TEST_LOG_DIR") : "build/test-logs",
+	         (int)getpid());
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/system.md", dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("You are Mark, speaking like a pirate (prompt marker 7f3a).\n", f);
+	fclose(f);
+	snprintf(env0, sizeof(env0), "LLM_PROMPTS_DIR=%s", dir);
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_LLM], SIGTERM, 20000), 0);
+	ck_assert_int_eq(mt_stack_start_one(&st, MT_LLM, env), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 30000), 0);
+	scenario("{\"steps\":[{\"match\":{\"body_contains\":\"prompt marker 7f3a\"},"
+	         "\"openai_text\":\"Arr, hello.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Hello?\"}", &r), 200);
+	ck_assert_str_eq(story(&r), "Arr, hello.");
+	mt_resp_release(&r);
+}
+END_TEST
+
 START_TEST(test_without_a_model_the_turn_explains_how_to_configure_one)
 {
 	const char *env[] = {"LLM_MODEL=", NULL};
@@ -423,6 +498,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_computation_with_a_plotly_chart_reaches_the_client);
 	tcase_add_test(tc,
 	               test_a_question_about_an_uploaded_csv_is_answered_with_pandas_and_a_chart);
+	tcase_add_test(tc, test_sql_on_the_warehouse_then_python_on_its_result);
 	tcase_add_test(tc, test_code_that_fails_is_corrected_from_its_traceback);
 	tcase_add_test(tc, test_a_rate_limited_model_is_retried_then_answers);
 	tcase_add_test(tc, test_a_second_question_builds_on_the_first_turns_variables);
@@ -432,6 +508,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_client_that_leaves_mid_stream_does_not_stop_the_turn);
 	tcase_add_test(
 	    tc, test_with_the_executor_down_the_turn_answers_clearly_and_saves_both_messages);
+	tcase_add_test(tc, test_a_prompts_directory_replaces_the_built_in_system_prompt);
 	tcase_add_test(tc, test_without_a_model_the_turn_explains_how_to_configure_one);
 	suite_add_tcase(s, tc);
 	return s;

@@ -20,7 +20,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <libpq-fe.h>
+
 #include "mk_buf.h"
+
 #include "mk_json.h"
 #include "mk_time.h"
 #include "mt.h"
@@ -397,9 +400,12 @@ static void set_env(mt_stack *s, int which)
 		if (which == MT_AUTH)
 			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
 			         "AUTH_JWT_PRIVATE_KEY_FILE=%s", s->key_priv);
-		if (which == MT_LLM)
+		if (which == MT_LLM) {
 			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
 			         "LLM_EXECUTOR_URL=tcp://127.0.0.1:%d", s->port[MT_EXECUTOR]);
+			snprintf(s->env[which][k++], sizeof(s->env[which][0]),
+			         "LLM_METADATA_URL=tcp://127.0.0.1:%d", s->port[MT_METADATA]);
+		}
 		if (which == MT_EXECUTOR) {
 			/* Its own worker port, and sandbox uids of its own (see mt_exec.c). */
 			if (!s->worker_port)
@@ -496,6 +502,94 @@ int mt_user(const mt_stack *s, const char *tag, char *tok, size_t toklen, char *
 		mt_resp_release(&r);
 	}
 	return rc;
+}
+
+void mt_dsn_for(const char *user, const char *db, char *out, size_t outlen)
+{
+	const char *base = mt_dsn(), *at = strchr(base, '@'), *slash = strrchr(base, '/');
+
+	if (!at || !slash || slash < at) {
+		snprintf(out, outlen, "%s", base);
+		return;
+	}
+	snprintf(out, outlen, "postgresql://%s%.*s/%s", user, (int)(slash - at), at, db);
+}
+
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* Run sql on dsn (its notices are not printed); 0, or -1 with err. */
+static int run_sql(const char *dsn, const char *sql, char *err, size_t errlen)
+{
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r;
+	int rc = -1;
+
+	PQsetNoticeProcessor(c, quiet, NULL);
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(err, errlen, "%s", PQerrorMessage(c));
+		PQfinish(c);
+		return -1;
+	}
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK)
+		rc = 0;
+	else
+		snprintf(err, errlen, "%s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t dsnlen, char *err,
+                        size_t errlen)
+{
+	char admin[512], q[200], own[512];
+	FILE *f = fopen("services/metadata/demo/warehouse.sql", "rb");
+	char *sql;
+	long n;
+	int rc;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot open services/metadata/demo/warehouse.sql");
+		return -1;
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	sql = malloc((size_t)n + 1);
+	if (!sql || fread(sql, 1, (size_t)n, f) != (size_t)n) {
+		fclose(f);
+		free(sql);
+		snprintf(err, errlen, "cannot read the demo warehouse");
+		return -1;
+	}
+	sql[n] = '\0';
+	fclose(f);
+	mt_dsn_for("mark", "postgres", admin, sizeof(admin));
+	snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	rc = run_sql(admin, q, err, errlen);
+	snprintf(q, sizeof(q), "CREATE DATABASE %s", name);
+	if (rc == 0)
+		rc = run_sql(admin, q, err, errlen);
+	mt_dsn_for("mark", name, own, sizeof(own));
+	if (rc == 0)
+		rc = run_sql(own, sql, err, errlen);
+	free(sql);
+	mt_dsn_for(user, name, dsn, dsnlen);
+	return rc;
+}
+
+void mt_warehouse_drop(const char *name)
+{
+	char admin[512], q[200], err[256];
+
+	mt_dsn_for("mark", "postgres", admin, sizeof(admin));
+	snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+	run_sql(admin, q, err, sizeof(err));
 }
 
 int mt_stack_stop(mt_stack *s)

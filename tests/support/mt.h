@@ -89,6 +89,19 @@ extern const char *const mt_proc_names[MT_NPROCS];
  */
 int mt_user(const mt_stack *s, const char *tag, char *tok, size_t toklen, char *id, size_t idlen);
 
+/*
+ * A fresh database `name` in the test Postgres holding the demo warehouse
+ * (services/metadata/demo/warehouse.sql, read from the repository root).
+ * dsn: a DSN for `name` as user (e.g. "mark_reader", the read-only role the
+ * demo creates, or "mark"). 0, or -1 with err.
+ */
+int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t dsnlen, char *err,
+                        size_t errlen);
+/* mt_dsn() with its user and database replaced. */
+void mt_dsn_for(const char *user, const char *db, char *out, size_t outlen);
+/* Drop a database made by mt_warehouse_create (connections are cut). */
+void mt_warehouse_drop(const char *name);
+
 /* Start every process (extra env applies to all) and wait until /readyz is 200. 0 on success. */
 int mt_stack_start(mt_stack *s, const char *const *extra_env);
 /* (Re)start one process of the stack with its original settings. */

@@ -1,0 +1,347 @@
+/*
+ * meta_query.c - meta.query: the SQL guard, running a checked query on the
+ * warehouse through its driver, and the audit log (catalog.queries) that
+ * records every query, run or refused.
+ *
+ * The guard is the first of three walls (then the driver's read-only
+ * transaction, then the warehouse role's grants). It reads the statement
+ * as Postgres's lexer would - comments, string literals (E'' included),
+ * quoted identifiers and dollar quotes are skipped - and accepts exactly
+ * one SELECT or WITH ... SELECT: no second statement after a ';', no
+ * INSERT/UPDATE/DELETE/MERGE (in a WITH or anywhere), no SELECT ... INTO,
+ * no FOR UPDATE/SHARE, and none of the few functions that change the
+ * session (set_config could lift the statement timeout) or reach outside
+ * it. It errs on refusing: a column literally named "update" must be
+ * quoted. It never sees the warehouse.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "metadata.h"
+#include "mk_json.h"
+#include "mk_log.h"
+#include "mk_time.h"
+
+/* ------------------------------------------------------------------ guard */
+
+static int ident_start(int ch)
+{
+	return isalpha(ch) || ch == '_' || ch >= 0x80;
+}
+
+static int ident_char(int ch)
+{
+	return isalnum(ch) || ch == '_' || ch == '$' || ch >= 0x80;
+}
+
+/* Skip a quoted run starting at s[i] == q; returns the index after it, or -1 when unterminated. */
+static long skip_quoted(const char *s, long i, char q, int backslash)
+{
+	for (i++; s[i]; i++) {
+		if (backslash && s[i] == '\\' && s[i + 1]) {
+			i++;
+		} else if (s[i] == q) {
+			if (s[i + 1] == q) {
+				i++;
+				continue;
+			}
+			return i + 1;
+		}
+	}
+	return -1;
+}
+
+/* Functions refused by name (upper case). */
+static const char *const banned_funcs[] = {
+    "SET_CONFIG",
+    "PG_TERMINATE_BACKEND",
+    "PG_CANCEL_BACKEND",
+    "PG_RELOAD_CONF",
+    "PG_READ_FILE",
+    "PG_READ_BINARY_FILE",
+    "PG_LS_DIR",
+    "LO_IMPORT",
+    "LO_EXPORT",
+    "DBLINK",
+    "DBLINK_EXEC",
+    "PG_ADVISORY_LOCK",
+    "PG_ADVISORY_XACT_LOCK",
+    "PG_NOTIFY",
+};
+
+int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char word[64], prev[64] = "";
+	long i = 0, end = 0;
+	int ntok = 0, nwords = 0, after_semi = 0, in_with = 0;
+	size_t k;
+
+	while (sql[i]) {
+		unsigned char ch = (unsigned char)sql[i];
+
+		if (isspace(ch)) {
+			i++;
+			continue;
+		}
+		if (ch == '-' && sql[i + 1] == '-') {
+			while (sql[i] && sql[i] != '\n')
+				i++;
+			continue;
+		}
+		if (ch == '/' && sql[i + 1] == '*') {
+			int depth = 1;
+
+			for (i += 2; sql[i] && depth; i++) {
+				if (sql[i] == '/' && sql[i + 1] == '*')
+					depth++, i++;
+				else if (sql[i] == '*' && sql[i + 1] == '/')
+					depth--, i++;
+			}
+			if (depth) {
+				snprintf(err, errlen, "unterminated /* comment");
+				return -1;
+			}
+			continue;
+		}
+		if (ch == ';') {
+			after_semi = 1;
+			i++;
+			continue;
+		}
+		if (after_semi) {
+			snprintf(err, errlen,
+			         "only one statement is allowed; remove everything after the ';'");
+			return -1;
+		}
+		ntok++;
+		if (ch == '\'' || ch == '"') {
+			if ((i = skip_quoted(sql, i, (char)ch, 0)) < 0) {
+				snprintf(err, errlen, "unterminated %s",
+				         ch == '\'' ? "string literal" : "quoted identifier");
+				return -1;
+			}
+			prev[0] = '\0';
+		} else if (ch == '$' &&
+		           (sql[i + 1] == '$' || ident_start((unsigned char)sql[i + 1]))) {
+			long t = i + 1;
+			const char *close;
+
+			while (sql[t] && sql[t] != '$' && ident_char((unsigned char)sql[t]))
+				t++;
+			if (sql[t] != '$') { /* $1 or a stray '$': not a quote */
+				i = t;
+				continue;
+			}
+			{
+				size_t taglen = (size_t)(t - i + 1);
+				char tag[80];
+
+				if (taglen >= sizeof(tag)) {
+					snprintf(err, errlen, "dollar-quote tag too long");
+					return -1;
+				}
+				memcpy(tag, sql + i, taglen);
+				tag[taglen] = '\0';
+				if (!(close = strstr(sql + t + 1, tag))) {
+					snprintf(err, errlen, "unterminated dollar-quoted string");
+					return -1;
+				}
+				i = (long)(close - sql) + (long)taglen;
+			}
+			prev[0] = '\0';
+		} else if (ident_start(ch)) {
+			size_t n = 0;
+
+			if ((ch == 'E' || ch == 'e') && sql[i + 1] == '\'') {
+				if ((i = skip_quoted(sql, i + 1, '\'', 1)) < 0) {
+					snprintf(err, errlen, "unterminated string literal");
+					return -1;
+				}
+				end = i;
+				prev[0] = '\0';
+				continue;
+			}
+			while (ident_char((unsigned char)sql[i])) {
+				if (n < sizeof(word) - 1)
+					word[n++] = (char)toupper((unsigned char)sql[i]);
+				i++;
+			}
+			word[n] = '\0';
+			nwords++;
+			if (nwords == 1 && strcmp(word, "SELECT") != 0 &&
+			    strcmp(word, "WITH") != 0) {
+				snprintf(err, errlen,
+				         "only SELECT (or WITH ... SELECT) queries are allowed, "
+				         "not '%s'",
+				         word);
+				return -1;
+			}
+			if (nwords == 1 && strcmp(word, "WITH") == 0)
+				in_with = 1;
+			if (!strcmp(word, "INSERT") || !strcmp(word, "DELETE") ||
+			    !strcmp(word, "MERGE") ||
+			    (!strcmp(word, "UPDATE") && strcmp(prev, "FOR") != 0)) {
+				snprintf(
+				    err, errlen,
+				    in_with ? "data-modifying statements (%s) are not allowed, not "
+				              "even inside WITH"
+				            : "data-modifying statements (%s) are not allowed",
+				    word);
+				return -1;
+			}
+			if (!strcmp(prev, "FOR") &&
+			    (!strcmp(word, "UPDATE") || !strcmp(word, "SHARE") ||
+			     !strcmp(word, "NO") || !strcmp(word, "KEY"))) {
+				snprintf(err, errlen,
+				         "row locks (FOR UPDATE / FOR SHARE) are not allowed in a "
+				         "read-only "
+				         "query");
+				return -1;
+			}
+			if (!strcmp(word, "INTO")) {
+				snprintf(err, errlen,
+				         "SELECT ... INTO creates a table and is not allowed; "
+				         "select the "
+				         "rows instead");
+				return -1;
+			}
+			for (k = 0; k < sizeof(banned_funcs) / sizeof(*banned_funcs); k++)
+				if (!strcmp(word, banned_funcs[k])) {
+					snprintf(err, errlen,
+					         "function '%s' is not allowed in a query", word);
+					return -1;
+				}
+			snprintf(prev, sizeof(prev), "%s", word);
+			end = i;
+			continue;
+		} else {
+			i++;
+			if (ch != '(' && ch != ')')
+				prev[0] = '\0';
+			if (nwords == 0 && ch != '(') {
+				snprintf(err, errlen,
+				         "only SELECT (or WITH ... SELECT) queries are allowed");
+				return -1;
+			}
+		}
+		end = i;
+	}
+	if (ntok == 0) {
+		snprintf(err, errlen, "the query is empty");
+		return -1;
+	}
+	if (nwords == 0) {
+		snprintf(err, errlen, "only SELECT (or WITH ... SELECT) queries are allowed");
+		return -1;
+	}
+	if ((size_t)end >= outlen) {
+		snprintf(err, errlen, "the query is too long");
+		return -1;
+	}
+	memcpy(out, sql, (size_t)end);
+	out[end] = '\0';
+	return 0;
+}
+
+/* ------------------------------------------------------------------ audit */
+
+static int audit(metadata *m, const mk_env *req, const char *sql, const char *status,
+                 long long rows, long long ms, const char *error)
+{
+	char rbuf[24], dbuf[24], ebuf[512];
+	const char *p[7] = {req->caller.user_id,
+	                    m->wh_ops ? META_SOURCE_ID : NULL,
+	                    sql,
+	                    status,
+	                    rows >= 0 ? rbuf : NULL,
+	                    dbuf,
+	                    error && *error ? error : NULL};
+	PGresult *r;
+	PGconn *c;
+
+	snprintf(rbuf, sizeof(rbuf), "%lld", rows);
+	snprintf(dbuf, sizeof(dbuf), "%lld", ms);
+	if (!(c = mk_svc_db_acquire(&m->svc, req, ebuf, sizeof(ebuf)))) {
+		MK_ERROR("META-AUDIT-FAIL", req->rid, "cannot record a query: %s", ebuf);
+		return -1;
+	}
+	/* bytes: a Postgres warehouse reports none (0). */
+	r = mk_db_exec_prep(c,
+	                    "INSERT INTO queries (user_id, source_id, sql, status, rows, bytes, "
+	                    "duration_ms, error) VALUES ($1, $2, $3, $4, $5::bigint, 0, "
+	                    "$6::bigint, $7)",
+	                    7, p, ebuf, sizeof(ebuf), NULL);
+	mk_db_release(m->svc.db, c);
+	if (!r) {
+		MK_ERROR("META-AUDIT-FAIL", req->rid, "cannot record a query: %s", ebuf);
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ meta.query */
+
+mk_err meta_query(META_HANDLER_ARGS)
+{
+	const char *sql = mk_json_str(req->body, "sql");
+	long long max_rows = m->cfg->query_max_rows, timeout = m->cfg->query_timeout_ms, rows = 0;
+	size_t n = strlen(sql) + 1;
+	char *checked = NULL;
+	cJSON *res = NULL;
+	int64_t t0;
+	mk_err e;
+
+	if (!req->caller.user_id[0]) {
+		snprintf(err, errlen, "no authenticated caller");
+		return MK_E_UNAUTHENTICATED;
+	}
+	if (mk_json_int(req->body, "max_rows", &max_rows) == 0 && max_rows > m->cfg->query_max_rows)
+		max_rows = m->cfg->query_max_rows;
+	if (!m->wh_ops) {
+		snprintf(err, errlen, "no warehouse is configured");
+		audit(m, req, sql, "rejected", -1, 0, err);
+		return MK_E_UNAVAILABLE;
+	}
+	if (!(checked = malloc(n))) {
+		snprintf(err, errlen, "out of memory");
+		return MK_E_INTERNAL;
+	}
+	if (meta_sql_check(sql, checked, n, err, errlen) != 0) {
+		free(checked);
+		audit(m, req, sql, "rejected", -1, 0, err);
+		return MK_E_VALIDATION;
+	}
+	/* The query stops at the request's deadline if that comes first. */
+	if (req->deadline_ms) {
+		int64_t left = req->deadline_ms - mk_now_ms();
+
+		if (left <= 0) {
+			free(checked);
+			snprintf(err, errlen, "the request deadline passed before the query ran");
+			return MK_E_DEADLINE;
+		}
+		if (left < timeout)
+			timeout = left;
+	}
+	t0 = mk_mono_ms();
+	e = m->wh_ops->query(m->wh, checked, max_rows, timeout, &res, err, errlen);
+	free(checked);
+	if (e == MK_OK)
+		rows = cJSON_GetArraySize(cJSON_GetObjectItem(res, "rows"));
+	if (audit(m, req, sql, e == MK_OK ? "ok" : "error", e == MK_OK ? rows : -1,
+	          (long long)(mk_mono_ms() - t0), e == MK_OK ? NULL : err) != 0 &&
+	    e == MK_OK) {
+		cJSON_Delete(res);
+		snprintf(err, errlen, "the query could not be recorded");
+		return MK_E_DB;
+	}
+	if (e != MK_OK)
+		return e;
+	cJSON_AddNumberToObject(res, "duration_ms", (double)(mk_mono_ms() - t0));
+	*reply = res;
+	return MK_OK;
+}
