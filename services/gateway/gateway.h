@@ -192,4 +192,11 @@ void gw_files_list(gw_req *r);
 void gw_files_get(gw_req *r);
 void gw_files_delete(gw_req *r);
 
+/* ---- gateway_datasources.c: /api/v1/datasources, the warehouse catalog kept by metadata */
+void gw_datasources_list(gw_req *r);
+void gw_datasources_tables(gw_req *r);
+void gw_datasources_table(gw_req *r);
+void gw_datasources_annotate(gw_req *r); /* admin */
+void gw_datasources_sync(gw_req *r);     /* admin */
+
 #endif

@@ -128,5 +128,10 @@ const gw_route gw_routes[] = {
     {"GET", "/api/v1/files", gw_files_list, GW_R_AUTH},
     {"GET", "/api/v1/files/{}", gw_files_get, GW_R_AUTH},
     {"DELETE", "/api/v1/files/{}", gw_files_delete, GW_R_AUTH},
+    {"GET", "/api/v1/datasources", gw_datasources_list, GW_R_AUTH},
+    {"GET", "/api/v1/datasources/{}/tables", gw_datasources_tables, GW_R_AUTH},
+    {"GET", "/api/v1/datasources/{}/tables/{}", gw_datasources_table, GW_R_AUTH},
+    {"PATCH", "/api/v1/datasources/{}/tables/{}", gw_datasources_annotate, GW_R_AUTH | GW_R_JSON},
+    {"POST", "/api/v1/datasources/{}/sync", gw_datasources_sync, GW_R_AUTH},
 };
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

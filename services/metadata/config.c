@@ -25,5 +25,8 @@ const mk_cfg_var metadata_config_vars[] = {
     {"METADATA_SEARCH_BUDGET", MK_CFG_INT, "4000", 200, 1000000, 0, 0, NULL,
      "characters of table descriptions meta.search returns when the request sets none",
      X(search_budget)},
+    {"METADATA_QUERY_MAX_BYTES", MK_CFG_SIZE, "16M", 4096, 1LL << 30, 0, 0, NULL,
+     "bytes of JSON one meta.query reply holds at most: rows past it are left out",
+     X(query_max_bytes)},
 };
 const size_t metadata_config_nvars = sizeof(metadata_config_vars) / sizeof(metadata_config_vars[0]);

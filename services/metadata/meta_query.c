@@ -13,6 +13,11 @@
  * session (set_config could lift the statement timeout) or reach outside
  * it. It errs on refusing: a column literally named "update" must be
  * quoted. It never sees the warehouse.
+ *
+ * The reply is bounded: a text cell keeps at most 64 KiB (cut at a
+ * character, ending in "…"), and rows stop before the reply's JSON would
+ * pass METADATA_QUERY_MAX_BYTES; truncated_reason then says "bytes" (or
+ * "rows" when max_rows cut the result).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -283,6 +288,77 @@ static int audit(metadata *m, const mk_env *req, const char *sql, const char *st
 	return 0;
 }
 
+/* ------------------------------------------------------------------ reply size */
+
+/* Bytes a text cell keeps at most, the cut marker included. */
+#define CELL_MAX_BYTES (64 * 1024)
+/* U+2026 HORIZONTAL ELLIPSIS in UTF-8. */
+static const char cut_marker[] = "\xe2\x80\xa6";
+/*
+ * Room kept for the reply's fixed members beside columns and rows:
+ * {"columns":,"rows":[],"truncated":false,"truncated_reason":"bytes",
+ * "bytes_processed":<n>,"duration_ms":<n>}.
+ */
+#define REPLY_FIXED_BYTES 160
+
+/* Cut a text cell longer than CELL_MAX_BYTES in place, at a UTF-8 character boundary. */
+static void cap_cell(cJSON *cell)
+{
+	char *v = cJSON_IsString(cell) ? cell->valuestring : NULL;
+	size_t n = CELL_MAX_BYTES - (sizeof(cut_marker) - 1);
+
+	if (!v || strnlen(v, CELL_MAX_BYTES + 1) <= CELL_MAX_BYTES)
+		return;
+	while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
+		n--;
+	memcpy(v + n, cut_marker, sizeof(cut_marker)); /* with its NUL */
+}
+
+/*
+ * Cap the driver's result to the reply limits: text cells, then whole rows
+ * while the printed reply stays within max_bytes. Sets truncated and
+ * truncated_reason. 0, or -1 (out of memory).
+ */
+static int cap_reply(cJSON *res, long long max_bytes)
+{
+	cJSON *rows = cJSON_GetObjectItem(res, "rows"), *row, *next, *cell;
+	const char *reason = NULL;
+	size_t used = REPLY_FIXED_BYTES;
+	char *s;
+
+	if ((s = cJSON_PrintUnformatted(cJSON_GetObjectItem(res, "columns")))) {
+		used += strlen(s);
+		free(s);
+	}
+	for (row = rows ? rows->child : NULL; row; row = next) {
+		size_t len;
+
+		next = row->next;
+		cJSON_ArrayForEach(cell, row) cap_cell(cell);
+		if (!(s = cJSON_PrintUnformatted(row)))
+			return -1;
+		len = strlen(s) + 1; /* the ',' before it */
+		free(s);
+		if ((long long)(used + len) > max_bytes) {
+			for (; row; row = next) {
+				next = row->next;
+				cJSON_Delete(cJSON_DetachItemViaPointer(rows, row));
+			}
+			reason = "bytes";
+			break;
+		}
+		used += len;
+	}
+	if (!reason && cJSON_IsTrue(cJSON_GetObjectItem(res, "truncated")))
+		reason = "rows";
+	if (reason) {
+		cJSON_DeleteItemFromObject(res, "truncated");
+		cJSON_AddBoolToObject(res, "truncated", 1);
+		cJSON_AddStringToObject(res, "truncated_reason", reason);
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------------ meta.query */
 
 mk_err meta_query(META_HANDLER_ARGS)
@@ -330,6 +406,12 @@ mk_err meta_query(META_HANDLER_ARGS)
 	t0 = mk_mono_ms();
 	e = m->wh_ops->query(m->wh, checked, max_rows, timeout, &res, err, errlen);
 	free(checked);
+	if (e == MK_OK && cap_reply(res, m->cfg->query_max_bytes) != 0) {
+		cJSON_Delete(res);
+		res = NULL;
+		snprintf(err, errlen, "out of memory");
+		e = MK_E_INTERNAL;
+	}
 	if (e == MK_OK)
 		rows = cJSON_GetArraySize(cJSON_GetObjectItem(res, "rows"));
 	if (audit(m, req, sql, e == MK_OK ? "ok" : "error", e == MK_OK ? rows : -1,

@@ -25,6 +25,7 @@ typedef struct {
 	long long query_timeout_ms;
 	long long query_max_rows;
 	long long search_budget;
+	long long query_max_bytes; /* one meta.query reply's JSON, at most */
 } metadata_config;
 
 extern const mk_cfg_var metadata_config_vars[];
@@ -104,5 +105,13 @@ mk_err meta_query(META_HANDLER_ARGS);
  * strlen(sql) + 1).
  */
 int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t errlen);
+
+/* meta_sources.c: the catalog as the HTTP API shows it (meta.sources, meta.tables,
+ * meta.table) and its admin ops (meta.annotate, meta.sync). */
+mk_err meta_sources(META_HANDLER_ARGS);
+mk_err meta_tables(META_HANDLER_ARGS);
+mk_err meta_table(META_HANDLER_ARGS);
+mk_err meta_annotate(META_HANDLER_ARGS);
+mk_err meta_sync(META_HANDLER_ARGS);
 
 #endif

@@ -22,6 +22,11 @@ static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size
 	case MK_OP_META_SEARCH: return meta_search(m, req, reply, err, errlen);
 	case MK_OP_META_DESCRIBE: return meta_describe(m, req, reply, err, errlen);
 	case MK_OP_META_QUERY: return meta_query(m, req, reply, err, errlen);
+	case MK_OP_META_SOURCES: return meta_sources(m, req, reply, err, errlen);
+	case MK_OP_META_TABLES: return meta_tables(m, req, reply, err, errlen);
+	case MK_OP_META_TABLE: return meta_table(m, req, reply, err, errlen);
+	case MK_OP_META_ANNOTATE: return meta_annotate(m, req, reply, err, errlen);
+	case MK_OP_META_SYNC: return meta_sync(m, req, reply, err, errlen);
 	default:
 		snprintf(err, errlen, "operation '%s' is not served by 'metadata'",
 		         mk_op_name(req->op));

@@ -483,6 +483,74 @@ START_TEST(test_without_a_warehouse_search_is_empty_and_query_unavailable)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ reply size */
+
+START_TEST(test_a_big_reply_is_cut_by_bytes_and_long_text_is_capped)
+{
+	const char *env[] = {listen_env,
+	                     db_env,
+	                     "METADATA_WAREHOUSE_KIND=postgres",
+	                     wh_env,
+	                     "METADATA_QUERY_TIMEOUT=20s",
+	                     "METADATA_QUERY_MAX_BYTES=1M",
+	                     NULL};
+	const cJSON *rows, *row;
+	mk_rpc_result res;
+	char *printed;
+	int i, n;
+
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_start(&svc, "metadata-1m", "mark-metadata", env), 0);
+	for (i = 0; i < 200; i++) {
+		mk_err e = mk_rpc_call(client, MK_OP_SYS_PING, "ping", NULL, NULL, 500, &res);
+
+		mk_rpc_result_release(&res);
+		if (e == MK_OK)
+			break;
+		ck_assert_msg(mt_proc_alive(&svc), "mark-metadata exited at start");
+		mk_sleep_ms(50);
+	}
+	ck_assert_int_eq(call(MK_OP_META_QUERY,
+	                      "{\"sql\":\"SELECT n, repeat('x', 100000) AS big "
+	                      "FROM generate_series(1, 500) n\"}",
+	                      &res),
+	                 MK_OK);
+	rows = cJSON_GetObjectItem(res.body, "rows");
+	n = cJSON_GetArraySize(rows);
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_lt(n, 500);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(res.body, "truncated")));
+	ck_assert_str_eq(mk_json_str(res.body, "truncated_reason"), "bytes");
+	cJSON_ArrayForEach(row, rows)
+	{
+		const char *big = cJSON_GetStringValue(cJSON_GetArrayItem(row, 1));
+		size_t len = strlen(big);
+
+		ck_assert_int_le(len, 64 * 1024);
+		ck_assert_int_gt(len, 60 * 1024);
+		ck_assert_str_eq(big + len - 3, "\xe2\x80\xa6");
+	}
+	printed = cJSON_PrintUnformatted(res.body);
+	ck_assert_int_le(strlen(printed), 1 << 20);
+	/* Cut by bytes, not rows: the rows that fit nearly fill the budget. */
+	ck_assert_int_ge(strlen(printed), (1 << 20) - 2 * 64 * 1024);
+	free(printed);
+	mk_rpc_result_release(&res);
+
+	/* A max_rows cut says so. */
+	ck_assert_int_eq(call(MK_OP_META_QUERY,
+	                      "{\"sql\":\"SELECT n FROM generate_series(1, 50) n\","
+	                      "\"max_rows\":10}",
+	                      &res),
+	                 MK_OK);
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(res.body, "rows")), 10);
+	ck_assert_str_eq(mk_json_str(res.body, "truncated_reason"), "rows");
+	mk_rpc_result_release(&res);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("metadata");
@@ -504,6 +572,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_query_needs_a_caller);
 	tcase_add_test(tc, test_a_resync_keeps_curated_descriptions_and_records_schema_changes);
 	tcase_add_test(tc, test_without_a_warehouse_search_is_empty_and_query_unavailable);
+	tcase_add_test(tc, test_a_big_reply_is_cut_by_bytes_and_long_text_is_capped);
 	suite_add_tcase(s, tc);
 	return s;
 }
