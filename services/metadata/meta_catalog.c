@@ -156,7 +156,7 @@ out:
 	"'nullable', c.nullable, 'description', coalesce(c.description_curated, c.description)) "  \
 	"ORDER BY c.position) FROM columns c WHERE c.table_id = t.id), '[]') FROM tables t "
 
-static void add_str_or_null(cJSON *o, const char *k, const PGresult *r, int row, int col)
+void meta_json_text(cJSON *o, const char *k, const PGresult *r, int row, int col)
 {
 	if (PQgetisnull(r, row, col))
 		cJSON_AddNullToObject(o, k);
@@ -164,7 +164,7 @@ static void add_str_or_null(cJSON *o, const char *k, const PGresult *r, int row,
 		cJSON_AddStringToObject(o, k, PQgetvalue(r, row, col));
 }
 
-static void add_int_or_null(cJSON *o, const char *k, const PGresult *r, int row, int col)
+void meta_json_num(cJSON *o, const char *k, const PGresult *r, int row, int col)
 {
 	if (PQgetisnull(r, row, col))
 		cJSON_AddNullToObject(o, k);
@@ -184,10 +184,10 @@ static cJSON *table_json(const PGresult *r, int row)
 	cJSON_AddStringToObject(o, "table", q);
 	cJSON_AddStringToObject(o, "schema", PQgetvalue(r, row, 0));
 	cJSON_AddStringToObject(o, "name", PQgetvalue(r, row, 1));
-	add_str_or_null(o, "description", r, row, 2);
-	add_int_or_null(o, "row_count", r, row, 3);
-	add_int_or_null(o, "bytes", r, row, 4);
-	add_str_or_null(o, "last_synced_at", r, row, 5);
+	meta_json_text(o, "description", r, row, 2);
+	meta_json_num(o, "row_count", r, row, 3);
+	meta_json_num(o, "bytes", r, row, 4);
+	meta_json_text(o, "last_synced_at", r, row, 5);
 	cJSON_AddItemToObject(o, "columns", cj ? cj : cJSON_CreateArray());
 	return o;
 }

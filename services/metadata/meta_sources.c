@@ -22,22 +22,6 @@
 
 #define TABLES_DEFAULT_LIMIT 50
 
-static void add_text(cJSON *o, const char *k, const PGresult *r, int row, int col)
-{
-	if (PQgetisnull(r, row, col))
-		cJSON_AddNullToObject(o, k);
-	else
-		cJSON_AddStringToObject(o, k, PQgetvalue(r, row, col));
-}
-
-static void add_num(cJSON *o, const char *k, const PGresult *r, int row, int col)
-{
-	if (PQgetisnull(r, row, col))
-		cJSON_AddNullToObject(o, k);
-	else
-		cJSON_AddNumberToObject(o, k, strtod(PQgetvalue(r, row, col), NULL));
-}
-
 /* Is source_id of the body a configured source? Otherwise not_found in err. */
 static mk_err known_source(const metadata *m, const mk_env *req, char *err, size_t errlen)
 {
@@ -94,8 +78,8 @@ mk_err meta_sources(META_HANDLER_ARGS)
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", META_SOURCE_ID);
 	cJSON_AddStringToObject(o, "kind", m->wh_ops->kind);
-	add_num(o, "tables", r, 0, 0);
-	add_text(o, "last_synced_at", r, 0, 1);
+	meta_json_num(o, "tables", r, 0, 0);
+	meta_json_text(o, "last_synced_at", r, 0, 1);
 	cJSON_AddItemToArray(items, o);
 	PQclear(r);
 	return MK_OK;
@@ -161,10 +145,10 @@ mk_err meta_tables(META_HANDLER_ARGS)
 
 		snprintf(q, sizeof(q), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
 		cJSON_AddStringToObject(o, "table", q);
-		add_text(o, "description", r, i, 2);
-		add_num(o, "row_count", r, i, 3);
-		add_num(o, "bytes", r, i, 4);
-		add_text(o, "last_synced_at", r, i, 5);
+		meta_json_text(o, "description", r, i, 2);
+		meta_json_num(o, "row_count", r, i, 3);
+		meta_json_num(o, "bytes", r, i, 4);
+		meta_json_text(o, "last_synced_at", r, i, 5);
 		cJSON_AddItemToArray(items, o);
 	}
 	if (n > limit) {

@@ -114,4 +114,9 @@ mk_err meta_table(META_HANDLER_ARGS);
 mk_err meta_annotate(META_HANDLER_ARGS);
 mk_err meta_sync(META_HANDLER_ARGS);
 
+/* A column of a result row as a JSON member: text or number, null when SQL NULL (meta_catalog.c).
+ */
+void meta_json_text(cJSON *o, const char *k, const PGresult *r, int row, int col);
+void meta_json_num(cJSON *o, const char *k, const PGresult *r, int row, int col);
+
 #endif
