@@ -814,7 +814,7 @@ static cJSON *finish(turn_ctx *c, PGconn *db)
 	char err[256] = "", id[37] = "";
 	cJSON *content = cJSON_CreateArray(), *part = cJSON_CreateObject(), *usage, *error = NULL;
 	cJSON *steps;
-	char *ct, *st, *us, *er = NULL;
+	char *ct, *us, *er = NULL;
 
 	cJSON_AddStringToObject(part, "type", "text");
 	cJSON_AddStringToObject(part, "text", c->story.data ? c->story.data : "");
@@ -835,7 +835,6 @@ static cJSON *finish(turn_ctx *c, PGconn *db)
 		er = mk_json_print(error);
 	}
 	ct = mk_json_print(content);
-	st = mk_json_print(cJSON_GetObjectItemCaseSensitive(steps, "steps"));
 	us = mk_json_print(usage);
 	{
 		/* The whole response rides in steps so history shows charts again. */
@@ -851,7 +850,6 @@ static cJSON *finish(turn_ctx *c, PGconn *db)
 		free(all);
 	}
 	free(ct);
-	free(st);
 	free(us);
 	free(er);
 	cJSON_Delete(content);
@@ -942,6 +940,41 @@ static char *title_of(const char *q)
 }
 
 /* exec.attach every file id of the request; 0, or -1 with *e and err. */
+/*
+ * Every attachment is one of the caller's uploads: checked before a chat is
+ * created or anything saved, so a bad id leaves nothing behind. 0, or -1
+ * with *e and err.
+ */
+static int attachments_check(turn_ctx *c, char *err, size_t errlen, mk_err *e)
+{
+	const cJSON *id;
+
+	cJSON_ArrayForEach(id, c->attachments_in)
+	{
+		cJSON *body;
+		mk_rpc_result res;
+
+		if (!cJSON_IsString(id)) {
+			mk_errf(err, errlen, "'attachments' must be file ids");
+			*e = MK_E_VALIDATION;
+			return -1;
+		}
+		body = cJSON_CreateObject();
+		cJSON_AddStringToObject(body, "file_id", id->valuestring);
+		mk_rpc_call(c->l->executor, MK_OP_EXEC_UPLOAD_GET, c->rid, &c->caller, body, 10000,
+		            &res);
+		cJSON_Delete(body);
+		if (res.err != MK_OK) {
+			mk_errf(err, errlen, "%s", res.msg);
+			*e = res.err;
+			mk_rpc_result_release(&res);
+			return -1;
+		}
+		mk_rpc_result_release(&res);
+	}
+	return 0;
+}
+
 static int attach_all(turn_ctx *c, char *err, size_t errlen, mk_err *e)
 {
 	const cJSON *id;
@@ -1096,6 +1129,8 @@ mk_err llm_turn(LLM_HANDLER_ARGS)
 		ctx_free(c);
 		return MK_E_DB;
 	}
+	if (c->attachments_in && attachments_check(c, err, errlen, &e) != 0)
+		goto out;
 	/* 1. The chat: the caller's own, or a new one titled after the question. */
 	if (chat) {
 		const char *p[2] = {chat, req->caller.user_id};

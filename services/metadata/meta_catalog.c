@@ -156,6 +156,29 @@ out:
 	"'nullable', c.nullable, 'description', coalesce(c.description_curated, c.description)) "  \
 	"ORDER BY c.position) FROM columns c WHERE c.table_id = t.id), '[]') FROM tables t "
 
+int meta_table_name(const char *name, char *schema, size_t slen, char *table, size_t tlen,
+                    char *err, size_t errlen)
+{
+	const char *dot = strchr(name, '.');
+
+	schema[0] = '\0';
+	if (dot) {
+		if ((size_t)(dot - name) >= slen || strlen(dot + 1) >= tlen) {
+			snprintf(err, errlen, "table name '%s' is too long", name);
+			return -1;
+		}
+		snprintf(schema, slen, "%.*s", (int)(dot - name), name);
+		snprintf(table, tlen, "%s", dot + 1);
+	} else {
+		if (strlen(name) >= tlen) {
+			snprintf(err, errlen, "table name '%s' is too long", name);
+			return -1;
+		}
+		snprintf(table, tlen, "%s", name);
+	}
+	return 0;
+}
+
 void meta_json_text(cJSON *o, const char *k, const PGresult *r, int row, int col)
 {
 	if (PQgetisnull(r, row, col))
@@ -224,7 +247,6 @@ static void table_text(const cJSON *t, mk_buf *b)
 mk_err meta_describe(META_HANDLER_ARGS)
 {
 	const char *name = mk_json_str(req->body, "table");
-	const char *dot = strchr(name, '.');
 	char schema[256] = "", table[256];
 	const char *p[3] = {META_SOURCE_ID, schema, table};
 	PGresult *r;
@@ -236,16 +258,8 @@ mk_err meta_describe(META_HANDLER_ARGS)
 		snprintf(err, errlen, "no warehouse is configured");
 		return MK_E_UNAVAILABLE;
 	}
-	if (dot) {
-		if ((size_t)(dot - name) >= sizeof(schema) || strlen(dot + 1) >= sizeof(table)) {
-			snprintf(err, errlen, "table name '%s' is too long", name);
-			return MK_E_VALIDATION;
-		}
-		snprintf(schema, sizeof(schema), "%.*s", (int)(dot - name), name);
-		snprintf(table, sizeof(table), "%s", dot + 1);
-	} else {
-		snprintf(table, sizeof(table), "%s", name);
-	}
+	if (meta_table_name(name, schema, sizeof(schema), table, sizeof(table), err, errlen) != 0)
+		return MK_E_VALIDATION;
 	if (!(c = mk_svc_db_acquire(&m->svc, req, err, errlen)))
 		return MK_E_DB;
 	r = mk_db_exec_prep(c,

@@ -181,7 +181,6 @@ mk_err meta_annotate(META_HANDLER_ARGS)
 	const char *name = mk_json_str(req->body, "table");
 	const char *column = mk_json_str(req->body, "column");
 	const char *desc = mk_json_str(req->body, "description");
-	const char *dot = strchr(name, '.');
 	char schema[256] = "", table[256];
 	const char *p[4] = {META_SOURCE_ID, schema, table, NULL};
 	char id[32];
@@ -192,16 +191,8 @@ mk_err meta_annotate(META_HANDLER_ARGS)
 	if ((e = admin_only(req, err, errlen)) != MK_OK ||
 	    (e = known_source(m, req, err, errlen)) != MK_OK)
 		return e;
-	if (dot) {
-		if ((size_t)(dot - name) >= sizeof(schema) || strlen(dot + 1) >= sizeof(table)) {
-			snprintf(err, errlen, "table name '%s' is too long", name);
-			return MK_E_VALIDATION;
-		}
-		snprintf(schema, sizeof(schema), "%.*s", (int)(dot - name), name);
-		snprintf(table, sizeof(table), "%s", dot + 1);
-	} else {
-		snprintf(table, sizeof(table), "%s", name);
-	}
+	if (meta_table_name(name, schema, sizeof(schema), table, sizeof(table), err, errlen) != 0)
+		return MK_E_VALIDATION;
 	if (!(c = mk_svc_db_acquire(&m->svc, req, err, errlen)))
 		return MK_E_DB;
 	r = mk_db_exec_prep(c,

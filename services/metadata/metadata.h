@@ -119,4 +119,9 @@ mk_err meta_sync(META_HANDLER_ARGS);
 void meta_json_text(cJSON *o, const char *k, const PGresult *r, int row, int col);
 void meta_json_num(cJSON *o, const char *k, const PGresult *r, int row, int col);
 
+/* Split "schema.table" (schema "" when absent) into the buffers; 0, or -1 with err when too long.
+ */
+int meta_table_name(const char *name, char *schema, size_t slen, char *table, size_t tlen,
+                    char *err, size_t errlen);
+
 #endif

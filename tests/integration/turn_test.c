@@ -210,9 +210,20 @@ START_TEST(test_a_question_about_an_uploaded_csv_is_answered_with_pandas_and_a_c
 	viz = cJSON_GetObjectItemCaseSensitive(r.json, "visualizations");
 	ck_assert_int_eq(cJSON_GetArraySize(viz), 1);
 	mt_resp_release(&r);
-	/* Another user cannot attach it. */
+	/* Another user cannot attach it, and the refused turn leaves no chat behind. */
 	ck_assert_int_eq(turn(tok_b, body, &r), 404);
 	mt_resp_release(&r);
+	{
+		char auth[2100];
+		const char *h[] = {auth, NULL};
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok_b);
+		mt_http("GET", mt_url(&st, "/api/v1/chats"), h, NULL, 0, &r);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_int_eq(
+		    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "items")), 0);
+		mt_resp_release(&r);
+	}
 	free(id);
 }
 END_TEST
