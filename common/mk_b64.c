@@ -92,3 +92,42 @@ unsigned char *mk_b64_decode(const char *text, size_t len, size_t *outlen)
 	*outlen = n;
 	return out;
 }
+
+char *mk_b64url_encode(const void *data, size_t len)
+{
+	char *s = mk_b64_encode(data, len), *p;
+
+	if (!s)
+		return NULL;
+	for (p = s; *p && *p != '='; p++)
+		*p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+	*p = '\0';
+	return s;
+}
+
+unsigned char *mk_b64url_decode(const char *text, size_t len, size_t *outlen)
+{
+	unsigned char *out;
+	char *std;
+	size_t i;
+
+	if (len % 4 == 1)
+		return NULL;
+	if (!(std = malloc(len + 3)))
+		return NULL;
+	for (i = 0; i < len; i++) {
+		char c = text[i];
+
+		/* The standard alphabet's own '+', '/' and '=' are not base64url. */
+		if (c == '+' || c == '/' || c == '=') {
+			free(std);
+			return NULL;
+		}
+		std[i] = c == '-' ? '+' : c == '_' ? '/' : c;
+	}
+	while (i % 4)
+		std[i++] = '=';
+	out = mk_b64_decode(std, i, outlen);
+	free(std);
+	return out;
+}

@@ -4,9 +4,11 @@
  * database and RPC start-up is in mk_svc_backend.c.
  */
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "mk_json.h"
 #include "mk_log.h"
 #include "mk_svc.h"
 #include "mk_time.h"
@@ -111,4 +113,37 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 	MK_INFO("SVC-STOPPED", NULL, "%s stopped", app->name);
 	mk_cfg_release(app->vars, *app->nvars, cfg);
 	return rc;
+}
+
+mk_err mk_svc_usage_days(PGconn *c, const mk_env *req, const char *sql, const char *const *fields,
+                         cJSON **reply, char *err, size_t errlen)
+{
+	long long days = 30;
+	char d[24];
+	const char *p[2] = {req->caller.user_id, d};
+	cJSON *arr;
+	PGresult *r;
+	int i, k;
+
+	if (!req->caller.user_id[0]) {
+		snprintf(err, errlen, "no authenticated caller");
+		return MK_E_UNAUTHENTICATED;
+	}
+	mk_json_int(req->body, "days", &days);
+	snprintf(d, sizeof(d), "%lld", days);
+	if (!(r = mk_db_exec_prep(c, sql, 2, p, err, errlen, NULL)))
+		return MK_E_DB;
+	*reply = cJSON_CreateObject();
+	arr = *reply ? cJSON_AddArrayToObject(*reply, "days") : NULL;
+	for (i = 0; arr && i < PQntuples(r); i++) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "date", PQgetvalue(r, i, 0));
+		for (k = 0; fields[k] && k + 1 < PQnfields(r); k++)
+			cJSON_AddNumberToObject(o, fields[k],
+			                        strtod(PQgetvalue(r, i, k + 1), NULL));
+		cJSON_AddItemToArray(arr, o);
+	}
+	PQclear(r);
+	return arr ? MK_OK : MK_E_INTERNAL;
 }

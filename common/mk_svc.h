@@ -143,6 +143,16 @@ int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, ch
  */
 PGconn *mk_svc_db_acquire(mk_svc *svc, const mk_env *req, char *err, size_t errlen);
 
+/*
+ * The *.usage ops: run sql on c with $1 = the caller's user id and $2 = the
+ * body's "days" (default 30); each result row is one day: column 0 its
+ * date, column i its value of fields[i - 1] (a NULL-terminated list), so
+ * *reply is {days: [{date, <field>: number, ...}]} in the rows' order.
+ * `unauthenticated` without a caller, `database_error` when sql fails.
+ */
+mk_err mk_svc_usage_days(PGconn *c, const mk_env *req, const char *sql, const char *const *fields,
+                         cJSON **reply, char *err, size_t errlen);
+
 /* Start the RPC server. Returns 0, or -1 with a message in err. */
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
 

@@ -34,8 +34,8 @@ elif [ ! -e "$secrets/jwt-public.pem" ]; then
 fi
 
 # docker-compose refuses to start when a secret's file is missing. An empty
-# file stands for "no BigQuery"; put a real service-account key here to use
-# one (provisional: the metadata warehouse issue).
+# file stands for "no BigQuery"; put a real service-account key here and set
+# MARK_WAREHOUSE_KIND=bigquery to use one.
 if [ ! -e "$secrets/bigquery-key.json" ]; then
 	: >"$secrets/bigquery-key.json"
 	echo "dev-setup: wrote an empty secrets/bigquery-key.json (no BigQuery)"

@@ -2,11 +2,11 @@
  * gateway_usage.c - GET /api/v1/usage?days=N: the caller's consumption per
  * UTC day, newest first, only days with activity, and the totals.
  *
- * Two services keep the records: llm the model tokens (chat.usage), the
- * executor the executions (exec.usage). Both are asked at once and their
- * days merged by date; when either cannot answer, neither half is shown
- * (503 when a service is down). Warehouse bytes stay 0 until the metadata
- * service records queries.
+ * Three services keep the records: llm the model tokens (chat.usage), the
+ * executor the executions (exec.usage), metadata the warehouse queries and
+ * the bytes they scanned (meta.usage). All are asked at once and their
+ * days merged by date; when one cannot answer, nothing is shown (503 when
+ * a service is down).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -66,69 +66,74 @@ static double num(const cJSON *o, const char *name)
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-static const char *const usage_fields[] = {"prompt_tokens", "completion_tokens", "executions",
-                                           "execution_seconds", "warehouse_bytes"};
+static const char *const usage_fields[] = {"prompt_tokens",     "completion_tokens",
+                                           "executions",        "execution_seconds",
+                                           "warehouse_queries", "warehouse_bytes"};
 #define NFIELDS (sizeof(usage_fields) / sizeof(usage_fields[0]))
+#define NCALLS  3
 
-/* One day of the answer: every field, taken from the llm day and the executor day (each may be
- * NULL); adds them to tot. */
-static cJSON *day_json(const char *date, const cJSON *a, const cJSON *b, double tot[NFIELDS])
+/* One day of the answer: every field, summed over the services' entries of that date (NULL
+ * where a service has none); adds them to tot. */
+static cJSON *day_json(const char *date, const cJSON *const e[NCALLS], double tot[NFIELDS])
 {
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "date", date);
 	for (size_t i = 0; i < NFIELDS; i++) {
-		double v = num(a, usage_fields[i]) + num(b, usage_fields[i]);
+		double v = 0;
 
+		for (int k = 0; k < NCALLS; k++)
+			v += num(e[k], usage_fields[i]);
 		cJSON_AddNumberToObject(o, usage_fields[i], v);
 		tot[i] += v;
 	}
 	return o;
 }
 
-/* Merge two lists of days, each newest first, into out (newest first, one entry a date). */
-static void merge(const cJSON *la, const cJSON *lb, cJSON *out, double tot[NFIELDS])
+/* Merge the services' lists of days, each newest first, into out (newest first, one entry a
+ * date). */
+static void merge(const cJSON *const lists[NCALLS], cJSON *out, double tot[NFIELDS])
 {
-	const cJSON *a = la ? la->child : NULL, *b = lb ? lb->child : NULL;
+	const cJSON *head[NCALLS];
+	int k;
 
-	while (a || b) {
-		const char *da = a ? mk_json_str(a, "date") : NULL;
-		const char *db = b ? mk_json_str(b, "date") : NULL;
-		int c;
+	for (k = 0; k < NCALLS; k++)
+		head[k] = lists[k] ? lists[k]->child : NULL;
+	for (;;) {
+		const cJSON *at[NCALLS] = {NULL};
+		const char *newest = NULL;
 
-		if (a && !da) { /* a day without a date is not a day */
-			a = a->next;
-			continue;
+		for (k = 0; k < NCALLS; k++) {
+			while (head[k] && !mk_json_str(head[k], "date")) /* no date, no day */
+				head[k] = head[k]->next;
+			if (head[k] &&
+			    (!newest || strcmp(mk_json_str(head[k], "date"), newest) > 0))
+				newest = mk_json_str(head[k], "date");
 		}
-		if (b && !db) {
-			b = b->next;
-			continue;
-		}
-		c = !da ? -1 : !db ? 1 : strcmp(da, db);
-		if (c == 0) {
-			cJSON_AddItemToArray(out, day_json(da, a, b, tot));
-			a = a->next;
-			b = b->next;
-		} else if (c > 0) {
-			cJSON_AddItemToArray(out, day_json(da, a, NULL, tot));
-			a = a->next;
-		} else {
-			cJSON_AddItemToArray(out, day_json(db, NULL, b, tot));
-			b = b->next;
-		}
+		if (!newest)
+			break;
+		for (k = 0; k < NCALLS; k++)
+			if (head[k] && strcmp(mk_json_str(head[k], "date"), newest) == 0)
+				at[k] = head[k];
+		cJSON_AddItemToArray(out, day_json(newest, at, tot));
+		for (k = 0; k < NCALLS; k++)
+			if (at[k])
+				head[k] = head[k]->next;
 	}
 }
 
 void gw_usage_get(gw_req *r)
 {
-	usage_call calls[2] = {
+	usage_call calls[NCALLS] = {
 	    {.r = r, .svc = GW_LLM, .op = MK_OP_CHAT_USAGE},
 	    {.r = r, .svc = GW_EXECUTOR, .op = MK_OP_EXEC_USAGE},
+	    {.r = r, .svc = GW_METADATA, .op = MK_OP_META_USAGE},
 	};
+	const cJSON *lists[NCALLS];
 	double tot[NFIELDS] = {0};
 	cJSON *body, *out = NULL, *days, *totals;
-	pthread_t th;
-	int threaded;
+	pthread_t th[NCALLS];
+	int threaded[NCALLS] = {0}, i;
 	long n;
 
 	if (days_query(r, &n) != 0)
@@ -139,14 +144,19 @@ void gw_usage_get(gw_req *r)
 		gw_reply_error(r, MK_E_INTERNAL, NULL);
 		return;
 	}
-	calls[0].body = calls[1].body = body;
-	threaded = pthread_create(&th, NULL, call_one, &calls[1]) == 0;
+	for (i = 0; i < NCALLS; i++)
+		calls[i].body = body;
+	/* All at once: the first on this thread, the others on their own. */
+	for (i = 1; i < NCALLS; i++)
+		threaded[i] = pthread_create(&th[i], NULL, call_one, &calls[i]) == 0;
 	call_one(&calls[0]);
-	if (threaded)
-		pthread_join(th, NULL);
-	else
-		call_one(&calls[1]);
-	for (int i = 0; i < 2; i++) {
+	for (i = 1; i < NCALLS; i++) {
+		if (threaded[i])
+			pthread_join(th[i], NULL);
+		else
+			call_one(&calls[i]);
+	}
+	for (i = 0; i < NCALLS; i++) {
 		char msg[160];
 
 		if (calls[i].res.err == MK_OK)
@@ -163,20 +173,21 @@ void gw_usage_get(gw_req *r)
 	}
 	out = cJSON_CreateObject();
 	days = out ? cJSON_AddArrayToObject(out, "days") : NULL;
+	for (i = 0; i < NCALLS; i++)
+		lists[i] = cJSON_GetObjectItemCaseSensitive(calls[i].res.body, "days");
 	if (days)
-		merge(cJSON_GetObjectItemCaseSensitive(calls[0].res.body, "days"),
-		      cJSON_GetObjectItemCaseSensitive(calls[1].res.body, "days"), days, tot);
+		merge(lists, days, tot);
 	totals = days ? cJSON_AddObjectToObject(out, "totals") : NULL;
 	if (!totals) {
 		gw_reply_error(r, MK_E_INTERNAL, NULL);
 		goto out;
 	}
-	for (size_t i = 0; i < NFIELDS; i++)
+	for (i = 0; i < (int)NFIELDS; i++)
 		cJSON_AddNumberToObject(totals, usage_fields[i], tot[i]);
 	gw_reply_json(r, 200, out, NULL);
 out:
 	cJSON_Delete(out);
 	cJSON_Delete(body);
-	mk_rpc_result_release(&calls[0].res);
-	mk_rpc_result_release(&calls[1].res);
+	for (i = 0; i < NCALLS; i++)
+		mk_rpc_result_release(&calls[i].res);
 }

@@ -31,36 +31,14 @@ static const char usage_sql[] =
 
 mk_err llm_chat_usage(LLM_HANDLER_ARGS)
 {
-	long long days = 30;
-	char d[24];
-	const char *p[2] = {req->caller.user_id, d};
-	cJSON *arr;
-	PGresult *r;
-	PGconn *c;
-	int i;
+	static const char *const fields[] = {"prompt_tokens", "completion_tokens", NULL};
+	PGconn *c = req->caller.user_id[0] ? mk_svc_db_acquire(&l->svc, req, err, errlen) : NULL;
+	mk_err e;
 
-	if (!req->caller.user_id[0]) {
-		mk_errf(err, errlen, "no authenticated caller");
-		return MK_E_UNAUTHENTICATED;
-	}
-	mk_json_int(req->body, "days", &days);
-	snprintf(d, sizeof(d), "%lld", days);
-	if (!(c = mk_svc_db_acquire(&l->svc, req, err, errlen)))
+	if (req->caller.user_id[0] && !c)
 		return MK_E_DB;
-	r = mk_db_exec_prep(c, usage_sql, 2, p, err, errlen, NULL);
-	mk_db_release(l->svc.db, c);
-	if (!r)
-		return MK_E_DB;
-	*reply = cJSON_CreateObject();
-	arr = *reply ? cJSON_AddArrayToObject(*reply, "days") : NULL;
-	for (i = 0; arr && i < PQntuples(r); i++) {
-		cJSON *o = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(o, "date", PQgetvalue(r, i, 0));
-		cJSON_AddNumberToObject(o, "prompt_tokens", strtod(PQgetvalue(r, i, 1), NULL));
-		cJSON_AddNumberToObject(o, "completion_tokens", strtod(PQgetvalue(r, i, 2), NULL));
-		cJSON_AddItemToArray(arr, o);
-	}
-	PQclear(r);
-	return arr ? MK_OK : MK_E_INTERNAL;
+	e = mk_svc_usage_days(c, req, usage_sql, fields, reply, err, errlen);
+	if (c)
+		mk_db_release(l->svc.db, c);
+	return e;
 }

@@ -49,6 +49,8 @@ char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *
 	mk_rpc_call(l->metadata, MK_OP_META_SEARCH, rid, who, body, 10000, &res);
 	cJSON_Delete(body);
 	if (res.err == MK_OK) {
+		const char *dialect = mk_json_str(res.body, "dialect");
+
 		text = mk_json_str(res.body, "text");
 		*connected =
 		    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res.body, "tables")) > 0;
@@ -56,11 +58,11 @@ char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *
 			mk_buf b;
 
 			mk_buf_init(&b, 0);
-			mk_buf_printf(
-			    &b,
-			    "A data warehouse is connected (use run_sql). Tables that may be "
-			    "relevant to the question:\n%s",
-			    text);
+			mk_buf_printf(&b, "A data warehouse is connected (use run_sql).");
+			if (dialect && *dialect)
+				mk_buf_printf(&b, " SQL dialect: %s.", dialect);
+			mk_buf_printf(&b, " Tables that may be relevant to the question:\n%s",
+			              text);
 			out = mk_buf_steal(&b);
 		}
 	}

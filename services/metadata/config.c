@@ -10,11 +10,35 @@
 
 const mk_cfg_var metadata_config_vars[] = {
     MK_SVC_CFG_VARS("METADATA", metadata_config, svc, "tcp://127.0.0.1:7104", "catalog"),
-    {"METADATA_WAREHOUSE_KIND", MK_CFG_ENUM, "none", 0, 0, 0, 0, "none|postgres",
-     "the warehouse: `none`, or `postgres` (read through information_schema and comments)",
+    {"METADATA_WAREHOUSE_KIND", MK_CFG_ENUM, "none", 0, 0, 0, 0, "none|postgres|bigquery",
+     "the warehouse: `none`, `postgres` (read through information_schema and comments) or "
+     "`bigquery` (REST API v2)",
      X(warehouse_kind)},
     {"METADATA_WAREHOUSE_DSN", MK_CFG_STR, NULL, 0, 4096, 1, 0, NULL,
      "postgres: connection URI of a read-only role on the warehouse", X(warehouse_dsn)},
+    {"METADATA_BIGQUERY_PROJECT", MK_CFG_STR, NULL, 0, 256, 0, 0, NULL,
+     "bigquery: the project whose datasets are read and where query jobs run (default: the "
+     "key file's `project_id`, else the metadata server's project)",
+     X(bq_project)},
+    {"METADATA_BIGQUERY_DATASETS", MK_CFG_STR, NULL, 0, 8192, 0, 0, NULL,
+     "bigquery: comma-separated datasets to catalog (default: every dataset of the project)",
+     X(bq_datasets)},
+    {"METADATA_BIGQUERY_KEY_FILE", MK_CFG_STR, NULL, 0, 4096, 0, 0, NULL,
+     "bigquery: path of a service-account key file (JSON); unset: tokens from the GCE/GKE "
+     "metadata server",
+     X(bq_key_file)},
+    {"METADATA_BIGQUERY_API_URL", MK_CFG_STR, "https://bigquery.googleapis.com/bigquery/v2", 8,
+     1024, 0, 0, NULL, "bigquery: the REST API root", X(bq_api_url)},
+    {"METADATA_BIGQUERY_LOCATION", MK_CFG_STR, NULL, 0, 63, 0, 0, NULL,
+     "bigquery: location query jobs run in (`US`, `EU`, `europe-west2`, ...; default: where "
+     "the tables are)",
+     X(bq_location)},
+    {"METADATA_BIGQUERY_MAX_BYTES_BILLED", MK_CFG_SIZE, "1G", 10485760, 1LL << 50, 0, 0, NULL,
+     "bigquery: bytes one query may scan; a dry run's larger estimate is refused before the "
+     "job, which runs with this `maximumBytesBilled` (BigQuery bills 10 MiB at least)",
+     X(bq_max_bytes_billed)},
+    {"GCE_METADATA_HOST", MK_CFG_STR, "metadata.google.internal", 1, 255, 0, 0, NULL,
+     "bigquery without a key file: the metadata server (`host[:port]`)", X(gce_metadata_host)},
     {"METADATA_SYNC_INTERVAL", MK_CFG_DURATION, "10m", 1000, 604800000, 0, 0, NULL,
      "how often the catalog is synced from the warehouse (also once at start)",
      X(sync_interval_ms)},

@@ -26,18 +26,22 @@
 
 #define COLS_REC                                                                                   \
 	"json_to_recordset($2::json) AS x(schema_name text, table_name text, position int, "       \
-	"name text, type text, nullable boolean, description text)"
+	"name text, type text, mode text, nullable boolean, description text)"
 
 static const char *const sync_tables_sql[] = {
     /* upsert the tables; a curated description is another column and stays */
-    "INSERT INTO tables (source_id, schema_name, name, description, row_count, bytes, "
-    "last_synced_at, removed_at) "
-    "SELECT $1, w.schema_name, w.name, w.description, w.row_count, w.bytes, now(), NULL "
+    "INSERT INTO tables (source_id, schema_name, name, description, row_count, bytes, kind, "
+    "partitioning, clustering, labels, last_synced_at, removed_at) "
+    "SELECT $1, w.schema_name, w.name, w.description, w.row_count, w.bytes, w.kind, "
+    "w.partitioning, w.clustering, w.labels, now(), NULL "
     "FROM json_to_recordset($2::json) AS w(schema_name text, name text, description text, "
-    "row_count bigint, bytes bigint) "
+    "row_count bigint, bytes bigint, kind text, partitioning text, clustering text, "
+    "labels jsonb) "
     "ON CONFLICT (source_id, schema_name, name) DO UPDATE SET "
     "description = EXCLUDED.description, row_count = EXCLUDED.row_count, "
-    "bytes = EXCLUDED.bytes, last_synced_at = now(), removed_at = NULL",
+    "bytes = EXCLUDED.bytes, kind = EXCLUDED.kind, partitioning = EXCLUDED.partitioning, "
+    "clustering = EXCLUDED.clustering, labels = EXCLUDED.labels, last_synced_at = now(), "
+    "removed_at = NULL",
     /* tables gone from the warehouse are kept (with their curated text), marked removed */
     "UPDATE tables t SET removed_at = now() WHERE t.source_id = $1 AND t.removed_at IS NULL "
     "AND NOT EXISTS (SELECT 1 FROM json_to_recordset($2::json) AS w(schema_name text, "
@@ -60,12 +64,13 @@ static const char *const sync_columns_sql[] = {
     "(SELECT 1 FROM w WHERE w.table_id = c.table_id AND w.name = c.name) "
     "UNION ALL SELECT c.table_id, 'changed', c.name, c.type, w.type FROM columns c "
     "JOIN w ON w.table_id = c.table_id AND w.name = c.name WHERE c.type <> w.type",
-    "INSERT INTO columns (table_id, position, name, type, nullable, description) "
-    "SELECT t.id, x.position, x.name, x.type, x.nullable, x.description FROM " COLS_REC
+    "INSERT INTO columns (table_id, position, name, type, mode, nullable, description) "
+    "SELECT t.id, x.position, x.name, x.type, x.mode, x.nullable, x.description FROM " COLS_REC
     " JOIN tables t ON t.source_id = $1 AND t.schema_name = x.schema_name "
     "AND t.name = x.table_name "
     "ON CONFLICT (table_id, name) DO UPDATE SET position = EXCLUDED.position, "
-    "type = EXCLUDED.type, nullable = EXCLUDED.nullable, description = EXCLUDED.description",
+    "type = EXCLUDED.type, mode = EXCLUDED.mode, nullable = EXCLUDED.nullable, "
+    "description = EXCLUDED.description",
     "DELETE FROM columns c USING tables t WHERE c.table_id = t.id AND t.source_id = $1 "
     "AND t.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM " COLS_REC
     " WHERE x.schema_name = t.schema_name AND x.table_name = t.name AND x.name = c.name)",
@@ -153,8 +158,10 @@ out:
 	"t.row_count, t.bytes, "                                                                   \
 	"to_char(t.last_synced_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "         \
 	"coalesce((SELECT json_agg(json_build_object('name', c.name, 'type', c.type, "             \
-	"'nullable', c.nullable, 'description', coalesce(c.description_curated, c.description)) "  \
-	"ORDER BY c.position) FROM columns c WHERE c.table_id = t.id), '[]') FROM tables t "
+	"'mode', c.mode, 'nullable', c.nullable, "                                                 \
+	"'description', coalesce(c.description_curated, c.description)) "                          \
+	"ORDER BY c.position) FROM columns c WHERE c.table_id = t.id), '[]'), "                    \
+	"t.kind, t.partitioning, t.clustering, t.labels FROM tables t "
 
 int meta_table_name(const char *name, char *schema, size_t slen, char *table, size_t tlen,
                     char *err, size_t errlen)
@@ -200,7 +207,7 @@ static cJSON *table_json(const PGresult *r, int row)
 {
 	cJSON *o = cJSON_CreateObject();
 	const char *cols = PQgetvalue(r, row, 6);
-	cJSON *cj = cJSON_ParseWithLength(cols, strlen(cols));
+	cJSON *cj = cJSON_ParseWithLength(cols, strlen(cols)), *labels;
 	char q[512];
 
 	snprintf(q, sizeof(q), "%s.%s", PQgetvalue(r, row, 0), PQgetvalue(r, row, 1));
@@ -211,6 +218,11 @@ static cJSON *table_json(const PGresult *r, int row)
 	meta_json_num(o, "row_count", r, row, 3);
 	meta_json_num(o, "bytes", r, row, 4);
 	meta_json_text(o, "last_synced_at", r, row, 5);
+	meta_json_text(o, "kind", r, row, 7);
+	meta_json_text(o, "partitioning", r, row, 8);
+	meta_json_text(o, "clustering", r, row, 9);
+	labels = PQgetisnull(r, row, 10) ? NULL : cJSON_Parse(PQgetvalue(r, row, 10));
+	cJSON_AddItemToObject(o, "labels", labels ? labels : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "columns", cj ? cj : cJSON_CreateArray());
 	return o;
 }
@@ -222,12 +234,20 @@ static void table_text(const cJSON *t, mk_buf *b)
 	const cJSON *rows = cJSON_GetObjectItem(t, "row_count");
 	const cJSON *col;
 
-	mk_buf_printf(b, "Table %s", mk_json_str(t, "table"));
+	const char *kind = mk_json_str(t, "kind"), *part = mk_json_str(t, "partitioning");
+	const char *clus = mk_json_str(t, "clustering");
+
+	mk_buf_printf(b, "%s %s", kind && strcmp(kind, "TABLE") ? kind : "Table",
+	              mk_json_str(t, "table"));
 	if (cJSON_IsNumber(rows))
 		mk_buf_printf(b, " (~%.0f rows)", rows->valuedouble);
 	if (d && *d)
 		mk_buf_printf(b, ": %s", d);
 	mk_buf_puts(b, "\n");
+	if (part)
+		mk_buf_printf(b, "  partitioned by %s\n", part);
+	if (clus)
+		mk_buf_printf(b, "  clustered by %s\n", clus);
 	cJSON_ArrayForEach(col, cJSON_GetObjectItem(t, "columns"))
 	{
 		const char *cd = mk_json_str(col, "description");
@@ -343,6 +363,13 @@ mk_err meta_search(META_HANDLER_ARGS)
 	if (!(c = mk_svc_db_acquire(&m->svc, req, err, errlen)))
 		return MK_E_DB;
 	*reply = cJSON_CreateObject();
+	cJSON_AddStringToObject(
+	    *reply, "dialect",
+	    m->wh_ops->dialect == META_SQL_BIGQUERY
+	        ? "BigQuery GoogleSQL: name tables dataset.table, in backquotes "
+	          "when a name has dashes; reach nested and repeated fields "
+	          "with dots and UNNEST"
+	        : "PostgreSQL: name tables schema.table");
 	tables = cJSON_AddArrayToObject(*reply, "tables");
 	mk_buf_init(&b, 0);
 	mk_buf_init(&one, 0);

@@ -4,8 +4,9 @@
  * pg_catalog) and runs checked queries read-only.
  *
  * A query runs in a READ ONLY transaction with a local statement_timeout,
- * through a cursor, so at most max_rows + 1 rows ever leave the warehouse;
- * the transaction is always rolled back. The role in the DSN should itself
+ * through a cursor read a thousand rows at a time, stopping at max_rows or
+ * once the cells pass the reply's byte cap; the transaction is always
+ * rolled back. The role in the DSN should itself
  * be read-only (SELECT grants only): the transaction is the second wall,
  * meta_sql_check the first. Values become JSON by the column's type:
  * integers and exact numerics as numbers while a double holds them
@@ -57,7 +58,9 @@ static const char tables_sql[] =
     " 'schema_name', t.table_schema, 'name', t.table_name,"
     " 'description', obj_description(c.oid, 'pg_class'),"
     " 'row_count', CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END,"
-    " 'bytes', pg_total_relation_size(c.oid))"
+    " 'bytes', pg_total_relation_size(c.oid),"
+    " 'kind', CASE t.table_type WHEN 'BASE TABLE' THEN 'TABLE' ELSE t.table_type END,"
+    " 'partitioning', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END)"
     " ORDER BY t.table_schema, t.table_name), '[]')"
     " FROM information_schema.tables t"
     " JOIN pg_namespace n ON n.nspname = t.table_schema"
@@ -69,6 +72,7 @@ static const char columns_sql[] =
     " 'schema_name', c.table_schema, 'table_name', c.table_name,"
     " 'position', c.ordinal_position, 'name', c.column_name,"
     " 'type', format_type(a.atttypid, a.atttypmod), 'nullable', c.is_nullable = 'YES',"
+    " 'mode', CASE WHEN c.is_nullable = 'YES' THEN 'NULLABLE' ELSE 'REQUIRED' END,"
     " 'description', col_description(k.oid, a.attnum))"
     " ORDER BY c.table_schema, c.table_name, c.ordinal_position), '[]')"
     " FROM information_schema.columns c"
@@ -238,18 +242,37 @@ static mk_err classify(const char *state)
 	return MK_E_VALIDATION;
 }
 
-static mk_err pg_query(void *p, const char *sql, long long max_rows, long long timeout_ms,
-                       cJSON **out, char *err, size_t errlen)
+/* Rows fetched from the cursor at a time. */
+#define FETCH_ROWS 1000
+
+/* The result's columns, from the first FETCH's description. */
+static void add_columns(cJSON *cols, const PGresult *r)
+{
+	int j;
+
+	for (j = 0; j < PQnfields(r); j++) {
+		cJSON *col = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(col, "name", PQfname(r, j));
+		cJSON_AddStringToObject(col, "type", type_name(PQftype(r, j)));
+		cJSON_AddItemToArray(cols, col);
+	}
+}
+
+static mk_err pg_query(void *p, const meta_wh_query *q, cJSON **out, long long *bytes, char *err,
+                       size_t errlen)
 {
 	pg_wh *w = p;
 	char state[6] = "", setto[64], fetch[64], *decl = NULL;
-	size_t dlen = strlen(sql) + 64;
+	size_t dlen = strlen(q->sql) + 64;
+	long long kept = 0, seen = 0;
 	PGresult *r = NULL;
 	PGconn *c;
-	cJSON *res = NULL, *cols, *rows;
+	cJSON *res = NULL, *cols = NULL, *rows = NULL;
 	mk_err e = MK_OK;
-	int i, j, n, nf;
+	int i, j, n, nf, more = 0;
 
+	*bytes = 0;
 	if (!(c = mk_db_acquire(w->pool, 5000, err, errlen)))
 		return MK_E_UNAVAILABLE;
 	if (!(decl = malloc(dlen))) {
@@ -258,9 +281,9 @@ static mk_err pg_query(void *p, const char *sql, long long max_rows, long long t
 		goto out;
 	}
 	/* The newline ends a trailing "--" comment of the statement. */
-	snprintf(decl, dlen, "DECLARE mark_q NO SCROLL CURSOR FOR\n%s\n", sql);
-	snprintf(setto, sizeof(setto), "SET LOCAL statement_timeout = %lld", timeout_ms);
-	snprintf(fetch, sizeof(fetch), "FETCH FORWARD %lld FROM mark_q", max_rows + 1);
+	snprintf(decl, dlen, "DECLARE mark_q NO SCROLL CURSOR FOR\n%s\n", q->sql);
+	snprintf(setto, sizeof(setto), "SET LOCAL statement_timeout = %lld", q->timeout_ms);
+	snprintf(fetch, sizeof(fetch), "FETCH FORWARD %d FROM mark_q", FETCH_ROWS);
 	r = mk_db_exec(c, "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
 	               err, errlen, state);
 	if (r) {
@@ -271,9 +294,42 @@ static mk_err pg_query(void *p, const char *sql, long long max_rows, long long t
 		PQclear(r);
 		r = mk_db_exec(c, decl, 0, NULL, err, errlen, state);
 	}
-	if (r) {
+	/*
+	 * Batches until max_rows are kept or the cells pass max_bytes; one row
+	 * more tells whether the result was cut.
+	 */
+	while (r) {
 		PQclear(r);
-		r = mk_db_exec(c, fetch, 0, NULL, err, errlen, state);
+		if (!(r = mk_db_exec(c, fetch, 0, NULL, err, errlen, state)))
+			break;
+		if (!res) {
+			res = cJSON_CreateObject();
+			cols = cJSON_AddArrayToObject(res, "columns");
+			rows = cJSON_AddArrayToObject(res, "rows");
+			add_columns(cols, r);
+		}
+		n = PQntuples(r);
+		nf = PQnfields(r);
+		for (i = 0; i < n; i++) {
+			cJSON *row;
+
+			if (kept >= q->max_rows || seen > q->max_bytes) {
+				more = 1;
+				break;
+			}
+			row = cJSON_CreateArray();
+			for (j = 0; j < nf; j++) {
+				cJSON_AddItemToArray(row, value_json(r, i, j));
+				int len = PQgetlength(r, i, j);
+
+				/* As the reply will hold it: long text is cut there. */
+				seen += (len < META_CELL_MAX_BYTES ? len : META_CELL_MAX_BYTES) + 3;
+			}
+			cJSON_AddItemToArray(rows, row);
+			kept++;
+		}
+		if (more || n < FETCH_ROWS)
+			break;
 	}
 	if (!r) {
 		e = classify(state);
@@ -282,29 +338,14 @@ static mk_err pg_query(void *p, const char *sql, long long max_rows, long long t
 			    err, errlen,
 			    "the query ran longer than %lld ms (METADATA_QUERY_TIMEOUT) and was "
 			    "cancelled",
-			    timeout_ms);
+			    q->timeout_ms);
+		cJSON_Delete(res);
+		res = NULL;
 		goto out;
 	}
-	res = cJSON_CreateObject();
-	cols = cJSON_AddArrayToObject(res, "columns");
-	rows = cJSON_AddArrayToObject(res, "rows");
-	nf = PQnfields(r);
-	for (j = 0; j < nf; j++) {
-		cJSON *col = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(col, "name", PQfname(r, j));
-		cJSON_AddStringToObject(col, "type", type_name(PQftype(r, j)));
-		cJSON_AddItemToArray(cols, col);
-	}
-	n = PQntuples(r);
-	for (i = 0; i < n && i < max_rows; i++) {
-		cJSON *row = cJSON_CreateArray();
-
-		for (j = 0; j < nf; j++)
-			cJSON_AddItemToArray(row, value_json(r, i, j));
-		cJSON_AddItemToArray(rows, row);
-	}
-	cJSON_AddBoolToObject(res, "truncated", n > max_rows);
+	cJSON_AddBoolToObject(res, "truncated", more);
+	if (more && seen > q->max_bytes)
+		cJSON_AddStringToObject(res, "truncated_reason", "bytes");
 	cJSON_AddNumberToObject(res, "bytes_processed", 0);
 	*out = res;
 out:
@@ -319,6 +360,7 @@ out:
 
 const meta_wh_ops meta_pg_ops = {
     .kind = "postgres",
+    .dialect = META_SQL_POSTGRES,
     .snapshot = pg_snapshot,
     .query = pg_query,
     .free = pg_free,

@@ -77,8 +77,10 @@ static const char *const banned_funcs[] = {
     "PG_NOTIFY",
 };
 
-int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t errlen)
+int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen, char *err,
+                   size_t errlen)
 {
+	int bq = d == META_SQL_BIGQUERY;
 	char word[64], prev[64] = "";
 	long i = 0, end = 0;
 	int ntok = 0, nwords = 0, after_semi = 0, in_with = 0;
@@ -91,7 +93,7 @@ int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t 
 			i++;
 			continue;
 		}
-		if (ch == '-' && sql[i + 1] == '-') {
+		if ((ch == '-' && sql[i + 1] == '-') || (bq && ch == '#')) {
 			while (sql[i] && sql[i] != '\n')
 				i++;
 			continue;
@@ -122,14 +124,17 @@ int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t 
 			return -1;
 		}
 		ntok++;
-		if (ch == '\'' || ch == '"') {
-			if ((i = skip_quoted(sql, i, (char)ch, 0)) < 0) {
+		if (ch == '\'' || ch == '"' || (bq && ch == '`')) {
+			/* BigQuery: both quotes are strings with backslash escapes, `name` a name.
+			 */
+			if ((i = skip_quoted(sql, i, (char)ch, bq)) < 0) {
 				snprintf(err, errlen, "unterminated %s",
-				         ch == '\'' ? "string literal" : "quoted identifier");
+				         ch == '\'' || (bq && ch == '"') ? "string literal"
+				                                         : "quoted identifier");
 				return -1;
 			}
 			prev[0] = '\0';
-		} else if (ch == '$' &&
+		} else if (!bq && ch == '$' &&
 		           (sql[i + 1] == '$' || ident_start((unsigned char)sql[i + 1]))) {
 			long t = i + 1;
 			const char *close;
@@ -160,7 +165,7 @@ int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t 
 		} else if (ident_start(ch)) {
 			size_t n = 0;
 
-			if ((ch == 'E' || ch == 'e') && sql[i + 1] == '\'') {
+			if (!bq && (ch == 'E' || ch == 'e') && sql[i + 1] == '\'') {
 				if ((i = skip_quoted(sql, i + 1, '\'', 1)) < 0) {
 					snprintf(err, errlen, "unterminated string literal");
 					return -1;
@@ -254,31 +259,33 @@ int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t 
 /* ------------------------------------------------------------------ audit */
 
 static int audit(metadata *m, const mk_env *req, const char *sql, const char *status,
-                 long long rows, long long ms, const char *error)
+                 long long rows, long long bytes, long long ms, const char *error)
 {
-	char rbuf[24], dbuf[24], ebuf[512];
-	const char *p[7] = {req->caller.user_id,
+	char rbuf[24], bbuf[24], dbuf[24], ebuf[512];
+	const char *p[8] = {req->caller.user_id,
 	                    m->wh_ops ? META_SOURCE_ID : NULL,
 	                    sql,
 	                    status,
 	                    rows >= 0 ? rbuf : NULL,
 	                    dbuf,
-	                    error && *error ? error : NULL};
+	                    error && *error ? error : NULL,
+	                    bbuf};
 	PGresult *r;
 	PGconn *c;
 
 	snprintf(rbuf, sizeof(rbuf), "%lld", rows);
+	snprintf(bbuf, sizeof(bbuf), "%lld", bytes);
 	snprintf(dbuf, sizeof(dbuf), "%lld", ms);
 	if (!(c = mk_svc_db_acquire(&m->svc, req, ebuf, sizeof(ebuf)))) {
 		MK_ERROR("META-AUDIT-FAIL", req->rid, "cannot record a query: %s", ebuf);
 		return -1;
 	}
-	/* bytes: a Postgres warehouse reports none (0). */
+	/* bytes: what the warehouse processed (or estimated, when refused); Postgres says 0. */
 	r = mk_db_exec_prep(c,
 	                    "INSERT INTO queries (user_id, source_id, sql, status, rows, bytes, "
-	                    "duration_ms, error) VALUES ($1, $2, $3, $4, $5::bigint, 0, "
+	                    "duration_ms, error) VALUES ($1, $2, $3, $4, $5::bigint, $8::bigint, "
 	                    "$6::bigint, $7)",
-	                    7, p, ebuf, sizeof(ebuf), NULL);
+	                    8, p, ebuf, sizeof(ebuf), NULL);
 	mk_db_release(m->svc.db, c);
 	if (!r) {
 		MK_ERROR("META-AUDIT-FAIL", req->rid, "cannot record a query: %s", ebuf);
@@ -290,8 +297,6 @@ static int audit(metadata *m, const mk_env *req, const char *sql, const char *st
 
 /* ------------------------------------------------------------------ reply size */
 
-/* Bytes a text cell keeps at most, the cut marker included. */
-#define CELL_MAX_BYTES (64 * 1024)
 /* U+2026 HORIZONTAL ELLIPSIS in UTF-8. */
 static const char cut_marker[] = "\xe2\x80\xa6";
 /*
@@ -301,13 +306,13 @@ static const char cut_marker[] = "\xe2\x80\xa6";
  */
 #define REPLY_FIXED_BYTES 160
 
-/* Cut a text cell longer than CELL_MAX_BYTES in place, at a UTF-8 character boundary. */
+/* Cut a text cell longer than META_CELL_MAX_BYTES in place, at a UTF-8 character boundary. */
 static void cap_cell(cJSON *cell)
 {
 	char *v = cJSON_IsString(cell) ? cell->valuestring : NULL;
-	size_t n = CELL_MAX_BYTES - (sizeof(cut_marker) - 1);
+	size_t n = META_CELL_MAX_BYTES - (sizeof(cut_marker) - 1);
 
-	if (!v || strnlen(v, CELL_MAX_BYTES + 1) <= CELL_MAX_BYTES)
+	if (!v || strnlen(v, META_CELL_MAX_BYTES + 1) <= META_CELL_MAX_BYTES)
 		return;
 	while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
 		n--;
@@ -349,8 +354,10 @@ static int cap_reply(cJSON *res, long long max_bytes)
 		}
 		used += len;
 	}
+	/* A driver that stopped reading says why ("bytes"); otherwise it was the row cap. */
 	if (!reason && cJSON_IsTrue(cJSON_GetObjectItem(res, "truncated")))
-		reason = "rows";
+		reason = mk_json_str(res, "truncated_reason") ? "bytes" : "rows";
+	cJSON_DeleteItemFromObject(res, "truncated_reason");
 	if (reason) {
 		cJSON_DeleteItemFromObject(res, "truncated");
 		cJSON_AddBoolToObject(res, "truncated", 1);
@@ -365,6 +372,8 @@ mk_err meta_query(META_HANDLER_ARGS)
 {
 	const char *sql = mk_json_str(req->body, "sql");
 	long long max_rows = m->cfg->query_max_rows, timeout = m->cfg->query_timeout_ms, rows = 0;
+	long long bytes = 0;
+	meta_wh_query q;
 	size_t n = strlen(sql) + 1;
 	char *checked = NULL;
 	cJSON *res = NULL;
@@ -379,16 +388,16 @@ mk_err meta_query(META_HANDLER_ARGS)
 		max_rows = m->cfg->query_max_rows;
 	if (!m->wh_ops) {
 		snprintf(err, errlen, "no warehouse is configured");
-		audit(m, req, sql, "rejected", -1, 0, err);
+		audit(m, req, sql, "rejected", -1, 0, 0, err);
 		return MK_E_UNAVAILABLE;
 	}
 	if (!(checked = malloc(n))) {
 		snprintf(err, errlen, "out of memory");
 		return MK_E_INTERNAL;
 	}
-	if (meta_sql_check(sql, checked, n, err, errlen) != 0) {
+	if (meta_sql_check(sql, m->wh_ops->dialect, checked, n, err, errlen) != 0) {
 		free(checked);
-		audit(m, req, sql, "rejected", -1, 0, err);
+		audit(m, req, sql, "rejected", -1, 0, 0, err);
 		return MK_E_VALIDATION;
 	}
 	/* The query stops at the request's deadline if that comes first. */
@@ -404,7 +413,12 @@ mk_err meta_query(META_HANDLER_ARGS)
 			timeout = left;
 	}
 	t0 = mk_mono_ms();
-	e = m->wh_ops->query(m->wh, checked, max_rows, timeout, &res, err, errlen);
+	q.sql = checked;
+	q.user_id = req->caller.user_id;
+	q.max_rows = max_rows;
+	q.max_bytes = m->cfg->query_max_bytes;
+	q.timeout_ms = timeout;
+	e = m->wh_ops->query(m->wh, &q, &res, &bytes, err, errlen);
 	free(checked);
 	if (e == MK_OK && cap_reply(res, m->cfg->query_max_bytes) != 0) {
 		cJSON_Delete(res);
@@ -414,7 +428,7 @@ mk_err meta_query(META_HANDLER_ARGS)
 	}
 	if (e == MK_OK)
 		rows = cJSON_GetArraySize(cJSON_GetObjectItem(res, "rows"));
-	if (audit(m, req, sql, e == MK_OK ? "ok" : "error", e == MK_OK ? rows : -1,
+	if (audit(m, req, sql, e == MK_OK ? "ok" : "error", e == MK_OK ? rows : -1, bytes,
 	          (long long)(mk_mono_ms() - t0), e == MK_OK ? NULL : err) != 0 &&
 	    e == MK_OK) {
 		cJSON_Delete(res);
@@ -426,4 +440,29 @@ mk_err meta_query(META_HANDLER_ARGS)
 	cJSON_AddNumberToObject(res, "duration_ms", (double)(mk_mono_ms() - t0));
 	*reply = res;
 	return MK_OK;
+}
+
+/* ------------------------------------------------------------------ meta.usage */
+
+mk_err meta_usage(META_HANDLER_ARGS)
+{
+	static const char *const fields[] = {"warehouse_bytes", "warehouse_queries", NULL};
+	PGconn *c = req->caller.user_id[0] ? mk_svc_db_acquire(&m->svc, req, err, errlen) : NULL;
+	mk_err e;
+
+	if (req->caller.user_id[0] && !c)
+		return MK_E_DB;
+	/* days = 1 is today (UTC) alone; each more adds the day before. Refused queries count
+	 * nothing: BigQuery bills no dry run. */
+	e = mk_svc_usage_days(c, req,
+	                      "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, "
+	                      "coalesce(sum(bytes) FILTER (WHERE status = 'ok'), 0), count(*) "
+	                      "FROM queries WHERE user_id = $1 "
+	                      "AND at >= (date_trunc('day', now() AT TIME ZONE 'UTC') - "
+	                      "($2::int - 1) * interval '1 day') AT TIME ZONE 'UTC' "
+	                      "GROUP BY day ORDER BY day DESC",
+	                      fields, reply, err, errlen);
+	if (c)
+		mk_db_release(m->svc.db, c);
+	return e;
 }

@@ -8,19 +8,28 @@
  * Layers: metadata_service.c (process life, dispatch, the sync loop),
  * meta_catalog.c (the catalog: applying a sync, search, describe),
  * meta_query.c (the SQL guard, meta.query and its audit log) and one
- * driver per warehouse kind behind meta_wh (meta_pg.c: Postgres).
+ * driver per warehouse kind behind meta_wh (meta_pg.c: Postgres;
+ * meta_bq.c: BigQuery, with Google tokens from meta_gauth.c).
  */
 #ifndef METADATA_H
 #define METADATA_H
 
 #include <pthread.h>
+#include <stdint.h>
 
 #include "mk_svc.h"
 
 typedef struct {
 	mk_svc_cfg svc;
-	char *warehouse_kind; /* "none" | "postgres" */
+	char *warehouse_kind; /* "none" | "postgres" | "bigquery" */
 	char *warehouse_dsn;  /* secret */
+	char *bq_project;     /* NULL: the key file's, or the metadata server's */
+	char *bq_datasets;    /* comma-separated; NULL: every dataset of the project */
+	char *bq_key_file;    /* NULL: the metadata server */
+	char *bq_api_url;
+	char *bq_location; /* NULL: BigQuery picks from the tables */
+	char *gce_metadata_host;
+	long long bq_max_bytes_billed;
 	long long sync_interval_ms;
 	long long query_timeout_ms;
 	long long query_max_rows;
@@ -39,29 +48,50 @@ extern const size_t metadata_migrations_count;
 /* The one source a warehouse setting describes (catalog.sources.id). */
 #define META_SOURCE_ID "warehouse"
 
+/* The SQL dialect meta_sql_check reads. */
+typedef enum { META_SQL_POSTGRES, META_SQL_BIGQUERY } meta_sql_dialect;
+
+/* Bytes a text cell of a query reply keeps at most (longer ones are cut). */
+#define META_CELL_MAX_BYTES (64 * 1024)
+
+/* One query for a driver. */
+typedef struct {
+	const char *sql;
+	const char *user_id; /* who asks (for the warehouse's own job labels) */
+	long long max_rows, max_bytes, timeout_ms;
+} meta_wh_query;
+
 /*
  * A warehouse driver: how the service reads the warehouse's structure and
  * runs a checked query on it. Tests may give their own.
  */
 typedef struct {
 	const char *kind; /* catalog.sources.kind */
+	meta_sql_dialect dialect;
 	/*
 	 * Read every table and column visible to the warehouse role, as two
 	 * JSON arrays (malloc'd text, the caller frees):
-	 *   tables:  [{schema_name, name, description, row_count, bytes}]
-	 *   columns: [{schema_name, table_name, position, name, type, nullable, description}]
+	 *   tables:  [{schema_name, name, description, row_count, bytes, kind,
+	 *              partitioning, clustering, labels}]
+	 *   columns: [{schema_name, table_name, position, name, type, mode, nullable,
+	 *              description}]
+	 * A nested field is a column of its own named by its dotted path
+	 * ("items.sku"), right after its parent. Absent members are NULL.
 	 * Returns 0, or -1 with a message in err.
 	 */
 	int (*snapshot)(void *wh, char **tables, char **columns, char *err, size_t errlen);
 	/*
-	 * Run sql (already checked by meta_sql_check) read-only, within
-	 * timeout_ms, keeping at most max_rows rows. On MK_OK *out is
-	 * {columns, rows, truncated, bytes_processed} (the caller owns it);
-	 * otherwise the error and a message (the warehouse's own, for a bad
-	 * query) in err. Thread-safe.
+	 * Run q->sql (already checked by meta_sql_check) read-only, within
+	 * q->timeout_ms, keeping at most q->max_rows rows and about
+	 * q->max_bytes of cell text (a driver stops reading there; the reply
+	 * is cut exactly later). On MK_OK *out is {columns, rows, truncated,
+	 * bytes_processed} (the caller owns it); otherwise the error and a
+	 * message (the warehouse's own, for a bad query) in err. Either way
+	 * *bytes is what the warehouse processed or would have (0 when it
+	 * does not say). Thread-safe.
 	 */
-	mk_err (*query)(void *wh, const char *sql, long long max_rows, long long timeout_ms,
-	                cJSON **out, char *err, size_t errlen);
+	mk_err (*query)(void *wh, const meta_wh_query *q, cJSON **out, long long *bytes, char *err,
+	                size_t errlen);
 	void (*free)(void *wh);
 } meta_wh_ops;
 
@@ -86,6 +116,35 @@ void *meta_pg_new(const char *dsn);
 extern const meta_wh_ops meta_pg_ops;
 
 /*
+ * The BigQuery driver (meta_bq.c): REST API v2 with a token from the key
+ * file or the metadata server. Reads the key file now; reaches nothing
+ * until the first sync or query. NULL with err on a bad setting.
+ */
+void *meta_bq_new(const metadata_config *cfg, char *err, size_t errlen);
+extern const meta_wh_ops meta_bq_ops;
+
+/*
+ * Google access tokens (meta_gauth.c). key_file NULL or "": the metadata
+ * server at md_host ("host[:port]"). NULL with err when the key file is
+ * unreadable or not a service-account key with an RSA private key.
+ */
+typedef struct meta_gauth meta_gauth;
+meta_gauth *meta_gauth_new(const char *key_file, const char *md_host, const char *scope, char *err,
+                           size_t errlen);
+void meta_gauth_free(meta_gauth *g);
+/* The key file's project_id; NULL when none (or no key file). */
+const char *meta_gauth_key_project(const meta_gauth *g);
+/*
+ * A current access token into out. stale: a token the API just refused
+ * (it is dropped and a new one fetched), or NULL. deadline: mk_mono_ms()
+ * value past which no request starts (0: none). 0, or -1 with err.
+ */
+int meta_gauth_token(meta_gauth *g, const char *stale, int64_t deadline, char *out, size_t outlen,
+                     char *err, size_t errlen);
+/* The project id the metadata server reports (malloc'd), or NULL with err. */
+char *meta_gauth_md_project(meta_gauth *g, int64_t deadline, char *err, size_t errlen);
+
+/*
  * Read the warehouse and apply what it holds to the catalog: upsert
  * tables and columns (curated descriptions untouched), mark vanished
  * tables removed, record schema changes, rebuild search vectors. One
@@ -96,15 +155,19 @@ int meta_catalog_sync(metadata *m, char *err, size_t errlen);
 mk_err meta_search(META_HANDLER_ARGS);
 mk_err meta_describe(META_HANDLER_ARGS);
 mk_err meta_query(META_HANDLER_ARGS);
+/* meta.usage: the bytes the caller's queries scanned, per UTC day (meta_query.c). */
+mk_err meta_usage(META_HANDLER_ARGS);
 
 /*
  * Is sql exactly one read-only SELECT (or WITH ... SELECT)? Returns 0, or
  * -1 with the reason in err. Comments are ignored; string literals,
- * quoted identifiers and dollar quotes are skipped. On success the
- * statement, without a trailing ';', is written to out (outlen >=
+ * quoted identifiers and dollar quotes (Postgres) or backquoted names,
+ * backslash escapes and '#' comments (BigQuery) are skipped. On success
+ * the statement, without a trailing ';', is written to out (outlen >=
  * strlen(sql) + 1).
  */
-int meta_sql_check(const char *sql, char *out, size_t outlen, char *err, size_t errlen);
+int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen, char *err,
+                   size_t errlen);
 
 /* meta_sources.c: the catalog as the HTTP API shows it (meta.sources, meta.tables,
  * meta.table) and its admin ops (meta.annotate, meta.sync). */

@@ -27,6 +27,7 @@ static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size
 	case MK_OP_META_TABLE: return meta_table(m, req, reply, err, errlen);
 	case MK_OP_META_ANNOTATE: return meta_annotate(m, req, reply, err, errlen);
 	case MK_OP_META_SYNC: return meta_sync(m, req, reply, err, errlen);
+	case MK_OP_META_USAGE: return meta_usage(m, req, reply, err, errlen);
 	default:
 		snprintf(err, errlen, "operation '%s' is not served by 'metadata'",
 		         mk_op_name(req->op));
@@ -106,6 +107,10 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 			return -1;
 		}
 		m->wh_ops = &meta_pg_ops;
+	} else if (strcmp(cfg->warehouse_kind, "bigquery") == 0) {
+		if (!(m->wh = meta_bq_new(cfg, err, errlen)))
+			return -1;
+		m->wh_ops = &meta_bq_ops;
 	}
 	if (mk_svc_open_db(&m->svc, &m->def, &cfg->svc, err, errlen) != 0)
 		return -1;

@@ -391,6 +391,19 @@ START_TEST(test_usage_shows_the_callers_tokens_and_executions_per_day)
 	strftime(today, sizeof(today), "%Y-%m-%d", gmtime_r(&now, &tm));
 	strftime(past, sizeof(past), "%Y-%m-%d", gmtime_r(&then, &tm));
 	snprintf(echat, sizeof(echat), "fu-usage-%d", (int)getpid());
+	/* Warehouse queries: the bytes of those that ran (a refused one scanned nothing). */
+	{
+		const char *q[1] = {id_a};
+
+		free(
+		    sql1("WITH i AS (INSERT INTO catalog.queries (user_id, sql, status, bytes, at) "
+		         "VALUES "
+		         "($1, 'SELECT 1', 'ok', 1000, now()), ($1, 'SELECT 2', 'ok', 234, now()), "
+		         "($1, 'SELECT 3', 'rejected', 999, now()), "
+		         "($1, 'SELECT 4', 'ok', 5, now() - interval '3 days') RETURNING 1) "
+		         "SELECT count(*) FROM i",
+		         1, q));
+	}
 	cJSON_Delete(run_as(id_a, echat, "x = 1\n"));
 	cJSON_Delete(run_as(id_a, echat, "import time\ntime.sleep(0.2)\nx + 1\n"));
 
@@ -403,15 +416,17 @@ START_TEST(test_usage_shows_the_callers_tokens_and_executions_per_day)
 	ck_assert_int_eq((long)num(d0, "completion_tokens"), 27);
 	ck_assert_int_ge((long)num(d0, "executions"), 2);
 	ck_assert(num(d0, "execution_seconds") >= 0.2);
-	ck_assert_int_eq((long)num(d0, "warehouse_bytes"), 0);
+	ck_assert_int_eq((long)num(d0, "warehouse_bytes"), 1234);
+	ck_assert_int_eq((long)num(d0, "warehouse_queries"), 3);
 	ck_assert_str_eq(mk_json_str(d1, "date"), past);
 	ck_assert_int_eq((long)num(d1, "prompt_tokens"), 1000);
 	ck_assert_int_eq((long)num(d1, "executions"), 0);
+	ck_assert_int_eq((long)num(d1, "warehouse_bytes"), 5);
 	tot = cJSON_GetObjectItemCaseSensitive(r.json, "totals");
 	ck_assert_int_eq((long)num(tot, "prompt_tokens"), 1105);
 	ck_assert_int_eq((long)num(tot, "completion_tokens"), 28);
 	ck_assert_int_eq((long)num(tot, "executions"), (long)num(d0, "executions"));
-	ck_assert_int_eq((long)num(tot, "warehouse_bytes"), 0);
+	ck_assert_int_eq((long)num(tot, "warehouse_bytes"), 1239);
 	mt_resp_release(&r);
 
 	/* days=1 is today alone. */

@@ -61,28 +61,6 @@ static const char *url(const char *path)
 	return mt_double_url(&dbl, path);
 }
 
-/* Run a shell command; its output (stdout and stderr) into *out. Returns the exit status. */
-static int sh(const char *cmd, char **out)
-{
-	FILE *f = popen(cmd, "r");
-	char chunk[4096];
-	size_t n;
-	mk_buf b;
-	int st;
-
-	mk_buf_init(&b, 0);
-	if (!f) {
-		*out = strdup("popen failed");
-		return -1;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		mk_buf_append(&b, chunk, n);
-	st = pclose(f);
-	*out = b.data ? mk_buf_steal(&b) : strdup("");
-	mk_buf_release(&b);
-	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void load_scenario_text(const char *json)
 {
 	char err[512];
@@ -151,7 +129,7 @@ START_TEST(test_the_official_sdks_parse_what_the_double_sends)
 	char cmd[512], *out = NULL;
 	int st;
 
-	st = sh("command -v node && command -v npm && node --version 2>&1", &out);
+	st = mt_sh("command -v node && command -v npm && node --version 2>&1", &out);
 	ck_assert_msg(st == 0,
 	              "node and npm are required by the LLM double's faithfulness test (Node.js 20 "
 	              "or later; e.g. apt-get install nodejs npm): %s",
@@ -161,14 +139,14 @@ START_TEST(test_the_official_sdks_parse_what_the_double_sends)
 	    access(SDK_DIR "/node_modules/@anthropic-ai/sdk/package.json", F_OK) != 0) {
 		printf("installing the SDKs: (cd " SDK_DIR " && npm ci --no-audit --no-fund)\n");
 		fflush(stdout);
-		st = sh("cd " SDK_DIR " && npm ci --no-audit --no-fund 2>&1", &out);
+		st = mt_sh("cd " SDK_DIR " && npm ci --no-audit --no-fund 2>&1", &out);
 		ck_assert_msg(st == 0, "npm ci in " SDK_DIR " failed (exit %d):\n%s", st, out);
 		free(out);
 	}
 
 	double_start(&d, "llm-double-sdk", NULL);
 	snprintf(cmd, sizeof(cmd), "BASE='%s' node " SDK_DIR "/sdk_check.mjs 2>&1", d.base);
-	st = sh(cmd, &out);
+	st = mt_sh(cmd, &out);
 	printf("%s", out); /* one line per SDK check, for the test log */
 	fflush(stdout);
 	if (st != 0)

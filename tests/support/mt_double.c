@@ -1,6 +1,7 @@
 /*
- * mt_double.c - test support: the LLM provider double as a process and its
- * control endpoints (see mt_double.h).
+ * mt_double.c - test support: a test double as a process (the LLM provider
+ * double's start here; the BigQuery double's in mt_bq.c) and its control
+ * endpoints (see mt_double.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mk_buf.h"
@@ -63,21 +65,25 @@ static size_t read_line(int fd, char *line, size_t cap)
 	return used;
 }
 
-int mt_double_start(mt_double *d, const char *name, const char *key, char *err, size_t errlen)
+int mt_double_spawn(mt_double *d, const char *binary, const char *name, const char *const *args,
+                    char *err, size_t errlen)
 {
 	char path[600], line[128] = "";
-	const char *argv[] = {path, "--listen", "127.0.0.1:0", key ? "--api-key" : NULL, key, NULL};
+	const char *argv[20] = {path};
 	const char *nl;
-	int out[2], logfd;
+	int out[2], logfd, n = 1;
+
+	while (args && *args && n < 19)
+		argv[n++] = *args++;
+	argv[n] = NULL;
 
 	memset(d, 0, sizeof(*d));
-	snprintf(path, sizeof(path), "%s/llm-double", mt_doubles_dir());
+	snprintf(path, sizeof(path), "%s/%s", mt_doubles_dir(), binary);
 	if (access(path, X_OK) != 0) {
-		snprintf(
-		    err, errlen,
-		    "%s is missing: build it with `make build/tests/doubles/llm-double` (or set "
-		    "MARK_DOUBLES_DIR)",
-		    path);
+		snprintf(err, errlen,
+		         "%s is missing: build it with `make build/tests/doubles/%s` (or set "
+		         "MARK_DOUBLES_DIR)",
+		         path, binary);
 		return -1;
 	}
 	mkdir("build", 0755);
@@ -117,10 +123,11 @@ int mt_double_start(mt_double *d, const char *name, const char *key, char *err, 
 	nl = strchr(line, '\n');
 	if (sscanf(line, "listening on %d\n", &d->port) != 1 || d->port <= 0 || !nl ||
 	    strcmp(nl, "\n") != 0) {
-		snprintf(err, errlen,
-		         "llm-double did not print exactly one line 'listening on <port>' (got "
-		         "'%.80s'); its log is %s",
-		         line, d->p.log);
+		snprintf(
+		    err, errlen,
+		    "%s did not print exactly one line 'listening on <port>' (got '%.80s'); its "
+		    "log is %s",
+		    binary, line, d->p.log);
 		mt_proc_dump(&d->p);
 		mt_proc_stop(&d->p, SIGKILL, 5000);
 		d->port = 0;
@@ -128,6 +135,13 @@ int mt_double_start(mt_double *d, const char *name, const char *key, char *err, 
 	}
 	snprintf(d->base, sizeof(d->base), "http://127.0.0.1:%d", d->port);
 	return 0;
+}
+
+int mt_double_start(mt_double *d, const char *name, const char *key, char *err, size_t errlen)
+{
+	const char *args[] = {"--listen", "127.0.0.1:0", key ? "--api-key" : NULL, key, NULL};
+
+	return mt_double_spawn(d, "llm-double", name, args, err, errlen);
 }
 
 int mt_double_stop(mt_double *d)
@@ -147,14 +161,15 @@ const char *mt_double_url(const mt_double *d, const char *path)
 	return buf;
 }
 
-/* One control request that must answer 200; *resp (optional) gets the response. */
-static int control(const mt_double *d, const char *method, const char *path, const char *body,
-                   mt_resp *resp, char *err, size_t errlen)
+int mt_double_control(const mt_double *d, const char *method, const char *path, const char *body,
+                      mt_resp *resp, char *err, size_t errlen)
 {
+	static const char *const json[] = {"Content-Type: application/json", NULL};
 	mt_resp r;
 
-	if (mt_http(method, mt_double_url(d, path), NULL, body, body ? strlen(body) : 0, &r) != 0) {
-		snprintf(err, errlen, "%s %s: no response from llm-double", method, path);
+	if (mt_http(method, mt_double_url(d, path), body ? json : NULL, body,
+	            body ? strlen(body) : 0, &r) != 0) {
+		snprintf(err, errlen, "%s %s: no response from %s", method, path, d->p.name);
 		mt_resp_release(&r);
 		return -1;
 	}
@@ -172,10 +187,31 @@ static int control(const mt_double *d, const char *method, const char *path, con
 
 int mt_double_scenario(const mt_double *d, const char *json, char *err, size_t errlen)
 {
-	return control(d, "POST", "/_double/scenario", json, NULL, err, errlen);
+	return mt_double_control(d, "POST", "/_double/scenario", json, NULL, err, errlen);
 }
 
-static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
+int mt_sh(const char *cmd, char **out)
+{
+	FILE *f = popen(cmd, "r");
+	char chunk[4096];
+	size_t n;
+	mk_buf b;
+	int st;
+
+	mk_buf_init(&b, 0);
+	if (!f) {
+		*out = strdup("popen failed");
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		mk_buf_append(&b, chunk, n);
+	st = pclose(f);
+	*out = b.data ? mk_buf_steal(&b) : strdup("");
+	mk_buf_release(&b);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *mt_read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char chunk[8192];
@@ -196,7 +232,8 @@ static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
 		}
 	}
 	fclose(f);
-	*len = b.len;
+	if (len)
+		*len = b.len;
 	return b.data ? mk_buf_steal(&b) : strdup("");
 }
 
@@ -209,7 +246,7 @@ int mt_double_fixture(const mt_double *d, const char *name, cJSON **fixture, cha
 	cJSON *root;
 
 	snprintf(path, sizeof(path), MT_DOUBLE_FIXTURE_DIR "/%s.json", name);
-	text = slurp(path, &len, err, errlen);
+	text = mt_read_file(path, &len, err, errlen);
 	if (!text)
 		return -1;
 	root = mk_json_parse(text, len, 0, why, sizeof(why));
@@ -233,7 +270,7 @@ int mt_double_fixture(const mt_double *d, const char *name, cJSON **fixture, cha
 
 int mt_double_reset(const mt_double *d, char *err, size_t errlen)
 {
-	return control(d, "POST", "/_double/reset", "", NULL, err, errlen);
+	return mt_double_control(d, "POST", "/_double/reset", "", NULL, err, errlen);
 }
 
 cJSON *mt_double_requests(const mt_double *d, char *err, size_t errlen)
@@ -241,7 +278,7 @@ cJSON *mt_double_requests(const mt_double *d, char *err, size_t errlen)
 	cJSON *reqs;
 	mt_resp r;
 
-	if (control(d, "GET", "/_double/requests", NULL, &r, err, errlen) != 0)
+	if (mt_double_control(d, "GET", "/_double/requests", NULL, &r, err, errlen) != 0)
 		return NULL;
 	if (!cJSON_IsArray(r.json)) {
 		snprintf(err, errlen, "GET /_double/requests: not a JSON array: %.300s", r.body);

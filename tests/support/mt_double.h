@@ -35,6 +35,33 @@ typedef struct {
 const char *mt_doubles_dir(void);
 
 /*
+ * Start the double binary (in mt_doubles_dir()) with args (NULL-terminated;
+ * it must serve on a free loopback port and print one line "listening on
+ * <port>"), and read the port. Its stderr goes to <log dir>/<name>.log.
+ * Returns 0, or -1 with err (the process, if it started, is killed and its
+ * log's tail printed on stderr).
+ */
+int mt_double_spawn(mt_double *d, const char *binary, const char *name, const char *const *args,
+                    char *err, size_t errlen);
+
+/*
+ * One control request (a JSON body, or NULL) that must answer 200; *resp
+ * (optional; the caller releases it) gets the response. 0, or -1 with err.
+ */
+int mt_double_control(const mt_double *d, const char *method, const char *path, const char *body,
+                      mt_resp *resp, char *err, size_t errlen);
+
+/*
+ * Run a shell command (with popen: the caller's stderr redirection, if
+ * any, is in cmd); its output into *out (malloc'd). Returns the exit
+ * status, or -1 when it could not run or was killed.
+ */
+int mt_sh(const char *cmd, char **out);
+
+/* A whole file (malloc'd, NUL-terminated; its length in *len when not NULL), or NULL with err. */
+char *mt_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/*
  * Start llm-double on a free loopback port, with --api-key key unless key
  * is NULL, and read the port from the one line it prints. Its stderr goes
  * to <log dir>/<name>.log. Returns 0, or -1 with err (the process, if it

@@ -60,6 +60,27 @@ START_TEST(test_text_that_is_not_base64_is_refused)
 }
 END_TEST
 
+START_TEST(test_base64url_has_no_padding_and_the_url_alphabet)
+{
+	static const unsigned char in[] = {0xfb, 0xff, 0xbf, 0x00, 0x10};
+	static const char *const bad[] = {"+_8", "_/8", "Zg==", "Z", "Zm9v*"};
+	unsigned char *out;
+	char *e = mk_b64url_encode(in, sizeof(in));
+	size_t n, i;
+
+	ck_assert_str_eq(e, "-_-_ABA"); /* standard: "+/+/ABA=" */
+	out = mk_b64url_decode(e, strlen(e), &n);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(n, sizeof(in));
+	ck_assert_mem_eq(out, in, n);
+	free(e);
+	free(out);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(mk_b64url_decode(bad[i], strlen(bad[i]), &n) == NULL, "'%s' decoded",
+		              bad[i]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("b64");
@@ -68,6 +89,7 @@ int main(void)
 	tcase_add_test(tc, test_the_rfc_vectors_encode_and_decode);
 	tcase_add_test(tc, test_every_byte_value_round_trips);
 	tcase_add_test(tc, test_text_that_is_not_base64_is_refused);
+	tcase_add_test(tc, test_base64url_has_no_padding_and_the_url_alphabet);
 	suite_add_tcase(s, tc);
 	return mt_check_main(s, 0);
 }

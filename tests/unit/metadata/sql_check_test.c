@@ -4,6 +4,8 @@
  * second statement, a data-modifying WITH, SELECT ... INTO, row locks and
  * session-changing functions are refused, and nothing inside literals,
  * quoted identifiers, dollar quotes or comments is mistaken for a keyword.
+ * BigQuery's dialect: backquoted names, backslash escapes in both kinds of
+ * string, and '#' comments.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +15,12 @@
 
 static int check(const char *sql, char *out, size_t outlen, char *err, size_t errlen)
 {
-	return meta_sql_check(sql, out, outlen, err, errlen);
+	return meta_sql_check(sql, META_SQL_POSTGRES, out, outlen, err, errlen);
+}
+
+static int check_bq(const char *sql, char *out, size_t outlen, char *err, size_t errlen)
+{
+	return meta_sql_check(sql, META_SQL_BIGQUERY, out, outlen, err, errlen);
 }
 
 START_TEST(test_selects_and_with_selects_pass)
@@ -94,6 +101,35 @@ START_TEST(test_everything_else_is_refused_with_a_reason)
 }
 END_TEST
 
+START_TEST(test_bigquery_dialect)
+{
+	static const char *const ok[] = {
+	    "SELECT * FROM `my-proj.shop.orders` WHERE status = 'it\\'s; DELETE'",
+	    "SELECT \"a \\\" ; DROP\" AS s FROM `shop.orders;x`",
+	    "SELECT 1 # DELETE FROM t; DROP\n",
+	    "SELECT `update` FROM `p`.shop.t",
+	};
+	static const char *const bad[] = {
+	    "SELECT 1; DELETE FROM `shop.orders`",
+	    "SELECT `open",
+	    "INSERT INTO `shop.orders` VALUES (1)",
+	    "SELECT 1 ;# ok\nDROP TABLE t",
+	};
+	char out[256], err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+		ck_assert_msg(check_bq(ok[i], out, sizeof(out), err, sizeof(err)) == 0,
+		              "'%s' refused: %s", ok[i], err);
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(check_bq(bad[i], out, sizeof(out), err, sizeof(err)) == -1,
+		              "'%s' passed", bad[i]);
+	/* Postgres has no '#' comments or backquotes: the same text is read differently there. */
+	ck_assert_int_eq(check("SELECT 1 # 2; DROP TABLE t", out, sizeof(out), err, sizeof(err)),
+	                 -1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("meta_sql_check");
@@ -102,6 +138,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_selects_and_with_selects_pass);
 	tcase_add_test(tc, test_a_trailing_semicolon_is_removed);
 	tcase_add_test(tc, test_everything_else_is_refused_with_a_reason);
+	tcase_add_test(tc, test_bigquery_dialect);
 	suite_add_tcase(s, tc);
 	return s;
 }
