@@ -306,7 +306,7 @@ static mk_err bq_call(bq_wh *w, const char *method, const char *path, const cJSO
 
 /* GET every page of a list (path without query) and append the items under key to into. */
 static mk_err list_all(bq_wh *w, const char *path, const char *key, int64_t deadline, cJSON *into,
-                       char *err, size_t errlen)
+                       bq_fail *f, char *err, size_t errlen)
 {
 	char *token = NULL;
 	mk_err e = MK_OK;
@@ -322,7 +322,7 @@ static mk_err list_all(bq_wh *w, const char *path, const char *key, int64_t dead
 			mk_buf_puts(&p, "&pageToken=");
 			esc(&p, token);
 		}
-		e = bq_call(w, "GET", p.data, NULL, deadline, &page, NULL, err, errlen);
+		e = bq_call(w, "GET", p.data, NULL, deadline, &page, f, err, errlen);
 		mk_buf_release(&p);
 		free(token);
 		token = NULL;
@@ -451,7 +451,8 @@ static void add_fields(cJSON *cols, const char *ds, const char *table, const cJS
 
 /* tables.get of one table into the snapshot's arrays. */
 static mk_err snap_table(bq_wh *w, const char *project, const char *ds, const char *table,
-                         int64_t deadline, cJSON *tables, cJSON *cols, char *err, size_t errlen)
+                         int64_t deadline, cJSON *tables, cJSON *cols, bq_fail *f, char *err,
+                         size_t errlen)
 {
 	cJSON *t = NULL, *o, *labels;
 	mk_buf p;
@@ -466,7 +467,7 @@ static mk_err snap_table(bq_wh *w, const char *project, const char *ds, const ch
 	mk_buf_puts(&p, "/tables/");
 	esc(&p, table);
 	mk_buf_puts(&p, "?prettyPrint=false");
-	e = bq_call(w, "GET", p.data, NULL, deadline, &t, NULL, err, errlen);
+	e = bq_call(w, "GET", p.data, NULL, deadline, &t, f, err, errlen);
 	mk_buf_release(&p);
 	if (e != MK_OK)
 		return e;
@@ -514,7 +515,7 @@ static mk_err dataset_ids(bq_wh *w, const char *project, int64_t deadline, cJSON
 	mk_buf_puts(&p, "projects/");
 	esc(&p, project);
 	mk_buf_puts(&p, "/datasets");
-	e = list_all(w, p.data, "datasets", deadline, all, err, errlen);
+	e = list_all(w, p.data, "datasets", deadline, all, NULL, err, errlen);
 	mk_buf_release(&p);
 	cJSON_ArrayForEach(d, all)
 	{
@@ -528,6 +529,20 @@ static mk_err dataset_ids(bq_wh *w, const char *project, int64_t deadline, cJSON
 	return e;
 }
 
+/*
+ * A dataset or table that vanished since it was listed, or that the
+ * account may not read, is left out of the sync (with a warning) rather
+ * than failing it.
+ */
+static int skippable(const bq_fail *f, const char *what, const char *name, const char *err)
+{
+	if (!is_reason(f, "notFound") && !is_reason(f, "accessDenied"))
+		return 0;
+	MK_WARN("META-BQ-SKIP", NULL, "BigQuery %s %s is left out of the catalog: %s", what, name,
+	        err);
+	return 1;
+}
+
 static int bq_snapshot(void *p, char **tables_out, char **cols_out, char *err, size_t errlen)
 {
 	bq_wh *w = p;
@@ -536,6 +551,7 @@ static int bq_snapshot(void *p, char **tables_out, char **cols_out, char *err, s
 	      *cols = cJSON_CreateArray();
 	const cJSON *ds;
 	char project[256];
+	bq_fail f = {0, "", ""};
 	mk_err e = MK_OK;
 
 	if (project_of(w, deadline, project, sizeof(project), err, errlen) != 0)
@@ -558,8 +574,13 @@ static int bq_snapshot(void *p, char **tables_out, char **cols_out, char *err, s
 		mk_buf_puts(&path, "/datasets/");
 		esc(&path, ds->valuestring);
 		mk_buf_puts(&path, "/tables");
-		e = list_all(w, path.data, "tables", deadline, list, err, errlen);
+		e = list_all(w, path.data, "tables", deadline, list, &f, err, errlen);
 		mk_buf_release(&path);
+		if (e != MK_OK && skippable(&f, "dataset", ds->valuestring, err)) {
+			e = MK_OK;
+			cJSON_Delete(list);
+			continue;
+		}
 		cJSON_ArrayForEach(t, list)
 		{
 			const char *id =
@@ -569,7 +590,9 @@ static int bq_snapshot(void *p, char **tables_out, char **cols_out, char *err, s
 				break;
 			if (id)
 				e = snap_table(w, project, ds->valuestring, id, deadline, tables,
-				               cols, err, errlen);
+				               cols, &f, err, errlen);
+			if (e != MK_OK && skippable(&f, "table", id, err))
+				e = MK_OK;
 		}
 		cJSON_Delete(list);
 	}

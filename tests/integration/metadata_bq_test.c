@@ -291,6 +291,23 @@ START_TEST(test_a_sync_reads_every_page_and_nested_fields_into_the_catalog)
 }
 END_TEST
 
+START_TEST(test_a_vanished_dataset_or_table_is_left_out_of_the_sync)
+{
+	const char *extra[] = {key_env, "METADATA_BIGQUERY_DATASETS=shop, nope", NULL};
+	char *n;
+
+	/* The first table listed is gone by the time it is read. */
+	faults("{\"rules\":[{\"route\":\"tables.get\",\"times\":1,\"status\":404,"
+	       "\"reason\":\"notFound\",\"message\":\"Not found: Table "
+	       "mark-test:shop.customer_totals\"}]}");
+	start_service("metadata-bq-vanished", extra);
+	n = catalog_scalar("SELECT string_agg(name, ',' ORDER BY name) FROM catalog.tables");
+	ck_assert_str_eq(n, "customers,events,orders,page_views");
+	free(n);
+	ck_assert_int_eq(count_route("datasets.list"), 0);
+}
+END_TEST
+
 START_TEST(test_the_metadata_server_gives_the_token_and_the_project)
 {
 	const char *extra[] = {md_env, NULL};
@@ -620,6 +637,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_a_sync_reads_every_page_and_nested_fields_into_the_catalog);
+	tcase_add_test(tc, test_a_vanished_dataset_or_table_is_left_out_of_the_sync);
 	tcase_add_test(tc, test_the_metadata_server_gives_the_token_and_the_project);
 	tcase_add_test(tc, test_a_bad_key_file_stops_the_start_with_a_clear_message);
 	tcase_add_test(tc, test_a_query_is_decoded_by_its_schema);
