@@ -175,7 +175,7 @@ $(BUILD)/tests/bench/%: tests/bench/%.c $(LIBTEST) $(LIBMK)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 .SECONDEXPANSION:
-$(BUILD)/tests/doubles/%-double: $$(wildcard tests/doubles/%/*.c) $(LIBMK)
+$(BUILD)/tests/doubles/%-double: $$(wildcard tests/doubles/%/*.c) $(LIBTEST) $(LIBMK)
 	@mkdir -p $(@D)
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@

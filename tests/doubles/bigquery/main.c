@@ -10,7 +10,6 @@
  * stdout once it serves, then serves until SIGTERM or SIGINT and exits 0.
  * Diagnostics go to stderr.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "bq_double.h"
 #include "mk_log.h"
 #include "mk_svc.h"
+#include "mt_serve.h"
 
 #define DEFAULT_PUBLIC_KEY "tests/data/bigquery/test-sa-pub.pem"
 
@@ -32,23 +32,6 @@ static void usage(FILE *f)
 	    "  --listen        address to serve on (default 127.0.0.1:0: a free port)\n"
 	    "  --public-key    the service account key's public half (default " DEFAULT_PUBLIC_KEY
 	    ")\n");
-}
-
-/* Whether s is "<IPv4 address>:<port>" (civetweb reads some malformed ones as another address). */
-static int valid_listen(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	char host[64], *end;
-	struct in_addr a;
-	long port;
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return 0;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	return inet_pton(AF_INET, host, &a) == 1 && end != colon + 1 && *end == '\0' && port >= 0 &&
-	       port <= 65535;
 }
 
 int main(int argc, char **argv)
@@ -88,7 +71,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!valid_listen(listen)) {
+	if (!mt_serve_valid_listen(listen)) {
 		fprintf(stderr, "bigquery-double: --listen '%s' is not <IPv4 address>:<port>\n",
 		        listen);
 		return 2;

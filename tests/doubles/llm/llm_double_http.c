@@ -20,6 +20,7 @@
 #include "mk_json.h"
 #include "mk_log.h"
 #include "mk_time.h"
+#include "mt_serve.h"
 
 /* ------------------------------------------------------------------ writing */
 
@@ -438,55 +439,13 @@ out:
 	return 200; /* only civetweb's access log sees this */
 }
 
-static int on_log_message(const struct mg_connection *conn, const char *message)
-{
-	(void)conn;
-	MK_WARN("LLMD-HTTP", NULL, "%s", message);
-	return 1;
-}
-
 int ld_http_start(ld_double *d, const char *listen, char *err, size_t errlen)
 {
-	struct mg_callbacks cb;
-	struct mg_server_port ports[4];
-	const char *opts[] = {
-	    "listening_ports",
-	    listen,
-	    "num_threads",
-	    "32",
-	    "request_timeout_ms",
-	    "120000",
-	    "enable_keep_alive",
-	    "yes",
-	    "keep_alive_timeout_ms",
-	    "30000",
-	    "tcp_nodelay",
-	    "1",
-	    NULL,
-	};
-	int n;
-
-	memset(&cb, 0, sizeof(cb));
-	cb.log_message = on_log_message;
-	mg_init_library(0);
-	d->http = mg_start(&cb, d, opts);
-	if (!d->http) {
-		mg_exit_library();
-		snprintf(err, errlen, "cannot serve HTTP on '%s' (address in use or invalid)",
-		         listen);
-		return -1;
-	}
-	mg_set_request_handler(d->http, "/", on_request, d);
-	n = mg_get_server_ports(d->http, 4, ports);
-	d->port = n > 0 ? ports[0].port : 0;
-	return 0;
+	d->http = mt_serve_start(listen, on_request, d, "LLMD-HTTP", &d->port, err, errlen);
+	return d->http ? 0 : -1;
 }
 
 void ld_http_stop(ld_double *d)
 {
-	if (d->http) {
-		mg_stop(d->http);
-		d->http = NULL;
-		mg_exit_library();
-	}
+	mt_serve_stop(&d->http);
 }

@@ -7,7 +7,6 @@
  * Prints exactly one line, "listening on <port>", on stdout once it serves,
  * then serves until SIGTERM or SIGINT and exits 0. Diagnostics go to stderr.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "llm_double.h"
 #include "mk_log.h"
 #include "mk_svc.h"
+#include "mt_serve.h"
 
 static void usage(FILE *f)
 {
@@ -23,23 +23,6 @@ static void usage(FILE *f)
 	           "  --scenario  scenario JSON to start with (default: none; POST "
 	           "/_double/scenario)\n"
 	           "  --api-key   the only key accepted (default: any key)\n");
-}
-
-/* Whether s is "<IPv4 address>:<port>" (civetweb reads some malformed ones as another address). */
-static int valid_listen(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	char host[64], *end;
-	struct in_addr a;
-	long port;
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return 0;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	return inet_pton(AF_INET, host, &a) == 1 && end != colon + 1 && *end == '\0' && port >= 0 &&
-	       port <= 65535;
 }
 
 int main(int argc, char **argv)
@@ -72,7 +55,7 @@ int main(int argc, char **argv)
 		*dst = argv[++i];
 	}
 
-	if (!valid_listen(listen)) {
+	if (!mt_serve_valid_listen(listen)) {
 		fprintf(stderr, "llm-double: --listen '%s' is not <IPv4 address>:<port>\n", listen);
 		return 2;
 	}
