@@ -614,28 +614,6 @@ static int bq_snapshot(void *p, char **tables_out, char **cols_out, char *err, s
 
 /* ------------------------------------------------------------------ cells */
 
-/* Whether decimal text s fits a double exactly (at most 15 significant digits, no exponent). */
-static int exact_decimal(const char *s)
-{
-	int digits = 0, seen = 0;
-
-	if (*s == '-')
-		s++;
-	if (!isdigit((unsigned char)*s))
-		return 0;
-	for (; *s; s++) {
-		if (*s == '.')
-			continue;
-		if (!isdigit((unsigned char)*s))
-			return 0;
-		if (*s != '0' || seen) {
-			seen = 1;
-			digits++;
-		}
-	}
-	return digits <= 15;
-}
-
 /* Microseconds since the epoch as "YYYY-MM-DDTHH:MM:SS[.ffffff]Z". */
 static cJSON *iso_timestamp(long long us)
 {
@@ -657,7 +635,7 @@ static cJSON *scalar(const char *type, const char *v)
 {
 	if (!strcmp(type, "INTEGER") || !strcmp(type, "INT64") || !strcmp(type, "NUMERIC") ||
 	    !strcmp(type, "BIGNUMERIC"))
-		return exact_decimal(v) ? cJSON_CreateNumber(strtod(v, NULL))
+		return meta_exact_decimal(v) ? cJSON_CreateNumber(strtod(v, NULL))
 		                        : cJSON_CreateString(v);
 	if (!strcmp(type, "FLOAT") || !strcmp(type, "FLOAT64")) {
 		char *end;

@@ -166,8 +166,7 @@ static const char *type_name(Oid t)
 	}
 }
 
-/* Is the decimal text s exactly representable as a double? (<= 15 significant digits) */
-static int exact_decimal(const char *s)
+int meta_exact_decimal(const char *s)
 {
 	int digits = 0, seen = 0;
 	const char *p = s;
@@ -205,7 +204,7 @@ static cJSON *value_json(const PGresult *r, int row, int col)
 	case 23:
 	case 26:
 	case 1700:
-		if (exact_decimal(v))
+		if (meta_exact_decimal(v))
 			return cJSON_CreateNumber(strtod(v, NULL));
 		return cJSON_CreateString(v);
 	case 700:

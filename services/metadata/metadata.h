@@ -177,6 +177,13 @@ mk_err meta_table(META_HANDLER_ARGS);
 mk_err meta_annotate(META_HANDLER_ARGS);
 mk_err meta_sync(META_HANDLER_ARGS);
 
+/*
+ * Whether decimal text (an integer or NUMERIC value as the warehouse sends
+ * it) is exactly a double: at most 15 significant digits, no exponent, no
+ * NaN. Such values go out as JSON numbers, others as strings (meta_pg.c).
+ */
+int meta_exact_decimal(const char *s);
+
 /* A column of a result row as a JSON member: text or number, null when SQL NULL (meta_catalog.c).
  */
 void meta_json_text(cJSON *o, const char *k, const PGresult *r, int row, int col);
