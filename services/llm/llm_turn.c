@@ -980,16 +980,12 @@ static int attach_all(turn_ctx *c, char *err, size_t errlen, mk_err *e)
 	const cJSON *id;
 
 	c->attachments = cJSON_CreateArray();
+	/* attachments_check has seen every id to be a string. */
 	cJSON_ArrayForEach(id, c->attachments_in)
 	{
 		cJSON *body, *a;
 		mk_rpc_result res;
 
-		if (!cJSON_IsString(id)) {
-			mk_errf(err, errlen, "'attachments' must be file ids");
-			*e = MK_E_VALIDATION;
-			return -1;
-		}
 		body = cJSON_CreateObject();
 		cJSON_AddStringToObject(body, "chat_id", c->chat_id);
 		cJSON_AddStringToObject(body, "file_id", id->valuestring);
@@ -998,7 +994,7 @@ static int attach_all(turn_ctx *c, char *err, size_t errlen, mk_err *e)
 		cJSON_Delete(body);
 		if (res.err != MK_OK) {
 			mk_errf(err, errlen, "%s", res.msg);
-			*e = res.err == MK_E_NOT_FOUND ? MK_E_NOT_FOUND : res.err;
+			*e = res.err;
 			mk_rpc_result_release(&res);
 			return -1;
 		}
