@@ -636,7 +636,7 @@ static cJSON *scalar(const char *type, const char *v)
 	if (!strcmp(type, "INTEGER") || !strcmp(type, "INT64") || !strcmp(type, "NUMERIC") ||
 	    !strcmp(type, "BIGNUMERIC"))
 		return meta_exact_decimal(v) ? cJSON_CreateNumber(strtod(v, NULL))
-		                        : cJSON_CreateString(v);
+		                             : cJSON_CreateString(v);
 	if (!strcmp(type, "FLOAT") || !strcmp(type, "FLOAT64")) {
 		char *end;
 		double d;
