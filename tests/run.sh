@@ -2,13 +2,22 @@
 # run.sh - `make test`: build, start a private PostgreSQL, run every unit,
 # integration and security test, then build again with AddressSanitizer +
 # UndefinedBehaviorSanitizer and run them all again. Leaks fail the run.
-# Prints Check's summary line per test binary and a closing tally; exits
-# non-zero on any failure. Everything it starts, it stops (trap on EXIT).
+# Prints Check's summary line per test binary, then every failing check by
+# file and line, and ends with one line: "summary: N passed, M failed".
+# Exits non-zero on any failure. Everything it starts, it stops (trap on EXIT).
+#
+#   MARK_TEST_BINARY_TIMEOUT  seconds one test binary may run before it is
+#                             stopped and counted as failed (default 1800)
+#   CK_DEFAULT_TIMEOUT        Check's per-test limit where a suite sets none
+#                             (default 60 here, for a loaded machine)
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
+binary_timeout=${MARK_TEST_BINARY_TIMEOUT:-1800}
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60}
+started=$(date +%s)
 pg_dir=build/test-pg
 passed=0   # checks passed, summed over Check's summary lines
 failed=0   # checks failed or errored, plus binaries that died without a summary
@@ -45,11 +54,14 @@ run_pass() { # name build-dir san
 	for t in $(ls "$dir"/tests/unit/*/*_test "$dir"/tests/integration/*_test \
 		"$dir"/tests/security/*_test 2>/dev/null); do
 		echo "-- $name: ${t#"$dir"/tests/}"
-		"$t" >"$dir/last-test.log" 2>&1
+		t0=$(date +%s)
+		timeout --kill-after=30 "$binary_timeout" "$t" >"$dir/last-test.log" 2>&1
 		rc=$?
 		cat "$dir/last-test.log"
+		[ "$rc" -eq 124 ] && echo "-- stopped after ${binary_timeout} s"
+		echo "-- $(($(date +%s) - t0)) s"
 		out=$(grep -E '^[0-9]+%: Checks: ' "$dir/last-test.log" | tail -n 1)
-		count "$out" "$rc" "$name ${t#"$dir"/tests/}"
+		count "$out" "$rc" "$name ${t#"$dir"/tests/}" "$dir/last-test.log"
 	done
 	if [ "$san" = 0 ]; then
 		echo "-- $name: README settings table matches the binaries"
@@ -62,17 +74,25 @@ run_pass() { # name build-dir san
 	fi
 }
 
-# count SUMMARY RC NAME: add a binary's Check summary to the totals.
+# count SUMMARY RC NAME LOG: add a binary's Check summary to the totals and
+# name each failing check (Check's "file:line:F|E:case:test:..." lines), or
+# the sanitizer's report when the binary died without a summary.
 count() {
-	local summary=$1 rc=$2 what=$3 checks=0 fails=0 errs=0
+	local summary=$1 rc=$2 what=$3 log=$4 checks=0 fails=0 errs=0 line
 	if [[ $summary =~ Checks:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
 		checks=${BASH_REMATCH[1]} fails=${BASH_REMATCH[2]} errs=${BASH_REMATCH[3]}
 	fi
 	passed=$((passed + checks - fails - errs))
 	failed=$((failed + fails + errs))
+	while IFS= read -r line; do
+		failures+=("$line")
+	done < <(grep -E '^[^ :]+\.c:[0-9]+:[FE]:' "$log" | cut -c1-300)
 	if [ "$rc" -ne 0 ] || [ -z "$summary" ]; then
 		[ $((fails + errs)) -eq 0 ] && failed=$((failed + 1))
-		failures+=("$what (exit $rc)")
+		failures+=("$what (exit $rc$([ "$rc" -eq 124 ] && echo ", stopped after ${binary_timeout} s"))")
+		while IFS= read -r line; do
+			failures+=("  $line")
+		done < <(grep -E 'SUMMARY: [A-Za-z]+Sanitizer|runtime error:' "$log" | head -n 3 | cut -c1-300)
 	fi
 }
 
@@ -84,5 +104,6 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "took $(($(date +%s) - started)) s"
 echo "summary: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -19,6 +19,10 @@
 #include "mt.h"
 #include "mt_check.h"
 
+/* Sized for a loaded host running the sanitizer build: a process exiting, the stack ready. */
+#define STOP_MS       60000
+#define READY_WAIT_MS 90000
+
 static mt_stack st;
 static const char *const stack_env[] = {"AUTH_ADMIN_EMAILS=boss@example.com, other@example.com",
                                         "GATEWAY_TRUST_FORWARDED_FOR=true", NULL};
@@ -307,9 +311,9 @@ START_TEST(test_signin_upgrades_a_hash_made_with_weaker_parameters)
 	ck_assert_ptr_nonnull(strstr(h, "$argon2id$"));
 	ck_assert_ptr_nonnull(strstr(h, "t=2"));
 	free(h);
-	ck_assert_int_eq(mt_proc_stop(&st.p[MT_AUTH], SIGTERM, 10000), 0);
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_AUTH], SIGTERM, STOP_MS), 0);
 	ck_assert_int_eq(mt_stack_start_one(&st, MT_AUTH, stronger), 0);
-	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 15000), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, READY_WAIT_MS), 0);
 	ck_assert_int_eq(signin(e, "upgrade-me", NULL, &r), 200);
 	mt_resp_release(&r);
 	h = stored_hash(e);
@@ -318,9 +322,9 @@ START_TEST(test_signin_upgrades_a_hash_made_with_weaker_parameters)
 	/* The upgraded hash still verifies. */
 	ck_assert_int_eq(signin(e, "upgrade-me", NULL, &r), 200);
 	mt_resp_release(&r);
-	ck_assert_int_eq(mt_proc_stop(&st.p[MT_AUTH], SIGTERM, 10000), 0);
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_AUTH], SIGTERM, STOP_MS), 0);
 	ck_assert_int_eq(mt_stack_start_one(&st, MT_AUTH, stack_env), 0);
-	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 15000), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, READY_WAIT_MS), 0);
 }
 END_TEST
 
@@ -344,11 +348,11 @@ START_TEST(test_after_a_key_rotation_old_and_new_tokens_are_both_accepted)
 	snprintf(env_pub, sizeof(env_pub), "GATEWAY_JWT_PUBLIC_KEY_FILE=%s", pub);
 	snprintf(env_prev, sizeof(env_prev), "GATEWAY_JWT_PREVIOUS_PUBLIC_KEY_FILE=%s", st.key_pub);
 	/* The gateway learns the new key first (keeping the old), then auth switches. */
-	ck_assert_int_eq(mt_proc_stop(&st.p[MT_GATEWAY], SIGTERM, 10000), 0);
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_GATEWAY], SIGTERM, STOP_MS), 0);
 	ck_assert_int_eq(mt_stack_start_one(&st, MT_GATEWAY, gw_env), 0);
-	ck_assert_int_eq(mt_proc_stop(&st.p[MT_AUTH], SIGTERM, 10000), 0);
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_AUTH], SIGTERM, STOP_MS), 0);
 	ck_assert_int_eq(mt_stack_start_one(&st, MT_AUTH, auth_env), 0);
-	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 15000), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, READY_WAIT_MS), 0);
 
 	ck_assert_int_eq(me(old_tok, &r), 200);
 	mt_resp_release(&r);

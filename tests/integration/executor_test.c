@@ -8,33 +8,47 @@
  * the worker holding its session, and when that worker dies the next run
  * says so; every run is in the audit log.
  */
+#include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "mk_b64.h"
 #include "mk_json.h"
+#include "mk_time.h"
 #include "mt.h"
 #include "mt_check.h"
 #include "mt_exec.h"
+
+/*
+ * Sized for a loaded host running the sanitizer build: a run's wall clock
+ * (EXECUTOR_TIMEOUT), how long a caller waits for a run, which may first
+ * start a sandbox (EXECUTOR_SANDBOX_START_TIMEOUT) and then use all of its
+ * wall clock, and how long it waits for any other call.
+ */
+#define RUN_TIMEOUT  "60s"
+#define RUN_WAIT_MS  180000
+#define CALL_WAIT_MS 120000
+/* A process starting: migrations, the sandbox check with its preload, the worker's hello. */
+#define START_WAIT_MS 120000
 
 static mt_exec ex;
 static char alice[64], bob[64];
 
 static void up(void)
 {
-	const char *env[] = {"EXECUTOR_POOL_SIZE=1", "EXECUTOR_TIMEOUT=20s",
+	const char *env[] = {"EXECUTOR_POOL_SIZE=1", "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
 	                     "EXECUTOR_SANDBOX_START_TIMEOUT=60s", "EXECUTOR_LOG_LEVEL=info", NULL};
 	char err[512];
 
 	snprintf(alice, sizeof(alice), "alice-%d", (int)getpid());
 	snprintf(bob, sizeof(bob), "bob-%d", (int)getpid());
-	if (mt_exec_start(&ex, "exec", env, 90000, err, sizeof(err)) != 0) {
+	if (mt_exec_start(&ex, "exec", env, START_WAIT_MS, err, sizeof(err)) != 0) {
 		fprintf(stderr, "the executor did not start: %s\n", err);
 		exit(1);
 	}
@@ -60,7 +74,7 @@ static cJSON *run(const char *user, const char *c, const char *code)
 {
 	char msg[512] = "";
 	mk_err e = MK_OK;
-	cJSON *r = mt_exec_run(&ex, user, c, code, 60000, &e, msg, sizeof(msg));
+	cJSON *r = mt_exec_run(&ex, user, c, code, RUN_WAIT_MS, &e, msg, sizeof(msg));
 
 	ck_assert_msg(r != NULL, "exec.run failed: %s %s", mk_err_code(e), msg);
 	return r;
@@ -94,7 +108,7 @@ static const cJSON *session_of(const cJSON *r)
 
 static mk_err call(const char *user, mk_op op, const char *body, mk_rpc_result *res)
 {
-	return mt_exec_call(&ex, op, user, body, 30000, res);
+	return mt_exec_call(&ex, op, user, body, CALL_WAIT_MS, res);
 }
 
 START_TEST(test_a_run_shows_output_value_tables_figures_images_and_files)
@@ -314,7 +328,7 @@ START_TEST(test_a_run_over_its_time_is_stopped_and_the_next_run_says_the_session
 	cJSON *r;
 
 	cJSON_Delete(run(alice, c, "x = 1"));
-	r = mt_exec_run_for(&ex, alice, c, "while True:\n    pass", 1000, 30000, &e, msg,
+	r = mt_exec_run_for(&ex, alice, c, "while True:\n    pass", 1000, CALL_WAIT_MS, &e, msg,
 	                    sizeof(msg));
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(mk_json_str(r, "limit"), "wall_time");
@@ -328,21 +342,47 @@ START_TEST(test_a_run_over_its_time_is_stopped_and_the_next_run_says_the_session
 }
 END_TEST
 
+/*
+ * A run in a new chat, whose session is ended right after (so that the
+ * chats of this test hold no sandbox); 1 when the sandbox was a warm one.
+ */
+static int new_chat_was_warm(void)
+{
+	const char *c = chat("warm");
+	cJSON *r = run(alice, c, "import sys\n'pandas' in sys.modules");
+	mk_rpc_result res;
+	char body[128];
+	int warm;
+
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "started")));
+	/* Warm or cold, the sandbox has the preloaded modules. */
+	ck_assert_str_eq(value_text(r), "True");
+	warm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "warm"));
+	cJSON_Delete(r);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_RESET, body, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	return warm;
+}
+
 START_TEST(test_the_warm_pool_hands_a_new_chat_a_ready_sandbox)
 {
-	cJSON *r;
-	int i, warm = 0;
+	int i;
 
-	/* The pool holds one; give the filler time between chats. */
+	/*
+	 * The pool holds one: each chat given it leaves the filler to start
+	 * the next. A chat that comes while the filler is still at it starts
+	 * cold (how long a start takes depends on the host), so new chats are
+	 * tried until one gets the pool's sandbox, three times over.
+	 */
 	for (i = 0; i < 3; i++) {
-		sleep(i ? 3 : 0);
-		r = run(alice, chat("warm"), "import sys\n'pandas' in sys.modules");
-		ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "started")));
-		ck_assert_str_eq(value_text(r), "True");
-		warm += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "warm"));
-		cJSON_Delete(r);
+		int64_t until = mk_mono_ms() + 120000;
+		int warm;
+
+		while (!(warm = new_chat_was_warm()) && mk_mono_ms() < until)
+			sleep(1);
+		ck_assert_msg(warm, "chat %d of 3: no warm sandbox within 120 s", i + 1);
 	}
-	ck_assert_int_ge(warm, 2);
 }
 END_TEST
 
@@ -375,24 +415,54 @@ START_TEST(test_every_run_is_in_the_audit_log)
 }
 END_TEST
 
+/*
+ * Wait (up to 60 s) until the executor records chat's session as ended;
+ * its end_reason, or "" when it did not end (into reason, len bytes).
+ */
+static void wait_session_end(const char *c, char *reason, size_t len)
+{
+	PGconn *db = PQconnectdb(mt_dsn());
+	const char *p[1] = {c};
+	int64_t until = mk_mono_ms() + 60000;
+
+	ck_assert_int_eq(PQstatus(db), CONNECTION_OK);
+	reason[0] = '\0';
+	do {
+		PGresult *q = PQexecParams(db,
+		                           "SELECT coalesce(end_reason, '') FROM exec.sessions "
+		                           "WHERE chat_id = $1 AND NOT live",
+		                           1, NULL, p, NULL, NULL, 0);
+
+		ck_assert_int_eq(PQresultStatus(q), PGRES_TUPLES_OK);
+		if (PQntuples(q) == 1)
+			snprintf(reason, len, "%s", PQgetvalue(q, 0, 0));
+		PQclear(q);
+		if (!reason[0])
+			mk_sleep_ms(100);
+	} while (!reason[0] && mk_mono_ms() < until);
+	PQfinish(db);
+}
+
 START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
 {
 	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_IDLE_TIMEOUT=500ms", NULL};
 	mt_exec e2;
-	char err[512], msg[256];
+	char err[512], msg[256], reason[64];
 	const char *c = chat("idle");
 	mk_err e;
 	cJSON *r;
 
-	ck_assert_msg(mt_exec_start(&e2, "exec-idle", env, 90000, err, sizeof(err)) == 0, "%s",
-	              err);
-	r = mt_exec_run(&e2, alice, c, "x = 5", 60000, &e, msg, sizeof(msg));
-	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(mt_exec_start(&e2, "exec-idle", env, START_WAIT_MS, err, sizeof(err)) == 0,
+	              "%s", err);
+	r = mt_exec_run(&e2, alice, c, "x = 5", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
 	/* No pool: this chat's sandbox was started cold. */
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(session_of(r), "warm")));
 	cJSON_Delete(r);
-	sleep(2);
-	r = mt_exec_run(&e2, alice, c, "x", 60000, &e, msg, sizeof(msg));
+	/* Left alone past its 500 ms, the session ends by itself. */
+	wait_session_end(c, reason, sizeof(reason));
+	ck_assert_str_eq(reason, "idle_timeout");
+	r = mt_exec_run(&e2, alice, c, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(error_type(r), "NameError");
 	ck_assert_str_eq(mk_json_str(session_of(r), "reason"), "idle_timeout");
@@ -400,6 +470,50 @@ START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
 	ck_assert_int_eq(mt_exec_stop(&e2), 0);
 }
 END_TEST
+
+/* 1 when a process on this host runs with exactly this command line (len bytes, NULs included). */
+static int command_runs(const char *cmdline, size_t len)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[300], buf[256];
+		size_t n;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		if (!(f = fopen(path, "rb")))
+			continue;
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		found = n == len && memcmp(buf, cmdline, len) == 0;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* A process to kill once a command line shows on the host (or after a minute regardless). */
+struct killer {
+	pid_t pid;
+	char cmdline[48];
+	size_t len;
+};
+
+static void *kill_when_running(void *arg)
+{
+	struct killer *k = arg;
+	int64_t until = mk_mono_ms() + 60000;
+
+	while (!command_runs(k->cmdline, k->len) && mk_mono_ms() < until)
+		mk_sleep_ms(50);
+	kill(k->pid, SIGKILL);
+	return NULL;
+}
 
 /* Runs in new chats until one lands on worker `want`; returns that chat. */
 static const char *chat_on(const char *want)
@@ -418,15 +532,16 @@ static const char *chat_on(const char *want)
 
 START_TEST(test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over)
 {
-	char err[512], w1[64], msg[256], body[256];
+	char err[512], w1[64], msg[256], body[512], marker[32];
 	const char *c, *slow;
+	struct killer k;
+	pthread_t killer;
 	int idx;
-	pid_t pid, killer;
 	mk_err e;
 	cJSON *r;
 	mk_rpc_result res;
 
-	idx = mt_exec_worker_start(&ex, NULL, 90000, err, sizeof(err));
+	idx = mt_exec_worker_start(&ex, NULL, START_WAIT_MS, err, sizeof(err));
 	ck_assert_msg(idx >= 0, "%s", err);
 	snprintf(w1, sizeof(w1), "%s-w%d", ex.name, idx + 1);
 	c = chat_on(w1);
@@ -438,25 +553,29 @@ START_TEST(test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over)
 		ck_assert_str_eq(value_text(r), "'kept'");
 		cJSON_Delete(r);
 	}
-	/* A run in flight when its worker dies gets a clear error, not a hang. */
+	/*
+	 * A run in flight when its worker dies gets a clear error, not a hang.
+	 * The run starts a `sleep` with an argument of this test's own, which
+	 * shows on the host when the run is under way; then the worker is
+	 * killed.
+	 */
 	slow = chat_on(w1);
 	ck_assert_ptr_nonnull(slow);
+	snprintf(marker, sizeof(marker), "300.%d", (int)getpid());
 	snprintf(body, sizeof(body),
-	         "{\"chat_id\":\"%s\",\"code\":\"import time\\ntime.sleep(30)\"}", slow);
-	pid = ex.worker[idx].pid;
-	killer = fork();
-	if (killer == 0) {
-		sleep(2);
-		kill(pid, SIGKILL);
-		_exit(0);
-	}
+	         "{\"chat_id\":\"%s\",\"code\":\"import subprocess, time\\n"
+	         "subprocess.Popen(['sleep', '%s'])\\ntime.sleep(300)\"}",
+	         slow, marker);
+	k.pid = ex.worker[idx].pid;
+	k.len = (size_t)snprintf(k.cmdline, sizeof(k.cmdline), "sleep%c%s", '\0', marker) + 1;
+	ck_assert_int_eq(pthread_create(&killer, NULL, kill_when_running, &k), 0);
 	e = call(alice, MK_OP_EXEC_RUN, body, &res);
-	waitpid(killer, NULL, 0);
+	pthread_join(killer, NULL);
 	ck_assert_msg(e == MK_E_WORKER_LOST, "got %s", mk_err_code(e));
 	mk_rpc_result_release(&res);
-	mt_exec_worker_stop(&ex, idx, SIGKILL, 5000);
+	mt_exec_worker_stop(&ex, idx, SIGKILL, 60000);
 	/* The chat's next run lands on the surviving worker and says what happened. */
-	r = mt_exec_run(&ex, alice, c, "state", 60000, &e, msg, sizeof(msg));
+	r = mt_exec_run(&ex, alice, c, "state", RUN_WAIT_MS, &e, msg, sizeof(msg));
 	ck_assert_msg(r != NULL, "%s", msg);
 	ck_assert_str_ne(mk_json_str(r, "worker_id"), w1);
 	ck_assert_str_eq(error_type(r), "NameError");

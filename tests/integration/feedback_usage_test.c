@@ -474,7 +474,8 @@ START_TEST(test_usage_is_503_while_a_service_is_down)
 {
 	mt_resp r;
 
-	ck_assert_int_eq(mt_proc_stop(&st.p[MT_LLM], SIGTERM, 20000), 0);
+	/* A minute to exit and a minute and a half to be back: a loaded host may need them. */
+	ck_assert_int_eq(mt_proc_stop(&st.p[MT_LLM], SIGTERM, 60000), 0);
 	ck_assert_int_eq(call(tok_a, "GET", "/api/v1/usage", NULL, &r), 503);
 	ck_assert_str_eq(mt_error_code(&r), "unavailable");
 	ck_assert_ptr_nonnull(
@@ -482,7 +483,7 @@ START_TEST(test_usage_is_503_while_a_service_is_down)
 	ck_assert_ptr_nonnull(mk_json_str(cJSON_GetObjectItem(r.json, "error"), "request_id"));
 	mt_resp_release(&r);
 	ck_assert_int_eq(mt_stack_start_one(&st, MT_LLM, extra_env), 0);
-	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 30000), 0);
+	ck_assert_int_eq(mt_wait_status(st.base, "/readyz", 200, 90000), 0);
 	ck_assert_int_eq(call(tok_a, "GET", "/api/v1/usage", NULL, &r), 200);
 	mt_resp_release(&r);
 }

@@ -19,6 +19,7 @@
  * Environment read: as mt_double.h (MARK_DOUBLES_DIR, MARK_BIN_DIR,
  * MARK_TEST_LOG_DIR).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,9 +160,10 @@ static llm_provider_cfg cfg(const char *kind)
 	c.base_url = openai ? openai_base : anthropic_base;
 	c.api_key = API_KEY;
 	c.model = openai ? OPENAI_MODEL : ANTHROPIC_MODEL;
-	c.connect_timeout_ms = 2000;
-	c.first_byte_timeout_ms = 10000;
-	c.idle_timeout_ms = 5000;
+	/* Far above what a reply here takes: only the test about a timeout shortens one. */
+	c.connect_timeout_ms = 10000;
+	c.first_byte_timeout_ms = 30000;
+	c.idle_timeout_ms = 30000;
 	c.max_retries = MAX_RETRIES;
 	c.backoff_base_ms = 20;
 	c.max_response = 1 << 20;
@@ -713,18 +715,28 @@ START_TEST(test_a_rate_limit_is_waited_out_as_retry_after_ms_says)
 {
 	llm_request req = request(hello, 2, 0, 0);
 	struct call c;
-	cJSON *reqs;
+	cJSON *fx, *reqs;
+	char *json;
 
-	load("openai_429_rate_limit_then_ok");
+	/* The fixture, with a Retry-After far longer than its retry-after-ms: 200. */
+	fx = fixture("openai_429_rate_limit_then_ok");
+	cJSON_ReplaceItemInObjectCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(
+	        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(fx, "steps"), 0), "headers"),
+	    "retry-after", cJSON_CreateString("30"));
+	json = mk_json_print(fx);
+	scenario(json);
 	run("openai", &req, &c);
 	ck_assert_ok(&c);
 	ck_assert_str_eq(c.r.text, "Hello after the rate limit");
 	ck_assert_int_eq(c.r.attempts, 2);
-	/* retry-after-ms: 200 wins over retry-after: 1 */
-	ck_assert_msg(c.ms >= 190 && c.ms < 1000, "took %lld ms", (long long)c.ms);
+	/* retry-after-ms: 200 wins over retry-after: 30 */
+	ck_assert_msg(c.ms >= 190 && c.ms < 10000, "took %lld ms", (long long)c.ms);
 	call_release(&c);
 	reqs = recorded(2);
 	cJSON_Delete(reqs);
+	free(json);
+	cJSON_Delete(fx);
 }
 END_TEST
 
@@ -817,15 +829,37 @@ START_TEST(test_no_first_byte_within_the_timeout_is_a_timeout)
 {
 	llm_provider_cfg pc = cfg("openai");
 	llm_request req = request(hello, 2, 0, 0);
+	char err[512], base[96], *json;
+	mt_double slow;
 	struct call c;
+	cJSON *fx;
+	int rc;
 
-	pc.first_byte_timeout_ms = 500; /* the fixture waits 3 s */
-	load("openai_slow_first_byte");
+	/*
+	 * A double of its own, killed at the end: the fixture's pause, made a
+	 * minute long, would hold up the shared double's orderly stop.
+	 */
+	rc = mt_double_start(&slow, "llm-double-slow", API_KEY, err, sizeof(err));
+	ck_assert_msg(rc == 0, "%s", err);
+	rc = mt_double_fixture(&slow, "openai_slow_first_byte", &fx, err, sizeof(err));
+	ck_assert_msg(rc == 0, "%s", err);
+	cJSON_ReplaceItemInObjectCaseSensitive(
+	    cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(fx, "steps"), 0),
+	    "first_byte_delay_ms", cJSON_CreateNumber(60000));
+	json = mk_json_print(fx);
+	ck_assert_msg(mt_double_scenario(&slow, json, err, sizeof(err)) == 0, "%s", err);
+	snprintf(base, sizeof(base), "%s/v1", slow.base);
+	pc.base_url = base;
+	pc.first_byte_timeout_ms = 500;
 	run_with(&pc, &req, &c);
 	ck_assert_status(&c, LLM_E_TIMEOUT);
 	ck_assert_int_eq(c.r.attempts, 1);
-	ck_assert_msg(c.ms >= 450 && c.ms < 2500, "took %lld ms", (long long)c.ms);
+	/* Soon after the timeout, not at the answer a minute later. */
+	ck_assert_msg(c.ms >= 450 && c.ms < 10000, "took %lld ms", (long long)c.ms);
 	call_release(&c);
+	free(json);
+	cJSON_Delete(fx);
+	mt_proc_stop(&slow.p, SIGKILL, 30000);
 }
 END_TEST
 
@@ -1067,7 +1101,6 @@ static Suite *suite(void)
 	/* One double for all: each test loads its scenario and reads only its own requests. */
 	tcase_add_unchecked_fixture(tc, double_up, double_down);
 	tcase_set_timeout(tc, 120);
-	/* First: the double's 3 s pause runs on while the other tests do. */
 	tcase_add_test(tc, test_no_first_byte_within_the_timeout_is_a_timeout);
 	tcase_add_test(tc, test_an_openai_answer_brings_its_text_usage_and_model_streamed_or_not);
 	tcase_add_test(tc, test_an_openai_tool_call_arrives_and_its_result_goes_back);

@@ -31,6 +31,18 @@
 #include "mt_bq.h"
 #include "mt_check.h"
 
+/*
+ * Sized for a loaded host running the sanitizer build: one call, the
+ * service's start (it syncs the catalog before it answers), one sys.ping
+ * (a slower one only repeats) and a stop. Queries get a wide timeout (with
+ * retries and their pauses inside it); the one test of the timeout gives
+ * its own query a short one.
+ */
+#define CALL_MS       120000
+#define START_WAIT_MS 90000
+#define PING_MS       10000
+#define STOP_MS       60000
+
 static mt_bq bq;
 static mt_proc svc;
 static mk_rpc_client *client;
@@ -75,7 +87,7 @@ static mk_err call(mk_op op, const char *body_json, mk_rpc_result *res)
 	cJSON *b = cJSON_Parse(body_json);
 
 	ck_assert_ptr_nonnull(b);
-	mk_rpc_call(client, op, "metadata-bq-test", &caller, b, 60000, res);
+	mk_rpc_call(client, op, "metadata-bq-test", &caller, b, CALL_MS, res);
 	cJSON_Delete(b);
 	return res->err;
 }
@@ -84,8 +96,9 @@ static mk_err call(mk_op op, const char *body_json, mk_rpc_result *res)
 static void start_service(const char *name, const char *const *extra)
 {
 	const char *defaults[] = {listen_env, db_env, "METADATA_WAREHOUSE_KIND=bigquery", api_env,
-	                          "METADATA_QUERY_TIMEOUT=10s"};
+	                          "METADATA_QUERY_TIMEOUT=60s"};
 	const char *env[16];
+	int64_t until = mk_mono_ms() + START_WAIT_MS;
 	mk_rpc_result res;
 	int i, n = 0;
 
@@ -96,8 +109,8 @@ static void start_service(const char *name, const char *const *extra)
 		env[n++] = defaults[i];
 	env[n] = NULL;
 	ck_assert_int_eq(mt_proc_start(&svc, name, "mark-metadata", env), 0);
-	for (i = 0; i < 400; i++) {
-		mk_err e = mk_rpc_call(client, MK_OP_SYS_PING, "ping", NULL, NULL, 500, &res);
+	do {
+		mk_err e = mk_rpc_call(client, MK_OP_SYS_PING, "ping", NULL, NULL, PING_MS, &res);
 
 		mk_rpc_result_release(&res);
 		if (e == MK_OK)
@@ -107,7 +120,7 @@ static void start_service(const char *name, const char *const *extra)
 			ck_abort_msg("mark-metadata exited at start");
 		}
 		mk_sleep_ms(50);
-	}
+	} while (mk_mono_ms() < until);
 	mt_proc_dump(&svc);
 	ck_abort_msg("mark-metadata did not answer");
 }
@@ -122,7 +135,7 @@ static void start_with_key(const char *name)
 static void stop_service(void)
 {
 	if (svc.pid > 0)
-		ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+		ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	svc.pid = 0;
 }
 
@@ -230,7 +243,7 @@ static const cJSON *query_ok(const char *sql, mk_rpc_result *res)
 	cJSON *b = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(b, "sql", sql);
-	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-bq-test", &caller, b, 60000, res);
+	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-bq-test", &caller, b, CALL_MS, res);
 	cJSON_Delete(b);
 	ck_assert_msg(res->err == MK_OK, "'%s' failed: %s", sql, res->msg);
 	return res->body;
@@ -241,7 +254,7 @@ static mk_err query_err(const char *sql, mk_rpc_result *res)
 	cJSON *b = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(b, "sql", sql);
-	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-bq-test", &caller, b, 60000, res);
+	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-bq-test", &caller, b, CALL_MS, res);
 	cJSON_Delete(b);
 	return res->err;
 }
@@ -465,7 +478,7 @@ START_TEST(test_rows_are_read_page_by_page_up_to_the_cap)
 
 	cJSON_AddStringToObject(b, "sql", "SELECT id FROM shop.orders ORDER BY id");
 	cJSON_AddNumberToObject(b, "max_rows", 4);
-	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-bq-test", &caller, b, 60000, &res);
+	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-bq-test", &caller, b, CALL_MS, &res);
 	cJSON_Delete(b);
 	ck_assert_int_eq(res.err, MK_OK);
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(res.body, "rows")), 4);
@@ -613,18 +626,23 @@ END_TEST
 
 START_TEST(test_a_job_past_the_timeout_is_cancelled)
 {
-	const char *extra[] = {key_env, "METADATA_QUERY_TIMEOUT=1500ms", NULL};
+	/* Seconds, so that the job is surely made (after a dry run) before the timeout. */
+	const char *extra[] = {key_env, "METADATA_QUERY_TIMEOUT=5s", NULL};
 	mk_rpc_result res;
-	int64_t t0;
+	int64_t t0, took;
 
 	start_service("metadata-bq-timeout", extra);
 	mt_bq_reset(&bq);
+	/* A job that never completes: only the timeout can end the query. */
 	bq_config("{\"incomplete_polls\":100000}");
 	t0 = mk_mono_ms();
 	ck_assert_int_eq(query_err("SELECT * FROM shop.customers", &res), MK_E_DEADLINE);
+	took = mk_mono_ms() - t0;
+	ck_assert_msg(strstr(res.msg, "longer than 5000 ms") != NULL, "%s", res.msg);
 	ck_assert_msg(strstr(res.msg, "cancelled") != NULL, "%s", res.msg);
 	mk_rpc_result_release(&res);
-	ck_assert_int_lt(mk_mono_ms() - t0, 10000);
+	/* At its 5 s: not held until the call's own deadline. */
+	ck_assert_msg(took >= 5000 && took < CALL_MS / 4, "took %lld ms", (long long)took);
 	ck_assert_int_eq(count_route("jobs.cancel"), 1);
 }
 END_TEST

@@ -22,6 +22,18 @@
 #include "mt.h"
 #include "mt_check.h"
 
+/*
+ * Sized for a loaded host running the sanitizer build: one call, the
+ * service's start (it syncs the catalog before it answers), one sys.ping
+ * (a slower one only repeats) and a stop. Queries get a wide timeout; the
+ * one test of the timeout gives its own query a short one.
+ */
+#define CALL_MS       120000
+#define START_WAIT_MS 90000
+#define PING_MS       10000
+#define STOP_MS       60000
+#define QUERY_TIMEOUT "METADATA_QUERY_TIMEOUT=60s"
+
 static mt_proc svc;
 static mk_rpc_client *client;
 static char wh_db[64], cat_db[64];
@@ -66,30 +78,42 @@ static mk_err call(mk_op op, const char *body_json, mk_rpc_result *res)
 	cJSON *b = cJSON_Parse(body_json);
 
 	ck_assert_ptr_nonnull(b);
-	mk_rpc_call(client, op, "metadata-test", &caller, b, 30000, res);
+	mk_rpc_call(client, op, "metadata-test", &caller, b, CALL_MS, res);
 	cJSON_Delete(b);
 	return res->err;
 }
 
-static void start_service(const char *kind_env, mt_proc *p, const char *name)
+/* Wait until the service answers sys.ping. */
+static void wait_answering(mt_proc *p)
 {
-	const char *env[] = {listen_env, db_env, kind_env, wh_env, "METADATA_QUERY_TIMEOUT=1s",
-	                     NULL};
+	int64_t until = mk_mono_ms() + START_WAIT_MS;
 	mk_rpc_result res;
-	int i;
 
-	ck_assert_int_eq(mt_proc_start(p, name, "mark-metadata", env), 0);
-	for (i = 0; i < 200; i++) {
-		mk_err e = mk_rpc_call(client, MK_OP_SYS_PING, "ping", NULL, NULL, 500, &res);
+	do {
+		mk_err e = mk_rpc_call(client, MK_OP_SYS_PING, "ping", NULL, NULL, PING_MS, &res);
 
 		mk_rpc_result_release(&res);
 		if (e == MK_OK)
 			return;
 		ck_assert_msg(mt_proc_alive(p), "mark-metadata exited at start");
 		mk_sleep_ms(50);
-	}
+	} while (mk_mono_ms() < until);
 	mt_proc_dump(p);
 	ck_abort_msg("mark-metadata did not answer");
+}
+
+static void start_service_with(const char *kind_env, const char *timeout_env, mt_proc *p,
+                               const char *name)
+{
+	const char *env[] = {listen_env, db_env, kind_env, wh_env, timeout_env, NULL};
+
+	ck_assert_int_eq(mt_proc_start(p, name, "mark-metadata", env), 0);
+	wait_answering(p);
+}
+
+static void start_service(const char *kind_env, mt_proc *p, const char *name)
+{
+	start_service_with(kind_env, QUERY_TIMEOUT, p, name);
 }
 
 static void setup(void)
@@ -138,7 +162,7 @@ static void teardown(void)
 	char admin[512], q[160];
 	PGconn *c;
 
-	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	mk_rpc_client_free(client);
 	mt_dsn_for("mark", "postgres", admin, sizeof(admin));
 	c = connect_to(admin);
@@ -335,7 +359,7 @@ START_TEST(test_anything_but_one_select_is_refused_before_the_warehouse)
 		cJSON *b = cJSON_CreateObject();
 
 		cJSON_AddStringToObject(b, "sql", bad[i]);
-		mk_rpc_call(client, MK_OP_META_QUERY, "metadata-test", &caller, b, 30000, &res);
+		mk_rpc_call(client, MK_OP_META_QUERY, "metadata-test", &caller, b, CALL_MS, &res);
 		cJSON_Delete(b);
 		ck_assert_msg(res.err == MK_E_VALIDATION, "'%s' answered %s", bad[i],
 		              mk_err_code(res.err));
@@ -384,13 +408,22 @@ END_TEST
 START_TEST(test_a_slow_query_is_cancelled_at_the_timeout)
 {
 	mk_rpc_result res;
-	int64_t t0 = mk_mono_ms();
+	int64_t t0, took;
 
-	ck_assert_int_eq(call(MK_OP_META_QUERY, "{\"sql\":\"SELECT pg_sleep(10)\"}", &res),
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
+	start_service_with("METADATA_WAREHOUSE_KIND=postgres", "METADATA_QUERY_TIMEOUT=1s", &svc,
+	                   "metadata-timeout");
+	/* The query would sleep far past the call's own deadline: the second must end it. */
+	t0 = mk_mono_ms();
+	ck_assert_int_eq(call(MK_OP_META_QUERY, "{\"sql\":\"SELECT pg_sleep(600)\"}", &res),
 	                 MK_E_DEADLINE);
-	ck_assert_ptr_nonnull(strstr(res.msg, "METADATA_QUERY_TIMEOUT"));
-	ck_assert_int_lt(mk_mono_ms() - t0, 5000);
+	took = mk_mono_ms() - t0;
+	ck_assert_msg(strstr(res.msg, "longer than 1000 ms (METADATA_QUERY_TIMEOUT)") != NULL, "%s",
+	              res.msg);
+	ck_assert_msg(took >= 1000 && took < CALL_MS / 4, "took %lld ms", (long long)took);
 	mk_rpc_result_release(&res);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
+	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
 }
 END_TEST
 
@@ -415,7 +448,7 @@ START_TEST(test_a_query_needs_a_caller)
 	mk_rpc_result res;
 	cJSON *b = cJSON_Parse("{\"sql\":\"SELECT 1\"}");
 
-	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-test", NULL, b, 30000, &res);
+	mk_rpc_call(client, MK_OP_META_QUERY, "metadata-test", NULL, b, CALL_MS, &res);
 	cJSON_Delete(b);
 	ck_assert_int_eq(res.err, MK_E_UNAUTHENTICATED);
 	mk_rpc_result_release(&res);
@@ -441,7 +474,7 @@ START_TEST(test_a_resync_keeps_curated_descriptions_and_records_schema_changes)
 	exec_ok(c, "COMMENT ON TABLE orders IS 'A new synced comment.'");
 	PQfinish(c);
 
-	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
 
 	ck_assert_int_eq(call(MK_OP_META_DESCRIBE, "{\"table\":\"orders\"}", &res), MK_OK);
@@ -466,7 +499,7 @@ START_TEST(test_without_a_warehouse_search_is_empty_and_query_unavailable)
 {
 	mk_rpc_result res;
 
-	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service("METADATA_WAREHOUSE_KIND=none", &svc, "metadata-none");
 	ck_assert_int_eq(call(MK_OP_META_SEARCH, "{\"question\":\"orders per day\"}", &res), MK_OK);
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(res.body, "tables")), 0);
@@ -478,7 +511,7 @@ START_TEST(test_without_a_warehouse_search_is_empty_and_query_unavailable)
 	ck_assert_int_eq(call(MK_OP_META_DESCRIBE, "{\"table\":\"public.orders\"}", &res),
 	                 MK_E_UNAVAILABLE);
 	mk_rpc_result_release(&res);
-	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
 }
 END_TEST
@@ -487,29 +520,17 @@ END_TEST
 
 START_TEST(test_a_big_reply_is_cut_by_bytes_and_long_text_is_capped)
 {
-	const char *env[] = {listen_env,
-	                     db_env,
-	                     "METADATA_WAREHOUSE_KIND=postgres",
-	                     wh_env,
-	                     "METADATA_QUERY_TIMEOUT=20s",
-	                     "METADATA_QUERY_MAX_BYTES=1M",
+	const char *env[] = {listen_env, db_env,        "METADATA_WAREHOUSE_KIND=postgres",
+	                     wh_env,     QUERY_TIMEOUT, "METADATA_QUERY_MAX_BYTES=1M",
 	                     NULL};
 	const cJSON *rows, *row;
 	mk_rpc_result res;
 	char *printed;
-	int i, n;
+	int n;
 
-	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	ck_assert_int_eq(mt_proc_start(&svc, "metadata-1m", "mark-metadata", env), 0);
-	for (i = 0; i < 200; i++) {
-		mk_err e = mk_rpc_call(client, MK_OP_SYS_PING, "ping", NULL, NULL, 500, &res);
-
-		mk_rpc_result_release(&res);
-		if (e == MK_OK)
-			break;
-		ck_assert_msg(mt_proc_alive(&svc), "mark-metadata exited at start");
-		mk_sleep_ms(50);
-	}
+	wait_answering(&svc);
 	ck_assert_int_eq(call(MK_OP_META_QUERY,
 	                      "{\"sql\":\"SELECT n, repeat('x', 100000) AS big "
 	                      "FROM generate_series(1, 500) n\"}",
@@ -546,7 +567,7 @@ START_TEST(test_a_big_reply_is_cut_by_bytes_and_long_text_is_capped)
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(res.body, "rows")), 10);
 	ck_assert_str_eq(mk_json_str(res.body, "truncated_reason"), "rows");
 	mk_rpc_result_release(&res);
-	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, 15000), 0);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
 }
 END_TEST

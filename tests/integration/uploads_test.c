@@ -30,7 +30,12 @@ static char tok_a[2048], tok_b[2048], id_a[64], id_b[64];
 static void stack_up(void)
 {
 	static char worker[2][64];
-	const char *env[] = {"GATEWAY_UPLOAD_MAX=64K", "EXECUTOR_POOL_SIZE=1", worker[0], worker[1],
+	/* A run's wall clock with room for pandas and openpyxl on a loaded host. */
+	const char *env[] = {"GATEWAY_UPLOAD_MAX=64K",
+	                     "EXECUTOR_POOL_SIZE=1",
+	                     "EXECUTOR_TIMEOUT=60s",
+	                     worker[0],
+	                     worker[1],
 	                     NULL};
 	int port = mt_free_port();
 
@@ -525,7 +530,8 @@ static mk_err exec_call(mk_rpc_client *c, const char *user, mk_op op, const char
 	memset(&who, 0, sizeof(who));
 	snprintf(who.user_id, sizeof(who.user_id), "%s", user);
 	snprintf(who.role, sizeof(who.role), "user");
-	e = mk_rpc_call(c, op, "uploads-test", &who, b, 120000, res);
+	/* Room for a sandbox's start (up to a minute) and a run's whole wall clock. */
+	e = mk_rpc_call(c, op, "uploads-test", &who, b, 180000, res);
 	cJSON_Delete(b);
 	return e;
 }

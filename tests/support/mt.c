@@ -32,6 +32,20 @@ extern char **environ;
 
 const char *const mt_proc_names[MT_NPROCS] = {"auth", "llm", "executor", "metadata", "gateway"};
 
+/*
+ * Waits sized for a loaded host running the sanitizer build beside other
+ * jobs; none costs anything when what it waits for comes at once.
+ * HTTP_TIMEOUT_MS: one request of mt_http, past GATEWAY_TURN_TIMEOUT's
+ * 330 s, so that a slow chat turn meets the gateway's own limit first.
+ * POLL_HTTP_TIMEOUT_MS: one request of a readiness wait. STACK_READY_MS:
+ * five processes starting at once. STACK_STOP_MS: one process draining and
+ * exiting (with the leak check of a sanitizer build).
+ */
+#define HTTP_TIMEOUT_MS      360000L
+#define POLL_HTTP_TIMEOUT_MS 60000L
+#define STACK_READY_MS       120000
+#define STACK_STOP_MS        60000
+
 /* Every pid started, so that an exiting test never leaves one behind. */
 static pid_t started[256];
 static int nstarted;
@@ -246,8 +260,8 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 	return mk_buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
 }
 
-int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
-            size_t len, mt_resp *out)
+static int http_do(const char *method, const char *url, const char *const *headers,
+                   const char *body, size_t len, long timeout_ms, mt_resp *out)
 {
 	struct curl_slist *h = NULL;
 	mk_buf b, hb;
@@ -268,7 +282,7 @@ int mt_http(const char *method, const char *url, const char *const *headers, con
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -285,6 +299,12 @@ int mt_http(const char *method, const char *url, const char *const *headers, con
 	mk_buf_release(&hb);
 	out->json = cJSON_ParseWithLength(out->body, out->len);
 	return rc == CURLE_OK ? 0 : -1;
+}
+
+int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
+            size_t len, mt_resp *out)
+{
+	return http_do(method, url, headers, body, len, HTTP_TIMEOUT_MS, out);
 }
 
 char *mt_header(const mt_resp *r, const char *name)
@@ -366,7 +386,8 @@ int mt_wait_status(const char *base, const char *path, long status, int timeout_
 
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	do {
-		if (mt_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == status) {
+		if (http_do("GET", url, NULL, NULL, 0, POLL_HTTP_TIMEOUT_MS, &r) == 0 &&
+		    r.status == status) {
 			mt_resp_release(&r);
 			return 0;
 		}
@@ -421,6 +442,16 @@ static void set_env(mt_stack *s, int which)
 	s->env[which][k][0] = '\0';
 }
 
+/*
+ * Settings of the stack's processes that extra_env may override (they come
+ * after it; the first of two settings of a name is the one read). The
+ * gateway's /readyz waits this long for each service's ping: a loaded host
+ * may answer a ping later than the default second.
+ */
+static const char *const overridable[MT_NPROCS][2] = {
+    [MT_GATEWAY] = {"GATEWAY_READY_TIMEOUT=10s", NULL},
+};
+
 int mt_stack_start_one(mt_stack *s, int which, const char *const *extra_env)
 {
 	const char *env[64];
@@ -429,8 +460,10 @@ int mt_stack_start_one(mt_stack *s, int which, const char *const *extra_env)
 
 	for (i = 0; i < 8 && s->env[which][i][0]; i++)
 		env[k++] = s->env[which][i];
-	for (i = 0; extra_env && extra_env[i] && k < 63; i++)
+	for (i = 0; extra_env && extra_env[i] && k < 61; i++)
 		env[k++] = extra_env[i];
+	for (i = 0; overridable[which][i]; i++)
+		env[k++] = overridable[which][i];
 	env[k] = NULL;
 	snprintf(bin, sizeof(bin), "mark-%s", mt_proc_names[which]);
 	return mt_proc_start(&s->p[which], mt_proc_names[which], bin, env);
@@ -456,7 +489,7 @@ int mt_stack_start(mt_stack *s, const char *const *extra_env)
 	for (i = 0; i < MT_NPROCS; i++)
 		if (mt_stack_start_one(s, i, extra_env) != 0)
 			return -1;
-	if (mt_wait_status(s->base, "/readyz", 200, 30000) != 0) {
+	if (mt_wait_status(s->base, "/readyz", 200, STACK_READY_MS) != 0) {
 		for (i = 0; i < MT_NPROCS; i++)
 			mt_proc_dump(&s->p[i]);
 		return -1;
@@ -600,7 +633,7 @@ int mt_stack_stop(mt_stack *s)
 	for (i = MT_NPROCS - 1; i >= 0; i--) {
 		if (s->p[i].pid <= 0)
 			continue;
-		rc = mt_proc_stop(&s->p[i], SIGTERM, 20000);
+		rc = mt_proc_stop(&s->p[i], SIGTERM, STACK_STOP_MS);
 		if (rc != 0) {
 			fprintf(stderr, "%s exited with %d\n", s->p[i].name, rc);
 			mt_proc_dump(&s->p[i]);

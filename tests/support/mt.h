@@ -56,7 +56,8 @@ typedef struct {
 
 /*
  * One HTTP request with libcurl. headers: NULL-terminated "Name: value"
- * list or NULL. Returns 0 when a response arrived.
+ * list or NULL. Returns 0 when a response arrived (given up after 6
+ * minutes, past the gateway's own limits).
  */
 int mt_http(const char *method, const char *url, const char *const *headers, const char *body,
             size_t len, mt_resp *out);
@@ -102,13 +103,17 @@ void mt_dsn_for(const char *user, const char *db, char *out, size_t outlen);
 /* Drop a database made by mt_warehouse_create (connections are cut). */
 void mt_warehouse_drop(const char *name);
 
-/* Start every process (extra env applies to all) and wait until /readyz is 200. 0 on success. */
+/*
+ * Start every process (extra env applies to all) and wait (up to 2
+ * minutes) until /readyz is 200. The gateway's /readyz waits 10 s for each
+ * ping (GATEWAY_READY_TIMEOUT; extra_env may set another). 0 on success.
+ */
 int mt_stack_start(mt_stack *s, const char *const *extra_env);
 /* (Re)start one process of the stack with its original settings. */
 int mt_stack_start_one(mt_stack *s, int which, const char *const *extra_env);
-/* Stop all with SIGTERM; returns the number that did not exit 0. */
+/* Stop all with SIGTERM (up to a minute each); returns the number that did not exit 0. */
 int mt_stack_stop(mt_stack *s);
-/* Wait until GET path answers `status` (up to timeout_ms). 0 when it did. */
+/* Wait until GET path answers `status` (up to timeout_ms, plus one request). 0 when it did. */
 int mt_wait_status(const char *base, const char *path, long status, int timeout_ms);
 /* Build base + path into a static per-call buffer (valid until the next call on this thread). */
 const char *mt_url(const mt_stack *s, const char *path);

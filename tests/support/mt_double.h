@@ -70,7 +70,7 @@ char *mt_read_file(const char *path, size_t *len, char *err, size_t errlen);
 int mt_double_start(mt_double *d, const char *name, const char *key, char *err, size_t errlen);
 
 /*
- * SIGTERM, and wait up to 20 s. Returns the exit status (0 is what a test
+ * SIGTERM, and wait up to 30 s. Returns the exit status (0 is what a test
  * wants; under ASan a leak makes it non-zero), or -1 when it had to be
  * killed; on anything but 0 the log's tail is printed on stderr.
  */

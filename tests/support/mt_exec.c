@@ -12,8 +12,13 @@
 #include "mk_time.h"
 #include "mt_exec.h"
 
-#define STOP_TIMEOUT_MS 20000
-#define PING_TIMEOUT_MS 2000
+/*
+ * Sized for a loaded host running the sanitizer build: a process draining
+ * and exiting (with its leak check), and one sys.ping while waiting for
+ * workers (a ping that takes longer only repeats).
+ */
+#define STOP_TIMEOUT_MS 60000
+#define PING_TIMEOUT_MS 10000
 /* Largest reply accepted: an execution carries images and artifacts. */
 #define MAX_MSG (64u << 20)
 

@@ -58,7 +58,7 @@ int mt_exec_start(mt_exec *e, const char *name, const char *const *env, int time
                   size_t errlen);
 
 /*
- * SIGTERM every extra worker, then the "all" process, waiting up to 20 s
+ * SIGTERM every extra worker, then the "all" process, waiting up to 60 s
  * each, and free the client. Returns the number of processes that did not
  * exit 0 (their logs' tails are printed on stderr).
  */

@@ -2,6 +2,7 @@
  * rpc_test.c - the NNG request/reply layer: a real server and client in
  * one process over loopback TCP.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,25 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int in_flight, max_in_flight, want_together;
-static int sleep_ms;
+static int hold_ms;  /* how long the hook holds each request */
+static int released; /* set by let_go(): held requests go on at once */
+
+/* Wait on cv until done() holds or the time is `until`; mu is held. */
+static void wait_until(const struct timespec *until, int (*done)(void))
+{
+	while (!done() && pthread_cond_timedwait(&cv, &mu, until) != ETIMEDOUT)
+		;
+}
+
+static int all_together(void)
+{
+	return !want_together || max_in_flight >= want_together;
+}
+
+static int let_go_now(void)
+{
+	return released;
+}
 
 /* The ping hook doubles as the test's handler: it runs on a worker thread
  * for every sys.ping, which is all a test needs to observe concurrency,
@@ -33,16 +52,31 @@ static void slow_ping(void *ud, cJSON *reply)
 	pthread_cond_broadcast(&cv);
 	/* Wait (bounded) until want_together requests are inside at once. */
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 5;
-	while (want_together && max_in_flight < want_together &&
-	       pthread_cond_timedwait(&cv, &mu, &until) == 0)
-		;
-	pthread_mutex_unlock(&mu);
-	mk_sleep_ms(sleep_ms);
-	pthread_mutex_lock(&mu);
+	until.tv_sec += 30;
+	wait_until(&until, all_together);
+	/* Hold the request hold_ms, or until the test lets go. */
+	if (hold_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += hold_ms / 1000;
+		until.tv_nsec += (long)(hold_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		wait_until(&until, let_go_now);
+	}
 	in_flight--;
 	pthread_mutex_unlock(&mu);
 	cJSON_AddStringToObject(reply, "hook", "ran");
+}
+
+/* Let every held request go on. */
+static void let_go(void)
+{
+	pthread_mutex_lock(&mu);
+	released = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
 }
 
 static mk_err no_ops(void *ud, const mk_env *req, cJSON **reply, char *err, size_t errlen)
@@ -76,7 +110,7 @@ static mk_rpc_server *serve(int workers)
 static void setup(void)
 {
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", mt_free_port());
-	in_flight = max_in_flight = want_together = sleep_ms = 0;
+	in_flight = max_in_flight = want_together = hold_ms = released = 0;
 }
 
 static mk_rpc_client *client(void)
@@ -88,13 +122,38 @@ static mk_rpc_client *client(void)
 	return c;
 }
 
+/*
+ * A client whose connection is up. A new client dials in the background,
+ * and a call gives the connection only a short while to come up, so ping
+ * until one gets through, however long the machine takes.
+ */
+static mk_rpc_client *connected_client(void)
+{
+	mk_rpc_client *c = client();
+	int64_t until = mk_mono_ms() + 30000;
+	mk_rpc_result res;
+	char why[256];
+	mk_err e;
+
+	do {
+		e = mk_rpc_call(c, MK_OP_SYS_PING, "hello", NULL, NULL, 30000, &res);
+		snprintf(why, sizeof(why), "%s", res.msg);
+		mk_rpc_result_release(&res);
+	} while (e != MK_OK && mk_mono_ms() < until);
+	ck_assert_msg(e == MK_OK, "no connection to %s: %s", url, why);
+	pthread_mutex_lock(&mu);
+	max_in_flight = 0;
+	pthread_mutex_unlock(&mu);
+	return c;
+}
+
 START_TEST(test_a_ping_is_answered_with_the_service_name)
 {
 	mk_rpc_server *s = serve(2);
-	mk_rpc_client *c = client();
+	mk_rpc_client *c = connected_client();
 	mk_rpc_result res;
 
-	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r1", NULL, NULL, 5000, &res), MK_OK);
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r1", NULL, NULL, 30000, &res), MK_OK);
 	ck_assert_str_eq(mk_json_str(res.body, "service"), "test");
 	ck_assert_str_eq(mk_json_str(res.body, "hook"), "ran");
 	mk_rpc_result_release(&res);
@@ -105,6 +164,7 @@ END_TEST
 
 typedef struct {
 	mk_rpc_client *c;
+	int timeout_ms;
 	mk_err e;
 } call_job;
 
@@ -113,7 +173,7 @@ static void *call_thread(void *arg)
 	call_job *j = arg;
 	mk_rpc_result res;
 
-	j->e = mk_rpc_call(j->c, MK_OP_SYS_PING, "par", NULL, NULL, 10000, &res);
+	j->e = mk_rpc_call(j->c, MK_OP_SYS_PING, "par", NULL, NULL, j->timeout_ms, &res);
 	mk_rpc_result_release(&res);
 	return NULL;
 }
@@ -121,7 +181,7 @@ static void *call_thread(void *arg)
 START_TEST(test_one_server_serves_several_requests_at_once)
 {
 	mk_rpc_server *s = serve(4);
-	mk_rpc_client *c = client();
+	mk_rpc_client *c = connected_client();
 	pthread_t th[4];
 	call_job jobs[4];
 	int i;
@@ -129,6 +189,7 @@ START_TEST(test_one_server_serves_several_requests_at_once)
 	want_together = 4;
 	for (i = 0; i < 4; i++) {
 		jobs[i].c = c;
+		jobs[i].timeout_ms = 60000;
 		pthread_create(&th[i], NULL, call_thread, &jobs[i]);
 	}
 	for (i = 0; i < 4; i++) {
@@ -144,13 +205,14 @@ END_TEST
 START_TEST(test_a_slow_reply_fails_with_deadline_exceeded)
 {
 	mk_rpc_server *s = serve(2);
-	mk_rpc_client *c = client();
+	mk_rpc_client *c = connected_client();
 	mk_rpc_result res;
 
-	sleep_ms = 1500;
+	hold_ms = 60000; /* no reply while the test runs */
 	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "r2", NULL, NULL, 300, &res),
 	                 MK_E_DEADLINE);
 	mk_rpc_result_release(&res);
+	let_go();
 	mk_rpc_client_free(c);
 	mk_rpc_server_free(s);
 }
@@ -172,19 +234,24 @@ END_TEST
 START_TEST(test_the_client_reconnects_when_the_peer_restarts)
 {
 	mk_rpc_server *s = serve(2);
-	mk_rpc_client *c = client();
+	mk_rpc_client *c = connected_client();
+	int64_t until;
 	mk_rpc_result res;
+	mk_err e;
 
-	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "a", NULL, NULL, 5000, &res), MK_OK);
-	mk_rpc_result_release(&res);
 	mk_rpc_server_free(s);
 	/* Whether the client saw the pipe close yet decides which of the two. */
 	mk_rpc_call(c, MK_OP_SYS_PING, "b", NULL, NULL, 300, &res);
 	ck_assert(res.err == MK_E_UNAVAILABLE || res.err == MK_E_DEADLINE);
 	mk_rpc_result_release(&res);
 	s = serve(2);
-	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "c", NULL, NULL, 5000, &res), MK_OK);
-	mk_rpc_result_release(&res);
+	/* The same client gets through again once it has redialled, whenever that is. */
+	until = mk_mono_ms() + 30000;
+	do {
+		e = mk_rpc_call(c, MK_OP_SYS_PING, "c", NULL, NULL, 30000, &res);
+		mk_rpc_result_release(&res);
+	} while (e == MK_E_UNAVAILABLE && mk_mono_ms() < until);
+	ck_assert_int_eq(e, MK_OK);
 	mk_rpc_client_free(c);
 	mk_rpc_server_free(s);
 }
@@ -193,17 +260,17 @@ END_TEST
 START_TEST(test_stop_lets_in_flight_requests_finish_within_the_grace)
 {
 	mk_rpc_server *s = serve(2);
-	mk_rpc_client *c = client();
-	call_job j = {c, MK_E_INTERNAL};
+	mk_rpc_client *c = connected_client();
+	call_job j = {c, 60000, MK_E_INTERNAL};
 	pthread_t th;
 
-	sleep_ms = 500;
+	hold_ms = 500;
 	pthread_create(&th, NULL, call_thread, &j);
 	pthread_mutex_lock(&mu);
 	while (in_flight == 0)
 		pthread_cond_wait(&cv, &mu);
 	pthread_mutex_unlock(&mu);
-	ck_assert_int_eq(mk_rpc_server_stop(s, 5000), 0);
+	ck_assert_int_eq(mk_rpc_server_stop(s, 30000), 0);
 	pthread_join(th, NULL);
 	ck_assert_int_eq(j.e, MK_OK);
 	mk_rpc_client_free(c);
@@ -214,17 +281,18 @@ END_TEST
 START_TEST(test_stop_reports_requests_still_running_after_the_grace)
 {
 	mk_rpc_server *s = serve(2);
-	mk_rpc_client *c = client();
-	call_job j = {c, MK_OK};
+	mk_rpc_client *c = connected_client();
+	call_job j = {c, 5000, MK_OK};
 	pthread_t th;
 
-	sleep_ms = 1500;
+	hold_ms = 60000; /* still inside when the grace runs out */
 	pthread_create(&th, NULL, call_thread, &j);
 	pthread_mutex_lock(&mu);
 	while (in_flight == 0)
 		pthread_cond_wait(&cv, &mu);
 	pthread_mutex_unlock(&mu);
 	ck_assert_int_eq(mk_rpc_server_stop(s, 100), 1);
+	let_go(); /* its reply goes nowhere now */
 	pthread_join(th, NULL);
 	ck_assert_int_ne(j.e, MK_OK);
 	mk_rpc_client_free(c);
@@ -250,7 +318,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("rpc");
 
 	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_set_timeout(tc, 30);
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_a_ping_is_answered_with_the_service_name);
 	tcase_add_test(tc, test_one_server_serves_several_requests_at_once);
 	tcase_add_test(tc, test_a_slow_reply_fails_with_deadline_exceeded);

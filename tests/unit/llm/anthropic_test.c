@@ -32,9 +32,10 @@ static llm_provider_cfg cfg(void)
 	c.base_url = ls_base("");
 	c.api_key = KEY;
 	c.model = "claude-test";
-	c.connect_timeout_ms = 2000;
-	c.first_byte_timeout_ms = 5000;
-	c.idle_timeout_ms = 2000;
+	/* Far above what a reply here takes: no test here is about a timeout. */
+	c.connect_timeout_ms = 10000;
+	c.first_byte_timeout_ms = 30000;
+	c.idle_timeout_ms = 30000;
 	c.max_retries = 2;
 	c.backoff_base_ms = 10;
 	c.max_response = 1 << 20;

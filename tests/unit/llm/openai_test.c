@@ -5,14 +5,21 @@
  * Each test scripts the replies, makes one call, and checks what came
  * back and what was sent: the exact request JSON, the path and headers.
  * Streams are written in small (often 1-byte) chunks. Every call also
- * checks that the API key never shows up in the error message.
+ * checks that the API key never shows up in the error message. The
+ * timeout tests talk to a peer that goes quiet instead (see quiet_start).
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "llm/llm_provider.h"
 #include "llm_script.h"
@@ -34,9 +41,10 @@ static llm_provider_cfg cfg(void)
 	c.base_url = ls_base("/v1");
 	c.api_key = KEY;
 	c.model = "gpt-test";
-	c.connect_timeout_ms = 2000;
-	c.first_byte_timeout_ms = 5000;
-	c.idle_timeout_ms = 2000;
+	/* Far above what a reply here takes: only the tests about timeouts shorten them. */
+	c.connect_timeout_ms = 10000;
+	c.first_byte_timeout_ms = 30000;
+	c.idle_timeout_ms = 30000;
 	c.max_retries = 2;
 	c.backoff_base_ms = 10;
 	c.max_response = 1 << 20;
@@ -160,6 +168,103 @@ static void stream1(const char *body, size_t chunk)
 	"data: {\"id\":\"c1\"," choices "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":7," \
 	"\"total_tokens\":18}}\n\n"
 #define DONE "data: [DONE]\n\n"
+
+/* ---- a peer that goes quiet ------------------------------------------------ */
+
+#define QUIET_MS 60000 /* the longest the quiet peer stays quiet */
+
+/*
+ * A loopback peer that answers each connection with `head` (raw bytes: a
+ * status line, headers and the start of a body, or nothing at all) and
+ * then says nothing more until the client hangs up, the test ends, or
+ * QUIET_MS pass. A client that waited for the rest instead of timing out
+ * would take far longer than any bound here, however slow the machine.
+ * One connection at a time; the timeouts it is for are not retried.
+ */
+static struct {
+	int on, lfd, port, wake[2];
+	const char *head;
+	pthread_t th;
+	char base[64];
+} quiet;
+
+/* Wait for fd to be readable; 0 when the test ends or the time is up first. */
+static int quiet_wait(int fd, int64_t until)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+		                      {.fd = quiet.wake[0], .events = POLLIN}};
+		int64_t left = until - mk_mono_ms();
+		int n;
+
+		if (left <= 0)
+			return 0;
+		n = poll(p, 2, left > 1000 ? 1000 : (int)left);
+		if (n < 0 && errno != EINTR)
+			return 0;
+		if (n > 0)
+			return !p[1].revents;
+	}
+}
+
+static void *quiet_serve(void *arg)
+{
+	char buf[4096];
+
+	(void)arg;
+	while (quiet_wait(quiet.lfd, INT64_MAX)) {
+		int fd = accept(quiet.lfd, NULL, NULL);
+		int64_t until = mk_mono_ms() + QUIET_MS;
+
+		if (fd < 0)
+			continue;
+		if (send(fd, quiet.head, strlen(quiet.head), MSG_NOSIGNAL) < 0)
+			goto next;
+		/* Take in what the client sends, say nothing, until it hangs up. */
+		while (quiet_wait(fd, until) && read(fd, buf, sizeof(buf)) > 0)
+			;
+	next:
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Start the quiet peer; returns its base URL with path prefix. */
+static const char *quiet_start(const char *head, const char *prefix)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+
+	ck_assert(!quiet.on);
+	quiet.head = head;
+	quiet.lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(quiet.lfd, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(quiet.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(quiet.lfd, 8), 0);
+	ck_assert_int_eq(getsockname(quiet.lfd, (struct sockaddr *)&sa, &len), 0);
+	quiet.port = ntohs(sa.sin_port);
+	ck_assert_int_eq(pipe(quiet.wake), 0);
+	ck_assert_int_eq(pthread_create(&quiet.th, NULL, quiet_serve, NULL), 0);
+	quiet.on = 1;
+	snprintf(quiet.base, sizeof(quiet.base), "http://127.0.0.1:%d%s", quiet.port, prefix);
+	return quiet.base;
+}
+
+/* Stop the quiet peer, if it runs (every test's teardown). */
+static void quiet_stop(void)
+{
+	if (!quiet.on)
+		return;
+	ck_assert_int_eq(write(quiet.wake[1], "x", 1), 1);
+	pthread_join(quiet.th, NULL);
+	close(quiet.lfd);
+	close(quiet.wake[0]);
+	close(quiet.wake[1]);
+	quiet.on = 0;
+}
 
 /* ---- plain replies -------------------------------------------------------- */
 
@@ -798,7 +903,7 @@ START_TEST(a_retry_after_beyond_a_minute_is_not_waited_for)
 	ck_assert_int_eq(run(&req, &c), LLM_E_RATE_LIMITED);
 	ck_assert_int_eq(c.r.attempts, 1);
 	ck_assert_str_eq(c.err, "rate limited by the model provider; it asks to wait 120 s");
-	ck_assert_int_lt(c.ms, 1000);
+	ck_assert_int_lt(c.ms, 10000); /* not a minute or two */
 	call_release(&c);
 }
 END_TEST
@@ -1029,59 +1134,65 @@ START_TEST(a_first_byte_later_than_the_first_byte_timeout_is_a_timeout)
 {
 	llm_provider_cfg pc = cfg();
 	llm_request req = simple(1);
-	ls_reply r = {.status = 200, .body = TEXT_REPLY, .delay_ms = 1500};
 	struct call c = {0};
 
-	ls_script(&r, 1);
+	pc.base_url = quiet_start("", "/v1"); /* not a byte */
 	pc.first_byte_timeout_ms = 300;
 	ck_assert_int_eq(run_with(&pc, &req, &c), LLM_E_TIMEOUT);
 	ck_assert_str_eq(c.err, "no response from the model provider within 0.3 s");
 	ck_assert_int_eq(c.r.attempts, 1); /* a slow model is not asked again */
-	ck_assert_int_lt(c.ms, 1200);
+	ck_assert_int_ge(c.ms, 290);
+	ck_assert_int_lt(c.ms, 10000);
 	call_release(&c);
 }
 END_TEST
 
 START_TEST(a_stream_that_goes_quiet_midway_times_out)
 {
-	static const char body[] =
-	    CHUNK("{\"content\":\"first\"}") CHUNK("{\"content\":\"second\"}") FINISH("stop") DONE;
+	static const char first[] = CHUNK("{\"content\":\"first\"}");
+	char head[512];
 	llm_provider_cfg pc = cfg();
 	llm_request req = simple(1);
-	ls_reply r = {.status = 200,
-	              .body = body,
-	              .chunk = 16,
-	              .stall_at = sizeof(CHUNK("{\"content\":\"first\"}")) - 1,
-	              .stall_ms = 1500};
 	struct call c = {0};
 
-	ls_script(&r, 1);
+	/* The headers and the first event, then nothing. */
+	snprintf(head, sizeof(head),
+	         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n",
+	         strlen(first), first);
+	pc.base_url = quiet_start(head, "/v1");
 	pc.idle_timeout_ms = 300;
 	ck_assert_int_eq(run_with(&pc, &req, &c), LLM_E_TIMEOUT);
 	ck_assert_str_eq(c.err,
 	                 "the model provider sent nothing for 0.3 s in the middle of its reply");
 	ck_assert_str_eq(c.r.text, "first");
 	ck_assert_int_eq(c.r.attempts, 1);
-	ck_assert_int_lt(c.ms, 1200);
+	ck_assert_int_ge(c.ms, 290);
+	ck_assert_int_lt(c.ms, 10000);
 	call_release(&c);
 }
 END_TEST
 
 START_TEST(retries_stop_at_the_deadline)
 {
+	/* A retry is welcome at once, then only in 30 s: past the deadline. */
+	ls_reply r[] = {
+	    {.status = 503, .body = "busy"},
+	    {.status = 503, .headers = "retry-after: 30\r\n", .body = "busy"},
+	};
 	llm_provider_cfg pc = cfg();
 	llm_request req = simple(0);
 	struct call c = {0};
 
-	reply1(503, NULL, "busy");
+	ls_script(r, 2);
 	pc.max_retries = 10;
-	pc.backoff_base_ms = 200;
-	req.deadline_mono_ms = mk_mono_ms() + 700;
+	req.deadline_mono_ms = mk_mono_ms() + 20000;
 	ck_assert_int_eq(run_with(&pc, &req, &c), LLM_E_UNAVAILABLE);
-	ck_assert_int_ge(c.r.attempts, 2);
-	ck_assert_int_lt(c.r.attempts, 6);
-	ck_assert_int_lt(c.ms, 900);
-	ck_assert_ptr_nonnull(strstr(c.err, "(HTTP 503): busy; "));
+	ck_assert_int_eq(c.r.attempts, 2);
+	/* Given up at once: no wait for the retry, nor until the deadline. */
+	ck_assert_int_lt(c.ms, 10000);
+	ck_assert_ptr_nonnull(
+	    strstr(c.err, "(HTTP 503): busy; no time for another try before the deadline"));
 	call_release(&c);
 }
 END_TEST
@@ -1203,7 +1314,7 @@ static Suite *suite(void)
 	TCase *pure = tcase_create("pure");
 
 	tcase_add_unchecked_fixture(t, ls_start, ls_stop);
-	tcase_add_checked_fixture(t, ls_reset, NULL);
+	tcase_add_checked_fixture(t, ls_reset, quiet_stop);
 	tcase_add_test(t, a_text_reply_comes_back_with_its_usage_and_model);
 	tcase_add_test(t, max_tokens_and_temperature_are_sent_only_when_set);
 	tcase_add_test(t, without_an_api_key_no_authorization_header_is_sent);
