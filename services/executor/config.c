@@ -51,11 +51,23 @@ const mk_cfg_var executor_config_vars[] = {
      X(uid_base)},
     {"EXECUTOR_SANDBOX_SECCOMP", MK_CFG_BOOL, "true", 0, 0, 0, 0, NULL,
      "local: deny system calls no analysis needs (ptrace, mount, bpf, ...)", X(seccomp)},
+    {"EXECUTOR_SANDBOX_CGROUP", MK_CFG_ENUM, "auto", 0, 0, 0, 0, "auto|v2|v1|off",
+     "local: a cgroup per sandbox holds its memory (tmpfs and shared memory included, no "
+     "swap), CPU share and processes; `auto` takes cgroup v2, else v1 (root), else `off` "
+     "(a memory watch, with memfd and SysV shared memory denied)",
+     X(cgroup)},
+    {"EXECUTOR_SANDBOX_CGROUP_PATH", MK_CFG_STR, "", 0, 200, 0, 0, NULL,
+     "local, cgroup v2: the subtree delegated to the executor (default: its own cgroup)",
+     X(cgroup_path)},
+    {"EXECUTOR_SANDBOX_MILLICORES", MK_CFG_INT, "1000", 0, 1024000, 0, 0, NULL,
+     "local, with a cgroup: CPU share of a sandbox in thousandths of a core (0: no cap)",
+     X(millicores)},
     {"EXECUTOR_SANDBOX_PRELOAD", MK_CFG_STR, "pandas,numpy,plotly", 0, 1024, 0, 0, NULL,
      "modules a sandbox imports before it is handed to a chat", X(preload)},
     {"EXECUTOR_SANDBOX_MEMORY", MK_CFG_SIZE, "2G", 64LL << 20, 1LL << 40, 0, 0, NULL,
-     "memory of a sandbox: each process's address space, and all its processes' memory "
-     "together (checked every 100 ms; over it, the sandbox is stopped)",
+     "memory of a sandbox: each process's address space, and all it holds together "
+     "(its cgroup; without one, its processes and tmpfs files, checked every 100 ms); over "
+     "it, the sandbox is stopped",
      X(memory)},
     {"EXECUTOR_SANDBOX_PROCESSES", MK_CFG_INT, "64", 4, 100000, 0, 0, NULL,
      "processes and threads in a sandbox", X(processes)},

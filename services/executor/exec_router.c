@@ -44,6 +44,7 @@ typedef struct wk {
 	uint32_t hello_pipe; /* the connection its hello came on */
 	int draining;        /* said goodbye: no new work */
 	int sessions;        /* as the worker last reported */
+	char isolation[16];  /* how its sandboxes are held, from its hello */
 	int inflight;        /* jobs sent, not answered */
 	int queued;
 	park *parked; /* polls waiting for work, oldest first */
@@ -462,6 +463,32 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 /* ------------------------------------------------------------------ front */
 
+/* How the usable workers hold their sandboxes: one mode, "mixed", or "none" without workers. */
+static const char *isolation(exec_router *r)
+{
+	static const char *const known[] = {"cgroup-v2", "cgroup-v1", "off", "unknown"};
+	const char *seen = NULL;
+	wk *w;
+
+	pthread_mutex_lock(&r->mu);
+	for (w = r->workers; w; w = w->next) {
+		if (!usable(w))
+			continue;
+		if (seen && strcmp(seen, w->isolation) != 0) {
+			seen = "mixed";
+			break;
+		}
+		seen = w->isolation;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (!seen)
+		return "none";
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(seen, known[i]) == 0)
+			return known[i];
+	return strcmp(seen, "mixed") == 0 ? "mixed" : "unknown";
+}
+
 static void ping_reply(exec_router *r, nng_msg *m, const mk_env *env)
 {
 	cJSON *b = cJSON_CreateObject();
@@ -473,6 +500,7 @@ static void ping_reply(exec_router *r, nng_msg *m, const mk_env *env)
 		cJSON_AddStringToObject(b, "mode", "router");
 		cJSON_AddNumberToObject(b, "uptime_ms", (double)(mk_mono_ms() - r->started_ms));
 		cJSON_AddNumberToObject(b, "workers", n);
+		cJSON_AddStringToObject(b, "isolation", isolation(r));
 		/* Without a worker nothing can run: not ready. */
 		cJSON_AddBoolToObject(b, "ready", n > 0);
 	}
@@ -626,8 +654,16 @@ static void on_back(exec_router *r, nng_msg *m)
 		w->draining = 0;
 	}
 	w->sessions = sessions;
-	if (type == 'H')
+	if (type == 'H') {
+		char iso[16] = "unknown", line[257];
+		size_t n = rest - 1 < sizeof(line) - 1 ? rest - 1 : sizeof(line) - 1;
+
+		memcpy(line, body, n);
+		line[n] = '\0';
+		sscanf(line, "MKW1 H %*s %*d %15[a-z0-9-]", iso);
+		snprintf(w->isolation, sizeof(w->isolation), "%s", iso);
 		w->hello_pipe = pipe;
+	}
 	if (type == 'H') {
 		/* The chats this worker holds: route them back to it. */
 		const char *p = body + rest, *end = body + len;

@@ -69,7 +69,8 @@ static nng_msg *next_message(exec_link *l, char **reply, unsigned long long job)
 		cJSON *chats = cJSON_CreateArray();
 		const cJSON *c;
 
-		snprintf(line, sizeof(line), "MKW1 H %s %d\n", l->id, sessions);
+		snprintf(line, sizeof(line), "MKW1 H %s %d %s\n", l->id, sessions,
+		         l->st.isolation && *l->st.isolation ? l->st.isolation : "unknown");
 		rv = nng_msg_append(m, line, strlen(line));
 		if (chats && l->st.chats)
 			l->st.chats(l->st.ud, chats);

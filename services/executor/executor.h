@@ -48,6 +48,9 @@ typedef struct {
 	long long uid_base;
 	int seccomp;
 	char *preload;
+	char *cgroup;      /* auto|v2|v1|off */
+	char *cgroup_path; /* v2: the delegated subtree ("": the executor's own cgroup) */
+	long long millicores;
 	/* limits (see sbx_limits) */
 	long long memory, processes, open_files, file_size, workspace_size;
 	long long cpu_ms, cpu_total_ms, start_timeout_ms;
@@ -91,6 +94,7 @@ typedef struct {
 	/* Sessions held now. */
 	int (*sessions)(void *ud);
 	void *ud;
+	const char *isolation; /* how its sandboxes are held (sbx_caps.isolation), in the hello */
 } exec_link_state;
 
 /*

@@ -57,10 +57,13 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	    .uid_base = cfg->uid_base,
 	    .seccomp = cfg->seccomp,
 	    .preload = cfg->preload,
+	    .cgroup = cfg->cgroup,
+	    .cgroup_path = cfg->cgroup_path && *cfg->cgroup_path ? cfg->cgroup_path : NULL,
 	};
 	sbx_limits lim = {
 	    .memory_bytes = cfg->memory,
 	    .processes = cfg->processes,
+	    .millicores = cfg->millicores,
 	    .open_files = cfg->open_files,
 	    .file_size_bytes = cfg->file_size,
 	    .workspace_bytes = cfg->workspace_size,
@@ -97,8 +100,9 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	c->backend = sbx_local_new(&lo, &lim, err, errlen);
 	if (!c->backend)
 		return -1;
-	MK_INFO("EXEC-BACKEND", NULL, "sandbox backend '%s' ready (parquet: %s)",
-	        sbx_backend_name(c->backend), sbx_backend_caps(c->backend).parquet ? "yes" : "no");
+	MK_INFO("EXEC-BACKEND", NULL, "sandbox backend '%s' ready (parquet: %s, isolation: %s)",
+	        sbx_backend_name(c->backend), sbx_backend_caps(c->backend).parquet ? "yes" : "no",
+	        sbx_backend_caps(c->backend).isolation);
 	so = (exec_sessions_opts){
 	    .backend = c->backend,
 	    .db = c->svc.db,
@@ -127,7 +131,10 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	    .ping = ping_worker,
 	    .ping_ud = c,
 	};
-	st = (exec_link_state){.chats = link_chats, .sessions = link_sessions, .ud = c->sessions};
+	st = (exec_link_state){.chats = link_chats,
+	                       .sessions = link_sessions,
+	                       .ud = c->sessions,
+	                       .isolation = sbx_backend_caps(c->backend).isolation};
 	return exec_link_start(cfg->router_url, c->worker_id, (int)cfg->svc.workers, cfg->poll_ms,
 	                       &ro, &st, &c->link, err, errlen);
 }

@@ -25,8 +25,10 @@
 /* Limits applied to every sandbox of a backend. 0 means "no limit" only where noted. */
 typedef struct {
 	/* per sandbox */
-	long long memory_bytes;     /* address space of each process (RLIMIT_AS) */
-	long long processes;        /* processes/threads in the sandbox (RLIMIT_NPROC) */
+	long long memory_bytes;     /* address space of each process (RLIMIT_AS), and all the
+	                               sandbox holds together (its cgroup, or the memory watch) */
+	long long processes;        /* processes/threads in the sandbox (RLIMIT_NPROC, pids.max) */
+	long long millicores;       /* CPU share, in thousandths of a core (cgroup); 0: none */
 	long long open_files;       /* RLIMIT_NOFILE */
 	long long file_size_bytes;  /* largest file a process may write (RLIMIT_FSIZE) */
 	long long workspace_bytes;  /* size of the /workspace tmpfs (also /tmp's) */
@@ -55,6 +57,8 @@ typedef struct {
 	                        the executor */
 	int seccomp;         /* install the seccomp filter */
 	const char *preload; /* comma-separated modules imported at start ("pandas,numpy,plotly") */
+	const char *cgroup;  /* "auto", "v2", "v1" or "off": a cgroup per sandbox */
+	const char *cgroup_path; /* cgroup v2: the delegated subtree; NULL: the executor's own */
 } sbx_local_opts;
 
 typedef struct sbx_backend sbx_backend;
@@ -62,7 +66,8 @@ typedef struct sbx sbx;
 
 /* Capabilities of a backend, for callers that must refuse what it cannot do. */
 typedef struct {
-	int parquet; /* pyarrow is importable inside */
+	int parquet;           /* pyarrow is importable inside */
+	const char *isolation; /* how sandboxes are held: "cgroup-v2", "cgroup-v1" or "off" */
 } sbx_caps;
 
 /*

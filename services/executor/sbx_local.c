@@ -15,6 +15,11 @@
  *     sandbox runs under its own host uid (uid_base + slot), which makes
  *     RLIMIT_NPROC a per-sandbox count and keeps sandboxes from signalling
  *     or reading each other;
+ *   - all a sandbox holds: its own cgroup (sbx_cgroup.c), joined by the
+ *     forked child first, caps memory of every kind, CPU and processes; an
+ *     OOM kill inside it stops the sandbox. Without a cgroup, a watch adds
+ *     up its processes' PSS and tmpfs files, and seccomp denies memfd and
+ *     SysV shared memory;
  *   - the wall clock, output caps and frame sizes: here, while polling the
  *     sandbox's pipes; a sandbox that overruns is killed whole;
  *   - system calls: a classic BPF deny list handed to bwrap (--seccomp).
@@ -56,6 +61,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +77,7 @@
 #include "mk_log.h"
 #include "mk_time.h"
 #include "sbx.h"
+#include "sbx_cgroup.h"
 
 extern const char executor_driver_py[];
 extern const size_t executor_driver_py_len;
@@ -138,8 +145,9 @@ static const char *const sandbox_env[][2] = {
 
 /* One fork handed to the spawner thread. */
 struct spawn {
-	int fd[NFDS];  /* becomes the child's fd i; -1: closed */
-	long long uid; /* run as this uid and gid; -1: as the executor */
+	int fd[NFDS];         /* becomes the child's fd i; -1: closed */
+	long long uid;        /* run as this uid and gid; -1: as the executor */
+	const sbx_cg_box *cg; /* the sandbox's cgroup, joined first */
 	pid_t parent;
 	pid_t pid; /* out */
 	int err;   /* out: errno of fork */
@@ -153,6 +161,7 @@ struct sbx_backend {
 	int seccomp;
 	sbx_limits lim;
 	sbx_caps caps;
+	sbx_cg cg; /* one cgroup per sandbox, or off */
 	char python_version[32];
 
 	char **argv; /* the bwrap command line: the same for every sandbox */
@@ -199,6 +208,7 @@ struct sbx {
 	size_t info_len;
 	char python[32];
 	int parquet;
+	sbx_cg_box cg;
 	char iobuf[IOBUF];
 };
 
@@ -379,6 +389,28 @@ static const int denied_calls[] = {
 #define NDENIED (sizeof(denied_calls) / sizeof(denied_calls[0]))
 
 /*
+ * Without a cgroup, memory that no process maps would escape the memory
+ * watch: memfd files and SysV shared memory are denied too. (POSIX shared
+ * memory lives in /dev/shm, a sized tmpfs the watch counts.)
+ */
+static const int denied_without_cgroup[] = {
+#ifdef __NR_memfd_create
+    __NR_memfd_create,
+#endif
+#ifdef __NR_memfd_secret
+    __NR_memfd_secret,
+#endif
+#ifdef __NR_shmget
+    __NR_shmget,
+#endif
+#ifdef __NR_shmat
+    __NR_shmat,
+#endif
+};
+
+#define NEXTRA (sizeof(denied_without_cgroup) / sizeof(denied_without_cgroup[0]))
+
+/*
  * The program, in bwrap's --seccomp format (the raw sock_filter array):
  * another architecture's calls kill the process (their numbers mean other
  * calls), x32 calls on x86_64 fail, the deny list fails with EPERM, the
@@ -387,12 +419,17 @@ static const int denied_calls[] = {
 static int bpf_build(sbx_backend *b)
 {
 #ifdef SBX_AUDIT_ARCH
+	int denied[NDENIED + NEXTRA];
+	size_t n = NDENIED, k = 0;
 	struct sock_filter *f;
-	size_t k = 0;
 
 	/* Every jump below lands within 255 instructions (a jump offset is 8 bits). */
-	_Static_assert(NDENIED + 1 <= 255, "seccomp deny list too long for one jump");
-	f = calloc(NDENIED + 8, sizeof(*f));
+	_Static_assert(NDENIED + NEXTRA + 1 <= 255, "seccomp deny list too long for one jump");
+	memcpy(denied, denied_calls, sizeof(denied_calls));
+	if (b->cg.kind == SBX_CG_OFF)
+		for (size_t i = 0; i < NEXTRA; i++)
+			denied[n++] = denied_without_cgroup[i];
+	f = calloc(n + 8, sizeof(*f));
 	if (!f)
 		return -1;
 	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
@@ -404,11 +441,11 @@ static int bpf_build(sbx_backend *b)
 #ifdef __x86_64__
 	/* To the EPERM return after the list and the ALLOW. */
 	f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x40000000 /* x32 */,
-	                                      NDENIED + 1, 0);
+	                                      (unsigned char)(n + 1), 0);
 #endif
-	for (size_t i = 0; i < NDENIED; i++)
-		f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
-		                                      (unsigned)denied_calls[i], NDENIED - i, 0);
+	for (size_t i = 0; i < n; i++)
+		f[k++] = (struct sock_filter)BPF_JUMP(
+		    BPF_JMP | BPF_JEQ | BPF_K, (unsigned)denied[i], (unsigned char)(n - i), 0);
 	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
 	                                      SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA));
@@ -584,6 +621,9 @@ static int arg_add(sbx_backend *b, const char *fmt, ...)
 }
 
 /* The bwrap command line. Descriptor numbers are fixed (the enum above), so it is built once. */
+/* A sandbox's writable places: each a tmpfs of the workspace's size. */
+static const char *const tmpfs_mounts[] = {"/workspace", "/tmp", "/dev/shm"};
+
 static int argv_build(sbx_backend *b)
 {
 	const sbx_limits *L = &b->lim;
@@ -640,14 +680,13 @@ static int argv_build(sbx_backend *b)
 	 * --tmpfs after it. /dev itself is a tmpfs without one, so it is made
 	 * read-only once /dev/shm is mounted on it; / is read-only too.
 	 */
-	const char *const tmpfs[] = {"/workspace", "/tmp", "/dev/shm"};
-	for (size_t i = 0; i < sizeof(tmpfs) / sizeof(tmpfs[0]); i++) {
+	for (size_t i = 0; i < sizeof(tmpfs_mounts) / sizeof(tmpfs_mounts[0]); i++) {
 		if (L->workspace_bytes > 0) {
 			r |= arg_add(b, "--size");
 			r |= arg_add(b, "%lld", L->workspace_bytes);
 		}
 		r |= arg_add(b, "--tmpfs");
-		r |= arg_add(b, "%s", tmpfs[i]);
+		r |= arg_add(b, "%s", tmpfs_mounts[i]);
 	}
 	r |= arg_add(b, "--dir");
 	r |= arg_add(b, "/workspace/output");
@@ -727,7 +766,11 @@ static void __attribute__((noreturn)) child_run(const sbx_backend *b, const stru
 	int tmp[NFDS];
 	struct sigaction dfl;
 	sigset_t none;
+	int e;
 
+	/* Into the sandbox's cgroup before anything else (its descriptors are above NFDS). */
+	if (j->cg && (e = sbx_cg_box_join(j->cg, getpid())) != 0)
+		child_fail("joining the sandbox's cgroup", -e);
 	/* Move the descriptors out of 0..NFDS-1 first, so no dup2 overwrites a source. */
 	for (int i = 0; i < NFDS; i++) {
 		tmp[i] = -1;
@@ -1203,14 +1246,28 @@ static long long sandbox_memory(sbx *s)
 			total += pss_of(d->d_name);
 	}
 	closedir(dir);
+	/* Files in the sandbox's tmpfs mounts are memory the host holds for it too. */
+	for (size_t i = 0; i < sizeof(tmpfs_mounts) / sizeof(tmpfs_mounts[0]); i++) {
+		struct statvfs v;
+
+		snprintf(path, sizeof(path), "/proc/%d/root%s", (int)s->init_pid, tmpfs_mounts[i]);
+		if (statvfs(path, &v) == 0)
+			total += (long long)(v.f_blocks - v.f_bfree) * (long long)v.f_frsize;
+	}
 	return total;
 }
 
-/* 1 when the sandbox's processes together hold more than the memory limit. */
+/*
+ * 1 when the sandbox holds more than the memory limit: with a cgroup, when
+ * the kernel had to OOM-kill inside it; without one, when its processes
+ * and tmpfs files together hold more than the limit.
+ */
 static int memory_over(sbx *s)
 {
 	long long limit = s->b->lim.memory_bytes, used;
 
+	if (s->b->cg.kind != SBX_CG_OFF)
+		return sbx_cg_box_oom(&s->cg);
 	if (limit <= 0)
 		return 0;
 	s->mem_check = mk_mono_ms() + MEM_CHECK_MS;
@@ -1543,6 +1600,9 @@ cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms)
 	x.watch_memory = 1;
 	s->mem_check = t0 + MEM_CHECK_MS;
 	rc = xfer_run(s, &x, t0 + (timeout_ms > 0 ? timeout_ms : 1));
+	/* A driver killed by the kernel for the sandbox's memory. */
+	if (rc == X_EXITED && s->b->cg.kind != SBX_CG_OFF && sbx_cg_box_oom(&s->cg))
+		rc = X_MEMORY;
 	if (rc == X_REPLY) {
 		long long rid;
 
@@ -1880,6 +1940,7 @@ void sbx_destroy(sbx *s)
 	close_fd(&s->ctl_w);
 	close_fd(&s->ctl_r);
 	close_fd(&s->info_fd);
+	sbx_cg_box_free(&s->cg);
 	slot_give(s->b, s->slot);
 	free(s);
 }
@@ -1987,6 +2048,9 @@ sbx *sbx_create(sbx_backend *b, char *err, size_t errlen)
 	s->slot = -1;
 	s->status = -1;
 	s->cpu_ms = -1;
+	if (sbx_cg_box_make(&b->cg, &s->cg, b->lim.memory_bytes, b->lim.millicores,
+	                    b->lim.processes, err, errlen) != 0)
+		goto fail;
 	if (b->own_uids && (s->slot = slot_take(b)) < 0) {
 		mk_errf(err, errlen, "all %d sandbox uids are in use", MAX_SLOTS);
 		goto fail;
@@ -2019,10 +2083,12 @@ sbx *sbx_create(sbx_backend *b, char *err, size_t errlen)
 	j.fd[FD_GROUP] = gr;
 	j.fd[FD_SECCOMP] = bpf;
 	j.uid = s->slot >= 0 ? b->uid_base + s->slot : -1;
+	j.cg = &s->cg;
 	if (spawn(b, &j) != 0) {
 		mk_errf(err, errlen, "cannot start the sandbox: fork: %s", strerror(errno));
 		goto fail;
 	}
+	sbx_cg_box_close_join(&s->cg);
 	s->pid = j.pid;
 	/* Our child, not yet waited for: its pid cannot be recycled, so this pidfd is exact. */
 	s->pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
@@ -2113,6 +2179,7 @@ void sbx_backend_free(sbx_backend *b)
 	free(b->argv);
 	free(b->envp[0]);
 	free(b->bpf);
+	sbx_cg_close(&b->cg);
 	free(b->bwrap);
 	free(b->python);
 	free(b->preload);
@@ -2176,6 +2243,16 @@ sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char 
 		mk_errf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (sbx_cg_open(&b->cg, o->cgroup ? o->cgroup : "auto", o->cgroup_path, why, sizeof(why)) !=
+	    0) {
+		mk_errf(err, errlen, "sandbox cgroup: %s", why);
+		goto fail;
+	}
+	b->caps.isolation = sbx_cg_mode(&b->cg);
+	if (b->cg.kind == SBX_CG_OFF && !b->seccomp)
+		MK_WARN("EXEC-SBX-MEMORY", NULL,
+		        "no cgroup and no seccomp: memfd and SysV shared memory escape the memory "
+		        "limit");
 	if (b->seccomp && bpf_build(b) != 0) {
 		mk_errf(err, errlen, "no seccomp filter for this architecture; turn seccomp off");
 		goto fail;
@@ -2228,6 +2305,20 @@ sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char 
 	        b->caps.parquet ? "yes" : "no",
 	        b->own_uids ? "a uid per sandbox" : "sandboxes share the executor's uid",
 	        b->seccomp ? "on" : "off");
+	if (b->cg.kind != SBX_CG_OFF)
+		MK_INFO("EXEC-SBX-LIMITS", NULL,
+		        "sandbox limits: %s, a cgroup per sandbox under %s (memory %lld bytes, "
+		        "tmpfs and shared memory included, no swap; CPU %lld/1000 of a core; %lld "
+		        "processes)",
+		        sbx_cg_mode(&b->cg), b->cg.dir[0], b->lim.memory_bytes, b->lim.millicores,
+		        b->lim.processes);
+	else
+		MK_WARN(
+		    "EXEC-SBX-LIMITS", NULL,
+		    "sandbox limits: no cgroup (%s); memory is watched every %d ms (processes "
+		    "and tmpfs files), memfd and SysV shared memory are denied, and there is no "
+		    "CPU share",
+		    b->cg.why, MEM_CHECK_MS);
 	return b;
 
 fail:

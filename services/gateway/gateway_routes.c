@@ -85,8 +85,13 @@ static void readyz(gw_req *r)
 			const cJSON *w =
 			    cJSON_GetObjectItemCaseSensitive(jobs[i].res.body, "workers");
 
+			const char *iso = cJSON_GetStringValue(
+			    cJSON_GetObjectItemCaseSensitive(jobs[i].res.body, "isolation"));
+
 			if (cJSON_IsNumber(w))
 				cJSON_AddNumberToObject(s, "workers", w->valuedouble);
+			if (iso) /* how the executor's workers hold their sandboxes */
+				cJSON_AddStringToObject(s, "isolation", iso);
 		}
 		if (jobs[i].res.err != MK_OK)
 			cJSON_AddStringToObject(s, "error", jobs[i].res.msg);

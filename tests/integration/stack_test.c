@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -55,6 +56,27 @@ START_TEST(test_readyz_lists_five_ready_services)
 		ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "ready")),
 		              "%s not ready", names[i]);
 	}
+	mt_resp_release(&r);
+}
+END_TEST
+
+START_TEST(test_readyz_says_how_sandboxes_are_held)
+{
+	const char *iso;
+	mt_resp r;
+
+	ck_assert_int_eq(mt_http("GET", mt_url(&st, "/readyz"), NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	iso = mk_json_str(cJSON_GetObjectItemCaseSensitive(
+	                      cJSON_GetObjectItemCaseSensitive(r.json, "services"), "executor"),
+	                  "isolation");
+	ck_assert_ptr_nonnull(iso);
+	ck_assert_msg(strcmp(iso, "cgroup-v2") == 0 || strcmp(iso, "cgroup-v1") == 0 ||
+	                  strcmp(iso, "off") == 0,
+	              "isolation '%s'", iso);
+	/* Root with a writable cgroup memory hierarchy (these machines): a cgroup each. */
+	if (geteuid() == 0 && access("/sys/fs/cgroup/memory/memory.limit_in_bytes", W_OK) == 0)
+		ck_assert_msg(strncmp(iso, "cgroup-", 7) == 0, "isolation '%s'", iso);
 	mt_resp_release(&r);
 }
 END_TEST
@@ -294,6 +316,7 @@ static Suite *suite(void)
 	tcase_add_unchecked_fixture(tc, stack_up, stack_down);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_readyz_lists_five_ready_services);
+	tcase_add_test(tc, test_readyz_says_how_sandboxes_are_held);
 	tcase_add_test(tc, test_healthz_answers_and_creates_a_request_id);
 	tcase_add_test(tc, test_a_given_request_id_is_returned_and_a_bad_one_replaced);
 	tcase_add_test(tc, test_an_unknown_route_is_404_with_the_json_error_shape);

@@ -59,6 +59,7 @@
 #define PROC_SLACK     8     /* sandbox processes that may come meanwhile (pool refills) */
 
 static mt_exec ex;
+static mt_exec *target = &ex;                  /* the executor run() and call() speak to */
 static char tag[32];                           /* unique per run: chat ids never repeat */
 static char user_a[37], user_b[37], probe[37]; /* user ids (UUIDs) */
 static char canary[33], fake_key[41];
@@ -149,7 +150,7 @@ static cJSON *run_timed(const char *what, const char *user, const char *chat, co
 	char msg[300];
 	int64_t t0 = mk_mono_ms();
 	mk_err e = MK_OK;
-	cJSON *x = mt_exec_run_for(&ex, user, chat, code, run_ms,
+	cJSON *x = mt_exec_run_for(target, user, chat, code, run_ms,
 	                           (int)((run_ms > 0 ? run_ms : RUN_TIMEOUT_MS) + RPC_SLACK_MS), &e,
 	                           msg, sizeof(msg));
 
@@ -170,7 +171,7 @@ static cJSON *run(const char *what, const char *user, const char *chat, const ch
 static mk_err call(mk_op op, const char *user, const char *body)
 {
 	mk_rpc_result res;
-	mk_err e = mt_exec_call(&ex, op, user, body, 60000, &res);
+	mk_err e = mt_exec_call(target, op, user, body, 60000, &res);
 
 	if (e != MK_OK)
 		fprintf(stderr, "  %s as %.8s: %s (%s)\n", mk_op_name(op), user ? user : "-",
@@ -1117,6 +1118,207 @@ START_TEST(test_memory_spread_over_processes_is_held_to_the_sandbox_limit)
 }
 END_TEST
 
+/* How the executor's workers hold their sandboxes (its sys.ping): "cgroup-v1", "off", ... */
+static void isolation_of(mt_exec *e, char *buf, size_t len)
+{
+	mk_rpc_result res;
+
+	ck_assert_int_eq(mt_exec_call(e, MK_OP_SYS_PING, NULL, NULL, 60000, &res), MK_OK);
+	snprintf(buf, len, "%s", str_of(res.body, "isolation"));
+	mk_rpc_result_release(&res);
+}
+
+/*
+ * Memory that no process maps: memfd files, SysV shared memory detached
+ * after use, and files in the tmpfs mounts beside processes that hold the
+ * rest. Each snippet prints what it held (MiB) as far as it got; all of it
+ * together must stay within the sandbox's 1 GiB, or the sandbox is stopped
+ * at its memory limit. Without a cgroup, memfd and SysV shared memory are
+ * refused outright.
+ */
+/* A new memfd every 128 MiB: each file stays under the file size limit. */
+static const char memfd_py[] = "import os\n"
+                               "n = 0\n"
+                               "fds = []\n"
+                               "try:\n"
+                               "    block = b'\\1' * (1 << 20)\n"
+                               "    while n < 3072:\n"
+                               "        if n % 128 == 0:\n"
+                               "            fds.append(os.memfd_create('hoard'))\n"
+                               "        os.write(fds[-1], block)\n"
+                               "        n += 1\n"
+                               "        if n % 64 == 0:\n"
+                               "            print('HELD', n, flush=True)\n"
+                               "except OSError as e:\n"
+                               "    print('REFUSED', type(e).__name__, flush=True)\n"
+                               "print('HELD', n, flush=True)\n";
+static const char sysv_py[] =
+    "import ctypes\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "libc.shmat.restype = ctypes.c_void_p\n"
+    "libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]\n"
+    "libc.shmdt.argtypes = [ctypes.c_void_p]\n"
+    "n = 0\n"
+    "try:\n"
+    "    while n < 3072:\n"
+    "        seg = libc.shmget(0, 128 << 20, 0o1600)\n"
+    "        if seg < 0:\n"
+    "            raise OSError(ctypes.get_errno(), 'shmget')\n"
+    "        addr = libc.shmat(seg, None, 0)\n"
+    "        if addr is None or addr == ctypes.c_void_p(-1).value:\n"
+    "            raise OSError(ctypes.get_errno(), 'shmat')\n"
+    "        ctypes.memset(addr, 1, 128 << 20)\n"
+    "        libc.shmdt(addr)  # nothing maps it now; it stays\n"
+    "        n += 128\n"
+    "        print('HELD', n, flush=True)\n"
+    "except OSError as e:\n"
+    "    print('REFUSED', type(e).__name__, flush=True)\n"
+    "print('HELD', n, flush=True)\n";
+/* 3 x 60 MiB of files in the tmpfs mounts, then 3 processes of 300 MiB each (every page touched).
+ */
+static const char files_py[] = "import os, time\n"
+                               "block = b'\\1' * (1 << 20)\n"
+                               "files = 0\n"
+                               "for d in ('/workspace', '/tmp', '/dev/shm'):\n"
+                               "    with open(d + '/hoard', 'wb') as f:\n"
+                               "        for i in range(60):\n"
+                               "            f.write(block)\n"
+                               "            files += 1\n"
+                               "kids = []\n"
+                               "for i in range(3):\n"
+                               "    r, w = os.pipe()\n"
+                               "    if os.fork() == 0:\n"
+                               "        try:\n"
+                               "            b = bytearray(b'\\1') * (300 << 20)\n"
+                               "            os.write(w, b'1')\n"
+                               "            time.sleep(3)\n"
+                               "        except BaseException:\n"
+                               "            os.write(w, b'0')\n"
+                               "        finally:\n"
+                               "            os._exit(0)\n"
+                               "    kids.append(r)\n"
+                               "held = sum(os.read(r, 1) == b'1' for r in kids)\n"
+                               "os.wait()\n"
+                               "print('HELD', files + held * 300, flush=True)\n";
+
+/* The last HELD figure a run printed; -1 when none. */
+static long last_held(const char *out)
+{
+	long held = -1;
+
+	for (const char *p = out; (p = strstr(p, "HELD ")) != NULL; p += 5)
+		if (p == out || p[-1] == '\n')
+			held = strtol(p + 5, NULL, 10);
+	return held;
+}
+
+/* Run each hoard on the current target: held within 1 GiB, or stopped at the memory limit. */
+static void assert_hoards_held(const char *iso)
+{
+	static const char *const hoards[][2] = {{"memfd hoard", memfd_py},
+	                                        {"SysV shm hoard", sysv_py},
+	                                        {"tmpfs files + memory", files_py}};
+	char chat[96];
+
+	for (size_t i = 0; i < sizeof(hoards) / sizeof(hoards[0]); i++) {
+		cJSON *x;
+		long held;
+
+		snprintf(chat, sizeof(chat), "hoard%zu-%s-%s", i, iso, tag);
+		x = run(hoards[i][0], user_a, chat, hoards[i][1], LONG_RUN_MS);
+		held = last_held(str_of(x, "stdout"));
+		ck_assert_msg(strcmp(limit_of(x), "memory") == 0 || (held >= 0 && held <= 1024),
+		              "%s (%s): the sandbox held %ld MiB outside its processes' maps "
+		              "(limit=%s); its memory limit is 1024 MiB",
+		              hoards[i][0], iso, held, limit_of(x));
+		if (strcmp(limit_of(x), "memory") == 0)
+			ck_assert_str_eq(error_type(x), "MemoryError");
+		/* Without a cgroup the mechanisms themselves are closed. */
+		if (strcmp(iso, "off") == 0 && i < 2)
+			ck_assert_msg(strstr(str_of(x, "stdout"), "REFUSED PermissionError") !=
+			                  NULL,
+			              "%s was not refused without a cgroup", hoards[i][0]);
+		cJSON_Delete(x);
+		destroy(user_a, chat);
+	}
+}
+
+START_TEST(test_memory_nothing_maps_counts_against_the_sandbox_limit)
+{
+	char iso[32];
+
+	isolation_of(&ex, iso, sizeof(iso));
+	fprintf(stderr, "  sandboxes held by: %s\n", iso);
+	/* Root on a host with cgroups (this suite's machines): one per sandbox. */
+	if (geteuid() == 0 && access("/sys/fs/cgroup/memory/memory.limit_in_bytes", W_OK) == 0)
+		ck_assert_msg(strncmp(iso, "cgroup-", 7) == 0, "isolation '%s'", iso);
+	assert_hoards_held(iso);
+	assert_still_serves();
+}
+END_TEST
+
+START_TEST(test_without_a_cgroup_memory_nothing_maps_is_refused_or_counted)
+{
+	const char *env[] = {"EXECUTOR_SANDBOX_CGROUP=off",   "EXECUTOR_TIMEOUT=3s",
+	                     "EXECUTOR_TIMEOUT_MAX=120s",     "EXECUTOR_SANDBOX_MEMORY=1G",
+	                     "EXECUTOR_SANDBOX_PROCESSES=64", "EXECUTOR_SANDBOX_WORKSPACE_SIZE=64M",
+	                     "EXECUTOR_POOL_SIZE=0",          NULL};
+	char err[512], iso[32];
+	mt_exec off;
+
+	ck_assert_msg(mt_exec_start(&off, "executor-nocgroup", env, 60000, err, sizeof(err)) == 0,
+	              "%s", err);
+	isolation_of(&off, iso, sizeof(iso));
+	ck_assert_str_eq(iso, "off");
+	target = &off;
+	assert_hoards_held(iso);
+	target = &ex;
+	ck_assert_int_eq(mt_exec_stop(&off), 0);
+	assert_still_serves();
+}
+END_TEST
+
+START_TEST(test_a_sandbox_gets_one_core_however_many_processes_it_runs)
+{
+	/* Four processes spin for 4 s of wall time; their CPU time says how many cores they had. */
+	static const char spin_py[] = "import os, time, resource\n"
+	                              "t0 = time.monotonic()\n"
+	                              "kids = []\n"
+	                              "for i in range(4):\n"
+	                              "    pid = os.fork()\n"
+	                              "    if pid == 0:\n"
+	                              "        while time.monotonic() < t0 + 4:\n"
+	                              "            pass\n"
+	                              "        os._exit(0)\n"
+	                              "    kids.append(pid)\n"
+	                              "for pid in kids:\n"
+	                              "    os.waitpid(pid, 0)\n"
+	                              "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+	                              "print('CPU', ru.ru_utime + ru.ru_stime)\n"
+	                              "print('WALL', time.monotonic() - t0)\n";
+	char chat[96], iso[32];
+	double cpu, wall;
+	cJSON *x;
+
+	isolation_of(&ex, iso, sizeof(iso));
+	if (strcmp(iso, "off") == 0) {
+		fprintf(stderr, "  no cgroup: no CPU share to check\n");
+		return;
+	}
+	chat_id(chat, sizeof(chat), "spin");
+	x = run("four spinning processes", user_a, chat, spin_py, LONG_RUN_MS);
+	cpu = strtod(outcome(str_of(x, "stdout"), "CPU"), NULL);
+	wall = strtod(outcome(str_of(x, "stdout"), "WALL"), NULL);
+	ck_assert_msg(wall >= 4.0, "stdout: %s", str_of(x, "stdout"));
+	/* One core (EXECUTOR_SANDBOX_MILLICORES' default), with room for accounting. */
+	ck_assert_msg(cpu <= wall * 1.25 + 0.5,
+	              "four processes used %.2f s of CPU in %.2f s: more than one core", cpu, wall);
+	cJSON_Delete(x);
+	destroy(user_a, chat);
+	assert_still_serves();
+}
+END_TEST
+
 START_TEST(test_an_infinite_loop_is_stopped_at_the_timeout_and_its_session_reset)
 {
 	/* It swallows every exception, so only killing it stops it. */
@@ -1629,6 +1831,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_fork_bomb_left_running_after_its_run_does_not_starve_other_chats);
 	tcase_add_test(tc, test_memory_bombs_hit_the_memory_limit);
 	tcase_add_test(tc, test_memory_spread_over_processes_is_held_to_the_sandbox_limit);
+	tcase_add_test(tc, test_memory_nothing_maps_counts_against_the_sandbox_limit);
+	tcase_add_test(tc, test_without_a_cgroup_memory_nothing_maps_is_refused_or_counted);
+	tcase_add_test(tc, test_a_sandbox_gets_one_core_however_many_processes_it_runs);
 	tcase_add_test(tc, test_an_infinite_loop_is_stopped_at_the_timeout_and_its_session_reset);
 	tcase_add_test(tc, test_cpu_burned_inside_c_code_is_stopped_too);
 	tcase_add_test(tc, test_output_floods_are_cut_at_the_cap_and_stopped);
