@@ -78,6 +78,7 @@
 #include "mk_time.h"
 #include "sbx.h"
 #include "sbx_cgroup.h"
+#include "sbx_result.h"
 
 extern const char executor_driver_py[];
 extern const size_t executor_driver_py_len;
@@ -1555,7 +1556,9 @@ cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms)
 	int rc;
 	xfer x;
 
-	xfer_init(&x, 1, L, MAX_FRAME);
+	/* A reply larger than the limits allow is read and dropped, never held. */
+	xfer_init(&x, 1, L,
+	          sbx_result_frame_max(L) < MAX_FRAME ? sbx_result_frame_max(L) : MAX_FRAME);
 	if (!code)
 		code = "";
 	if (mk_utf8_valid_prefix((const unsigned char *)code, strlen(code)) != strlen(code)) {
@@ -1599,14 +1602,28 @@ cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms)
 	t0 = mk_mono_ms();
 	x.watch_memory = 1;
 	s->mem_check = t0 + MEM_CHECK_MS;
-	rc = xfer_run(s, &x, t0 + (timeout_ms > 0 ? timeout_ms : 1));
-	/* A driver killed by the kernel for the sandbox's memory. */
-	if (rc == X_EXITED && s->b->cg.kind != SBX_CG_OFF && sbx_cg_box_oom(&s->cg))
-		rc = X_MEMORY;
-	if (rc == X_REPLY) {
+	for (;;) {
 		long long rid;
 
+		rc = xfer_run(s, &x, t0 + (timeout_ms > 0 ? timeout_ms : 1));
+		/* A driver killed by the kernel for the sandbox's memory. */
+		if (rc == X_EXITED && s->b->cg.kind != SBX_CG_OFF && sbx_cg_box_oom(&s->cg))
+			rc = X_MEMORY;
+		if (rc != X_REPLY)
+			break;
 		reply = frame_json(&x);
+		if (reply && mk_json_int(reply, "id", &rid) == 0 && rid < id) {
+			/*
+			 * An earlier request's reply, late: code that wrote a reply of
+			 * its own on the control channel left the driver's behind. It is
+			 * dropped; only this request's id is taken.
+			 */
+			cJSON_Delete(reply);
+			reply = NULL;
+			x.hdr_got = x.body_got = x.body_len = 0;
+			x.oversize = 0;
+			continue;
+		}
 		if (!reply) {
 			rc = X_BAD;
 		} else if (strcmp(mk_json_str(reply, "t"), "done") != 0 ||
@@ -1617,8 +1634,10 @@ cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms)
 			rc = X_BAD;
 		} else {
 			res = cJSON_DetachItemFromObjectCaseSensitive(reply, "result");
+			sbx_result_enforce(res, L);
 		}
 		cJSON_Delete(reply);
+		break;
 	}
 	if (rc == X_REPLY) {
 		/* What the code printed before the reply is in the pipes already. */

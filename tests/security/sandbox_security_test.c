@@ -49,14 +49,21 @@
  */
 #define RUN_TIMEOUT_MS 3000
 #define OUTPUT_CAP     (64 * 1024)
-#define WORKSPACE_MIB  64
-#define PROMPT_MS      30000 /* "promptly": a fresh chat's print(1), sandbox start included */
-#define RPC_SLACK_MS   30000 /* waited beyond a run's own timeout */
-#define SCAN_RUN_MS    60000 /* runs that walk the file system */
-#define LONG_RUN_MS    60000 /* a run that must meet a limit other than time */
-#define STOP_SLACK_MS  20000 /* a run stopped at its timeout answers within this much more */
-#define MARKER_SLACK   1024  /* the truncation marker's line */
-#define PROC_SLACK     8     /* sandbox processes that may come meanwhile (pool refills) */
+/* What the host holds every result to, whatever the driver inside is told. */
+#define MAX_ITEMS         5
+#define MAX_ITEMS_S       "5"
+#define VALUE_MAX         4096
+#define VALUE_MAX_S       "4K"
+#define ARTIFACTS_TOTAL   (8LL << 20)
+#define ARTIFACTS_TOTAL_S "8M"
+#define WORKSPACE_MIB     64
+#define PROMPT_MS         30000 /* "promptly": a fresh chat's print(1), sandbox start included */
+#define RPC_SLACK_MS      30000 /* waited beyond a run's own timeout */
+#define SCAN_RUN_MS       60000 /* runs that walk the file system */
+#define LONG_RUN_MS       60000 /* a run that must meet a limit other than time */
+#define STOP_SLACK_MS     20000 /* a run stopped at its timeout answers within this much more */
+#define MARKER_SLACK      1024  /* the truncation marker's line */
+#define PROC_SLACK        8     /* sandbox processes that may come meanwhile (pool refills) */
 
 static mt_exec ex;
 static mt_exec *target = &ex;                  /* the executor run() and call() speak to */
@@ -443,6 +450,9 @@ static void executor_up(void)
 	                     "EXECUTOR_SANDBOX_WORKSPACE_SIZE=64M",
 	                     "EXECUTOR_POOL_SIZE=2",
 	                     "EXECUTOR_MAX_SESSIONS=16",
+	                     "EXECUTOR_MAX_ITEMS=" MAX_ITEMS_S,
+	                     "EXECUTOR_VALUE_MAX=" VALUE_MAX_S,
+	                     "EXECUTOR_ARTIFACTS_TOTAL=" ARTIFACTS_TOTAL_S,
 	                     e_canary,
 	                     e_key,
 	                     NULL};
@@ -1319,6 +1329,118 @@ START_TEST(test_a_sandbox_gets_one_core_however_many_processes_it_runs)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ the host enforces */
+
+/* A result within the host's own limits: at most MAX_ITEMS of each kind, the value and files
+ * capped. */
+static void assert_result_held(const cJSON *x)
+{
+	static const char *const kinds[] = {"tables", "figures", "images", "artifacts"};
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(x, "value"), *a;
+	long long total = 0;
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		ck_assert_msg(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, kinds[i])) <=
+		                  MAX_ITEMS,
+		              "%d %s (the limit is %d)",
+		              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, kinds[i])),
+		              kinds[i], MAX_ITEMS);
+	if (cJSON_IsObject(v))
+		ck_assert_int_le(strlen(str_of(v, "text")), VALUE_MAX + 64);
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(x, "artifacts"))
+	{
+		long long n = 0;
+
+		if (!cJSON_GetObjectItemCaseSensitive(a, "skipped") &&
+		    mk_json_int(a, "bytes", &n) == 0)
+			total += n;
+	}
+	ck_assert_msg(total <= ARTIFACTS_TOTAL, "%lld bytes of files kept (the limit is %lld)",
+	              total, ARTIFACTS_TOTAL);
+	ck_assert_msg(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "notes")) > 0,
+	              "nothing says what was cut");
+}
+
+START_TEST(test_code_that_lifts_the_drivers_limits_gets_the_hosts)
+{
+	/* The driver shares the interpreter: its limits are the code's to change. */
+	static const char lift_py[] = "import pandas as pd, plotly.graph_objects as go\n"
+	                              "run = display.__globals__['_current']\n"
+	                              "for k in list(run.lim):\n"
+	                              "    run.lim[k] = 1 << 40\n"
+	                              "for i in range(30):\n"
+	                              "    display(pd.DataFrame({'a': [i]}))\n"
+	                              "    display(go.Figure(data=[go.Bar(y=[i])]))\n"
+	                              "'v' * (1 << 20)\n";
+	char chat[96];
+	cJSON *x;
+
+	chat_id(chat, sizeof(chat), "lift");
+	x = run("lifted driver limits", user_a, chat, lift_py, LONG_RUN_MS);
+	ck_assert_str_eq(error_type(x), "");
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "tables")),
+	                 MAX_ITEMS);
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "figures")),
+	                 MAX_ITEMS);
+	ck_assert_ptr_nonnull(
+	    strstr(str_of(cJSON_GetObjectItemCaseSensitive(x, "value"), "text"), "[cut at"));
+	assert_result_held(x);
+	cJSON_Delete(x);
+	assert_chat_recovers(user_a, chat, "crashed");
+	destroy(user_a, chat);
+	assert_still_serves();
+}
+END_TEST
+
+START_TEST(test_a_reply_forged_on_the_control_channel_is_held_to_the_hosts_limits)
+{
+	/*
+	 * The code writes a reply of its own, with this request's id, before
+	 * the driver's: 12 files of 2 MiB each, a 1 MiB value and fields only
+	 * the host may set. The driver's own reply, coming after, is stale.
+	 */
+	static const char forge_py[] =
+	    "import json, struct, sys\n"
+	    "g = display.__globals__\n"
+	    "f = sys._getframe()\n"
+	    "while f is not None and 'rid' not in f.f_locals:\n"
+	    "    f = f.f_back\n"
+	    "blob = 'QUFB' * ((2 << 20) // 3)\n"
+	    "res = {'error': None, 'value': {'type': 'str', 'text': 'F' * (1 << 20)},\n"
+	    "       'tables': [], 'figures': [], 'images': [], 'limit': 'nonsense',\n"
+	    "       'session_lost': False, 'duration_ms': -1, 'stdout': 'forged',\n"
+	    "       'artifacts': [{'path': 'output/f%d.bin' % i, 'bytes': 1, 'data_b64': blob}\n"
+	    "                     for i in range(12)]}\n"
+	    "body = json.dumps({'t': 'done', 'id': f.f_locals['rid'], 'result': res}).encode()\n"
+	    "g['_ctl_out'].write(struct.pack('>I', len(body)) + body)\n";
+	char chat[96];
+	cJSON *x;
+
+	chat_id(chat, sizeof(chat), "forge");
+	x = run("forged reply", user_a, chat, forge_py, LONG_RUN_MS);
+	assert_result_held(x);
+	ck_assert_str_eq(limit_of(x), "null");
+	ck_assert_msg(strcmp(str_of(x, "stdout"), "forged") != 0,
+	              "the host took stdout from a frame");
+	ck_assert(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(x, "duration_ms")) >= 0);
+	cJSON_Delete(x);
+	/* The driver's late reply is dropped: the chat's next run answers for itself. */
+	assert_chat_recovers(user_a, chat, "crashed");
+	/* A forged reply larger than the limits allow is never held: the run ends, cleanly. */
+	x = run("oversized forged reply", user_a, chat,
+	        "import struct\n"
+	        "body = b'{' * (200 << 20)\n"
+	        "display.__globals__['_ctl_out'].write(struct.pack('>I', len(body)) + body)\n",
+	        LONG_RUN_MS);
+	ck_assert_str_eq(error_type(x), "SandboxError");
+	ck_assert(flag(x, "session_lost"));
+	cJSON_Delete(x);
+	assert_chat_recovers(user_a, chat, "crashed");
+	destroy(user_a, chat);
+	assert_still_serves();
+}
+END_TEST
+
 START_TEST(test_an_infinite_loop_is_stopped_at_the_timeout_and_its_session_reset)
 {
 	/* It swallows every exception, so only killing it stops it. */
@@ -1834,6 +1956,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_memory_nothing_maps_counts_against_the_sandbox_limit);
 	tcase_add_test(tc, test_without_a_cgroup_memory_nothing_maps_is_refused_or_counted);
 	tcase_add_test(tc, test_a_sandbox_gets_one_core_however_many_processes_it_runs);
+	tcase_add_test(tc, test_code_that_lifts_the_drivers_limits_gets_the_hosts);
+	tcase_add_test(tc, test_a_reply_forged_on_the_control_channel_is_held_to_the_hosts_limits);
 	tcase_add_test(tc, test_an_infinite_loop_is_stopped_at_the_timeout_and_its_session_reset);
 	tcase_add_test(tc, test_cpu_burned_inside_c_code_is_stopped_too);
 	tcase_add_test(tc, test_output_floods_are_cut_at_the_cap_and_stopped);

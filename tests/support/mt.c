@@ -96,21 +96,46 @@ static const char *log_dir(void)
 	return d && *d ? d : "build/test-logs";
 }
 
+/*
+ * Ports are drawn below the kernel's ephemeral range (32768 and up by
+ * default), where no outgoing connection takes one between the test's pick
+ * and the service's bind, and none is handed out twice by one process.
+ */
+#define PORT_LOW   20000
+#define PORT_SPAN  12000
+#define PORTS_KEPT 512
+
 int mt_free_port(void)
 {
+	static int given[PORTS_KEPT], ngiven;
+	static unsigned seed;
 	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
 
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
+	if (!seed)
+		seed = (unsigned)getpid() ^ (unsigned)mk_mono_ms();
+	for (int tries = 0; tries < 1000; tries++) {
+		int port = PORT_LOW + (int)(rand_r(&seed) % PORT_SPAN), fd, ok, i;
+
+		for (i = 0; i < ngiven && given[i] != port; i++)
+			;
+		if (i < ngiven)
+			continue;
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return 0;
+		memset(&a, 0, sizeof(a));
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)port);
+		ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 		close(fd);
-	return port;
+		if (!ok)
+			continue;
+		if (ngiven < PORTS_KEPT)
+			given[ngiven++] = port;
+		return port;
+	}
+	return 0;
 }
 
 /* environ plus env, as a new NULL-terminated array (strings borrowed). */

@@ -27,7 +27,7 @@ typedef struct {
 /* The DSN of the test database; aborts the test run with a clear message when unset. */
 const char *mt_dsn(void);
 const char *mt_bin_dir(void);
-/* A currently free loopback TCP port. */
+/* A free loopback TCP port, below the ephemeral range, never the same one twice. */
 int mt_free_port(void);
 
 /*
