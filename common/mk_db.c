@@ -20,6 +20,7 @@
  * a libpq message is masked before it reaches err.
  */
 #include <assert.h>
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@
 #include <libpq-events.h>
 
 #include "mk_db.h"
+#include "mk_time.h"
 
 /* Postgres truncates longer identifiers (NAMEDATALEN - 1). */
 #define SCHEMA_MAX 63
@@ -499,6 +501,75 @@ PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const 
 {
 	return ok_or_fail(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), err,
 	                  errlen, sqlstate);
+}
+
+PGresult *mk_db_exec_until(PGconn *c, const char *sql, int64_t deadline, char *err, size_t errlen,
+                           char sqlstate[6])
+{
+	PGresult *r, *last = NULL;
+	int cancelled = 0;
+
+	if (!PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0))
+		return ok_or_fail(c, NULL, err, errlen, sqlstate);
+	for (;;) {
+		while (PQisBusy(c)) {
+			int64_t left = deadline - mk_mono_ms();
+			struct pollfd pf = {PQsocket(c), POLLIN, 0};
+
+			if (left <= 0 && !cancelled) {
+				/* Past the deadline: the server stops the statement. */
+				PGcancel *cn = PQgetCancel(c);
+				char buf[256];
+
+				if (cn) {
+					PQcancel(cn, buf, sizeof(buf));
+					PQfreeCancel(cn);
+				}
+				cancelled = 1;
+				deadline = mk_mono_ms() + MK_DB_CANCEL_WAIT_MS;
+				continue;
+			}
+			if (left <= 0) {
+				/* The server did not stop it: the connection is left busy (closed
+				 * on release). */
+				PQclear(last);
+				snprintf(err, errlen, "the statement did not stop when cancelled");
+				if (sqlstate)
+					memcpy(sqlstate, "57014", 6);
+				return NULL;
+			}
+			if (poll(&pf, 1, left > 1000 ? 1000 : (int)left) < 0 && errno != EINTR)
+				break;
+			if (!PQconsumeInput(c))
+				break;
+		}
+		r = PQgetResult(c);
+		if (!r)
+			break;
+		if (last && PQresultStatus(last) == PGRES_FATAL_ERROR)
+			PQclear(r); /* keep the first error */
+		else {
+			PQclear(last);
+			last = r;
+		}
+	}
+	if (cancelled && last && PQresultStatus(last) != PGRES_FATAL_ERROR) {
+		PQclear(last);
+		last = NULL;
+	}
+	if (cancelled && !last) {
+		snprintf(err, errlen, "canceling statement due to the deadline");
+		if (sqlstate)
+			memcpy(sqlstate, "57014", 6);
+		return NULL;
+	}
+	return ok_or_fail(c, last, err, errlen, sqlstate);
+}
+
+void mk_db_discard(mk_db_pool *p, PGconn *c)
+{
+	if (p && c)
+		put_conn(p, c, false);
 }
 
 /*

@@ -18,6 +18,7 @@
 #define MK_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -48,6 +49,9 @@ void mk_db_pool_free(mk_db_pool *p); /* all connections must be released; NULL o
 PGconn *mk_db_acquire(mk_db_pool *p, int wait_ms, char *err, size_t errlen);
 /* Give a connection back; a broken one (or one left inside a transaction) is closed. */
 void mk_db_release(mk_db_pool *p, PGconn *c);
+/* Close a connection instead of giving it back (its session may hold state); a new one replaces it.
+ */
+void mk_db_discard(mk_db_pool *p, PGconn *c);
 
 /* Can Postgres be reached now? 0 yes, -1 no. Used by sys.ping. */
 int mk_db_ping(mk_db_pool *p, int wait_ms);
@@ -69,6 +73,16 @@ int mk_db_migrate(mk_db_pool *p, const mk_migration *migrations, size_t n, char 
  */
 PGresult *mk_db_exec(PGconn *c, const char *sql, int nparams, const char *const *params, char *err,
                      size_t errlen, char sqlstate[6]);
+/*
+ * mk_db_exec without parameters that ends at deadline (mk_mono_ms), however
+ * the statement or the session's settings were made: the server is asked
+ * to cancel it, and NULL comes back with SQLSTATE 57014. A connection whose
+ * statement does not stop within MK_DB_CANCEL_WAIT_MS more is left busy,
+ * and closed on release.
+ */
+#define MK_DB_CANCEL_WAIT_MS 5000
+PGresult *mk_db_exec_until(PGconn *c, const char *sql, int64_t deadline, char *err, size_t errlen,
+                           char sqlstate[6]);
 
 /*
  * The same for a statement run often: prepared once per connection and

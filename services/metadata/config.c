@@ -43,7 +43,7 @@ const mk_cfg_var metadata_config_vars[] = {
      "how often the catalog is synced from the warehouse (also once at start)",
      X(sync_interval_ms)},
     {"METADATA_QUERY_TIMEOUT", MK_CFG_DURATION, "30s", 10, 3600000, 0, 0, NULL,
-     "longest run of one warehouse query (statement_timeout)", X(query_timeout_ms)},
+     "longest run of one warehouse query, all its fetches included (cancelled past it)", X(query_timeout_ms)},
     {"METADATA_QUERY_MAX_ROWS", MK_CFG_INT, "10000", 1, 1000000, 0, 0, NULL,
      "rows one query returns at most (a request may ask for fewer)", X(query_max_rows)},
     {"METADATA_SEARCH_BUDGET", MK_CFG_INT, "4000", 200, 1000000, 0, 0, NULL,

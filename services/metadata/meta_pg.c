@@ -6,7 +6,12 @@
  * A query runs in a READ ONLY transaction with a local statement_timeout,
  * through a cursor read a thousand rows at a time, stopping at max_rows or
  * once the cells pass the reply's byte cap; the transaction is always
- * rolled back. The role in the DSN should itself
+ * rolled back. One deadline bounds the whole query, every FETCH included,
+ * from outside the session: past it the statement is cancelled, whatever
+ * the query did to its settings. Nothing of a query survives on the pooled
+ * connection: DISCARD ALL drops session locks, settings, temporary tables,
+ * prepared statements and LISTENs, and a connection that cannot be cleaned
+ * is closed. The role in the DSN should itself
  * be read-only (SELECT grants only): the transaction is the second wall,
  * meta_sql_check the first. Values become JSON by the column's type:
  * integers and exact numerics as numbers while a double holds them
@@ -21,6 +26,7 @@
 
 #include "metadata.h"
 #include "mk_json.h"
+#include "mk_time.h"
 
 typedef struct {
 	mk_db_pool *pool;
@@ -262,14 +268,15 @@ static mk_err pg_query(void *p, const meta_wh_query *q, cJSON **out, long long *
                        size_t errlen)
 {
 	pg_wh *w = p;
-	char state[6] = "", setto[64], fetch[64], *decl = NULL;
+	char state[6] = "", setto[64], fetch[64], junk[160], *decl = NULL;
 	size_t dlen = strlen(q->sql) + 64;
 	long long kept = 0, seen = 0;
 	PGresult *r = NULL;
 	PGconn *c;
 	cJSON *res = NULL, *cols = NULL, *rows = NULL;
 	mk_err e = MK_OK;
-	int i, j, n, nf, more = 0;
+	int i, j, n, nf, more = 0, clean;
+	int64_t deadline = mk_mono_ms() + q->timeout_ms;
 
 	*bytes = 0;
 	if (!(c = mk_db_acquire(w->pool, 5000, err, errlen)))
@@ -283,15 +290,15 @@ static mk_err pg_query(void *p, const meta_wh_query *q, cJSON **out, long long *
 	snprintf(decl, dlen, "DECLARE mark_q NO SCROLL CURSOR FOR\n%s\n", q->sql);
 	snprintf(setto, sizeof(setto), "SET LOCAL statement_timeout = %lld", q->timeout_ms);
 	snprintf(fetch, sizeof(fetch), "FETCH FORWARD %d FROM mark_q", FETCH_ROWS);
-	r = mk_db_exec(c, "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
-	               err, errlen, state);
+	r = mk_db_exec_until(c, "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+	                     deadline, err, errlen, state);
 	if (r) {
 		PQclear(r);
-		r = mk_db_exec(c, setto, 0, NULL, err, errlen, state);
+		r = mk_db_exec_until(c, setto, deadline, err, errlen, state);
 	}
 	if (r) {
 		PQclear(r);
-		r = mk_db_exec(c, decl, 0, NULL, err, errlen, state);
+		r = mk_db_exec_until(c, decl, deadline, err, errlen, state);
 	}
 	/*
 	 * Batches until max_rows are kept or the cells pass max_bytes; one row
@@ -299,7 +306,7 @@ static mk_err pg_query(void *p, const meta_wh_query *q, cJSON **out, long long *
 	 */
 	while (r) {
 		PQclear(r);
-		if (!(r = mk_db_exec(c, fetch, 0, NULL, err, errlen, state)))
+		if (!(r = mk_db_exec_until(c, fetch, deadline, err, errlen, state)))
 			break;
 		if (!res) {
 			res = cJSON_CreateObject();
@@ -350,9 +357,25 @@ static mk_err pg_query(void *p, const meta_wh_query *q, cJSON **out, long long *
 out:
 	if (r)
 		PQclear(r);
-	if (PQtransactionStatus(c) != PQTRANS_IDLE)
-		PQclear(PQexec(c, "ROLLBACK"));
-	mk_db_release(w->pool, c);
+	clean = PQtransactionStatus(c) == PQTRANS_IDLE ||
+	        PQtransactionStatus(c) == PQTRANS_INTRANS ||
+	        PQtransactionStatus(c) == PQTRANS_INERROR;
+	if (clean && PQtransactionStatus(c) != PQTRANS_IDLE) {
+		r = mk_db_exec_until(c, "ROLLBACK", mk_mono_ms() + MK_DB_CANCEL_WAIT_MS, junk,
+		                     sizeof(junk), NULL);
+		clean = r != NULL;
+		PQclear(r);
+	}
+	if (clean) {
+		r = mk_db_exec_until(c, "DISCARD ALL", mk_mono_ms() + MK_DB_CANCEL_WAIT_MS, junk,
+		                     sizeof(junk), NULL);
+		clean = r != NULL;
+		PQclear(r);
+	}
+	if (clean)
+		mk_db_release(w->pool, c);
+	else
+		mk_db_discard(w->pool, c);
 	free(decl);
 	return e;
 }

@@ -409,6 +409,7 @@ START_TEST(test_a_slow_query_is_cancelled_at_the_timeout)
 {
 	mk_rpc_result res;
 	int64_t t0, took;
+	mk_err e;
 
 	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service_with("METADATA_WAREHOUSE_KIND=postgres", "METADATA_QUERY_TIMEOUT=1s", &svc,
@@ -422,8 +423,51 @@ START_TEST(test_a_slow_query_is_cancelled_at_the_timeout)
 	              res.msg);
 	ck_assert_msg(took >= 1000 && took < CALL_MS / 4, "took %lld ms", (long long)took);
 	mk_rpc_result_release(&res);
+	/*
+	 * A query that lifts its own statement_timeout in its first rows (a
+	 * quoted name is still the function) and sleeps in the next FETCH:
+	 * the deadline holds from outside the session.
+	 */
+	t0 = mk_mono_ms();
+	e = call(MK_OP_META_QUERY,
+	         "{\"sql\":\"SELECT \\\"set_config\\\"('statement_timeout', '0', true) AS s, "
+	         "pg_sleep(CASE WHEN g > 1000 THEN 600 ELSE 0 END) FROM generate_series(1, 2000) "
+	         "AS g\"}",
+	         &res);
+	took = mk_mono_ms() - t0;
+	ck_assert_msg(e == MK_E_DEADLINE || e == MK_E_VALIDATION, "%s: %s", mk_err_code(e),
+	              res.msg);
+	if (e == MK_E_DEADLINE)
+		ck_assert_msg(took >= 1000 && took < CALL_MS / 4, "took %lld ms", (long long)took);
+	mk_rpc_result_release(&res);
 	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
+}
+END_TEST
+
+START_TEST(test_nothing_of_a_query_survives_on_its_pooled_connection)
+{
+	/* Session-level: neither the rollback nor the end of the statement lets go of it. */
+	static const char *const lockers[] = {
+	    "{\"sql\":\"SELECT pg_advisory_lock(424242)\"}",
+	    "{\"sql\":\"SELECT \\\"pg_advisory_lock\\\"(424242)\"}",
+	};
+	mk_rpc_result res;
+	char *held;
+	int ran = 0;
+
+	for (size_t i = 0; i < sizeof(lockers) / sizeof(lockers[0]); i++) {
+		mk_err e = call(MK_OP_META_QUERY, lockers[i], &res);
+
+		ck_assert_msg(e == MK_OK || e == MK_E_VALIDATION, "%s: %s", mk_err_code(e),
+		              res.msg);
+		ran += e == MK_OK;
+		mk_rpc_result_release(&res);
+	}
+	held = scalar(wh_admin, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+	                        "objid = 424242 AND granted");
+	ck_assert_msg(strcmp(held, "0") == 0, "%s advisory locks outlived %d queries", held, ran);
+	free(held);
 }
 END_TEST
 
@@ -589,6 +633,7 @@ static Suite *suite(void)
 	tcase_add_test(tc,
 	               test_a_write_hidden_in_a_function_is_stopped_by_the_read_only_transaction);
 	tcase_add_test(tc, test_a_slow_query_is_cancelled_at_the_timeout);
+	tcase_add_test(tc, test_nothing_of_a_query_survives_on_its_pooled_connection);
 	tcase_add_test(tc, test_a_bad_column_answers_postgres_message);
 	tcase_add_test(tc, test_a_query_needs_a_caller);
 	tcase_add_test(tc, test_a_resync_keeps_curated_descriptions_and_records_schema_changes);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mk_db.h"
+#include "mk_time.h"
 
 #define SECRET "s3cr3tpw"
 
@@ -328,6 +329,42 @@ START_TEST(test_a_connection_released_inside_a_transaction_is_not_reused_dirty)
 
 	mk_db_pool_free(p);
 	drop_schema(schema);
+}
+END_TEST
+
+START_TEST(test_a_statement_past_its_deadline_is_cancelled_and_a_discarded_connection_replaced)
+{
+	char err[256] = "", state[6] = "", *pid, *pid2;
+	mk_db_pool *p = mk_db_pool_new(dsn, NULL, 1, CONNECT_MS);
+	PGresult *r;
+	int64_t t0;
+	PGconn *c;
+
+	ck_assert_ptr_nonnull(p);
+	c = mk_db_acquire(p, 1000, err, sizeof(err));
+	ck_assert_msg(c != NULL, "acquire: %s", err);
+	/* No statement_timeout: only the deadline can end it. */
+	exec_ok(c, "SET statement_timeout = 0");
+	t0 = mk_mono_ms();
+	ck_assert_ptr_null(mk_db_exec_until(c, "SELECT pg_sleep(600)", mk_mono_ms() + 300, err,
+	                                    sizeof(err), state));
+	ck_assert_str_eq(state, "57014");
+	ck_assert_int_ge(mk_mono_ms() - t0, 300);
+	ck_assert_int_lt(mk_mono_ms() - t0, 60000);
+	/* The connection answers again, and a statement within its deadline runs. */
+	r = mk_db_exec_until(c, "SELECT 1", mk_mono_ms() + 30000, err, sizeof(err), state);
+	ck_assert_msg(r != NULL, "%s", err);
+	PQclear(r);
+	pid = value(c, "SELECT pg_backend_pid()");
+	mk_db_discard(p, c);
+	c = mk_db_acquire(p, CONNECT_MS, err, sizeof(err));
+	ck_assert_msg(c != NULL, "acquire after discard: %s", err);
+	pid2 = value(c, "SELECT pg_backend_pid()");
+	ck_assert_str_ne(pid, pid2);
+	free(pid);
+	free(pid2);
+	mk_db_release(p, c);
+	mk_db_pool_free(p);
 }
 END_TEST
 
@@ -758,6 +795,9 @@ static Suite *db_suite(void)
 
 	tcase_set_timeout(exec, 60);
 	tcase_add_test(exec, test_exec_reports_sqlstate_on_a_unique_violation);
+	tcase_add_test(
+	    exec,
+	    test_a_statement_past_its_deadline_is_cancelled_and_a_discarded_connection_replaced);
 	suite_add_tcase(s, exec);
 
 	tcase_set_timeout(migrate, 60);
