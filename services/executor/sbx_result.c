@@ -12,7 +12,7 @@
 #include "sbx_result.h"
 
 #define TEXT_MAX    (128 * 1024) /* an error's type and message, a value's type */
-#define TABLE_NAMES (64 * 1024) /* a table's name, columns and dtypes in a reply frame */
+#define TABLE_NAMES (64 * 1024)  /* a table's name, columns and dtypes in a reply frame */
 /* A cell of a table snippet in a reply frame: the driver's 1000 characters, JSON-escaped. */
 #define CELL_FRAME   (6 * 1000 + 8)
 #define FRAME_SLACK  (1 << 20) /* the rest of a reply frame */
