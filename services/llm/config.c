@@ -58,6 +58,10 @@ const mk_cfg_var llm_config_vars[] = {
      "NNG address of the metadata service (warehouse tables and queries)", L(metadata_url)},
     {"LLM_TURN_MAX_STEPS", MK_CFG_INT, "8", 1, 100, 0, 0, NULL,
      "tool calls one chat turn may make before it must answer", L(turn_max_steps)},
+    {"LLM_TURN_MAX_CALLS_PER_REPLY", MK_CFG_INT, "4", 1, 100, 0, 0, NULL,
+     "tool calls run from one model reply; the rest are answered \"not run\" (each counts "
+     "against LLM_TURN_MAX_STEPS)",
+     L(turn_max_calls_per_reply)},
     {"LLM_TURN_TIMEOUT", MK_CFG_DURATION, "5m", 1000, 3600000, 0, 0, NULL,
      "wall-clock time of one chat turn", L(turn_timeout_ms)},
     {"LLM_TURN_MAX_TOKENS", MK_CFG_INT, "200000", 1000, 100000000, 0, 0, NULL,

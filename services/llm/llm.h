@@ -34,6 +34,7 @@ typedef struct {
 	char *metadata_url;
 	char *prompts_dir;
 	long long turn_max_steps;
+	long long turn_max_calls_per_reply;
 	long long turn_timeout_ms;
 	long long turn_max_tokens;
 	long long message_max;
@@ -107,11 +108,13 @@ char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *
                      int *connected);
 /*
  * Run warehouse tool `tool` with its JSON args, recording it in step (and a
- * query's result snippet in tables). Returns the result text for the model
+ * query's result snippet in tables), waiting no later than deadline (the
+ * turn's, mk_mono_ms). Returns the result text for the model
  * (malloc'd); *is_error when the call failed.
  */
 char *llm_wh_tool(llm *l, const mk_caller *who, const char *rid, const char *chat, const char *tool,
-                  const char *args, int seq, cJSON *step, cJSON *tables, int *is_error);
+                  const char *args, int seq, cJSON *step, cJSON *tables, int64_t deadline,
+                  int *is_error);
 
 /* Estimated tokens of a text (about four bytes a token). */
 int llm_tokens_estimate(const char *text);

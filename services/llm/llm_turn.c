@@ -630,7 +630,7 @@ static char *wh_call(turn_ctx *c, int step, const llm_tool_call *call, int *is_e
 	cJSON_Delete(a);
 	emit(c, "tool_call", d);
 	out = llm_wh_tool(c->l, &c->caller, c->rid, c->chat_id, call->name, call->arguments, step,
-	                  s, c->tables, is_error);
+	                  s, c->tables, c->deadline, is_error);
 	cJSON_AddItemToArray(c->steps, s);
 	d = cJSON_Duplicate(s, 1);
 	cJSON_AddNumberToObject(d, "step", step);
@@ -728,6 +728,32 @@ static void run_loop(turn_ctx *c, PGconn *db)
 				char *out;
 				int is_error = 0;
 
+				/*
+				 * Every call counts against the turn's steps; a reply runs only
+				 * as many as remain and as one reply may ask for. The rest are
+				 * answered, not run, so that each call has its result.
+				 */
+				if ((long long)i >= cfg->turn_max_calls_per_reply ||
+				    step >= cfg->turn_max_steps || mk_mono_ms() >= c->deadline) {
+					char msg[200];
+
+					if ((long long)i >= cfg->turn_max_calls_per_reply)
+						snprintf(msg, sizeof(msg),
+						         "Not run: one reply may make at most %lld "
+						         "tool calls.",
+						         cfg->turn_max_calls_per_reply);
+					else if (step >= cfg->turn_max_steps)
+						snprintf(msg, sizeof(msg),
+						         "Not run: this turn's %lld tool calls are "
+						         "used up.",
+						         cfg->turn_max_steps);
+					else
+						snprintf(msg, sizeof(msg),
+						         "Not run: this turn's time is up.");
+					out = strdup(msg);
+					is_error = 1;
+					goto result;
+				}
 				step++;
 				if (strcmp(calls[i].name, "run_python") == 0) {
 					out = run_python(c, step, calls[i].arguments, &is_error);
@@ -752,6 +778,7 @@ static void run_loop(turn_ctx *c, PGconn *db)
 					out = strdup(msg);
 					is_error = 1;
 				}
+			result:
 				tm = convo_add(&v);
 				if (!tm) {
 					free(out);

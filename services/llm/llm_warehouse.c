@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "llm.h"
+#include "mk_time.h"
 #include "mk_b64.h"
 #include "mk_buf.h"
 #include "mk_log.h"
@@ -143,9 +144,17 @@ static char *to_csv(const cJSON *columns, const cJSON *rows)
 	return mk_buf_steal(&b);
 }
 
+/* How long a call may wait: at most `fixed`, and never past the turn's deadline (mk_mono_ms). */
+static int wait_ms(int64_t deadline, int fixed)
+{
+	int64_t left = deadline - mk_mono_ms();
+
+	return left < 1 ? 1 : left < fixed ? (int)left : fixed;
+}
+
 /* Put text into the chat's workspace at path; 0 on success. */
 static int put_file(llm *l, const mk_caller *who, const char *rid, const char *chat,
-                    const char *path, const char *text)
+                    const char *path, const char *text, int64_t deadline)
 {
 	char *b64 = mk_b64_encode(text, strlen(text));
 	cJSON *body = cJSON_CreateObject();
@@ -156,15 +165,18 @@ static int put_file(llm *l, const mk_caller *who, const char *rid, const char *c
 	cJSON_AddStringToObject(body, "path", path);
 	cJSON_AddStringToObject(body, "data_b64", b64 ? b64 : "");
 	free(b64);
-	rc =
-	    mk_rpc_call(l->executor, MK_OP_EXEC_PUT, rid, who, body, 60000, &res) == MK_OK ? 0 : -1;
+	rc = mk_rpc_call(l->executor, MK_OP_EXEC_PUT, rid, who, body, wait_ms(deadline, 60000),
+	                 &res) == MK_OK
+	         ? 0
+	         : -1;
 	cJSON_Delete(body);
 	mk_rpc_result_release(&res);
 	return rc;
 }
 
 static char *run_sql(llm *l, const mk_caller *who, const char *rid, const char *chat,
-                     const char *sql, int seq, cJSON *step, cJSON *tables, int *is_error)
+                     const char *sql, int seq, cJSON *step, cJSON *tables, int64_t deadline,
+                     int *is_error)
 {
 	cJSON *body = cJSON_CreateObject(), *table;
 	mk_rpc_result res;
@@ -177,7 +189,8 @@ static char *run_sql(llm *l, const mk_caller *who, const char *rid, const char *
 	cJSON_AddStringToObject(step, "kind", "sql");
 	cJSON_AddStringToObject(step, "sql", sql);
 	cJSON_AddStringToObject(body, "sql", sql);
-	mk_rpc_call(l->metadata, MK_OP_META_QUERY, rid, who, body, 120000, &res);
+	/* The query's time is the turn's: it waits no longer than the turn may. */
+	mk_rpc_call(l->metadata, MK_OP_META_QUERY, rid, who, body, wait_ms(deadline, 120000), &res);
 	cJSON_Delete(body);
 	mk_buf_init(&b, 256 * 1024);
 	if (res.err != MK_OK) {
@@ -204,7 +217,7 @@ static char *run_sql(llm *l, const mk_caller *who, const char *rid, const char *
 	{
 		char *csv = to_csv(cols, rows);
 
-		if (csv && put_file(l, who, rid, chat, path, csv) == 0)
+		if (csv && put_file(l, who, rid, chat, path, csv, deadline) == 0)
 			cJSON_AddStringToObject(step, "file", path);
 		else
 			path[0] = '\0';
@@ -269,14 +282,14 @@ static char *run_sql(llm *l, const mk_caller *who, const char *rid, const char *
 
 /* search_tables / describe_table: the metadata service's text, or its error. */
 static char *lookup(llm *l, const mk_caller *who, const char *rid, mk_op op, const char *field,
-                    const char *value, cJSON *step, int *is_error)
+                    const char *value, cJSON *step, int64_t deadline, int *is_error)
 {
 	cJSON *body = cJSON_CreateObject();
 	mk_rpc_result res;
 	char *out;
 
 	cJSON_AddStringToObject(body, field, value);
-	mk_rpc_call(l->metadata, op, rid, who, body, 10000, &res);
+	mk_rpc_call(l->metadata, op, rid, who, body, wait_ms(deadline, 10000), &res);
 	cJSON_Delete(body);
 	if (res.err == MK_OK && mk_json_str(res.body, "text")) {
 		out = strdup(mk_json_str(res.body, "text"));
@@ -294,7 +307,8 @@ static char *lookup(llm *l, const mk_caller *who, const char *rid, mk_op op, con
 }
 
 char *llm_wh_tool(llm *l, const mk_caller *who, const char *rid, const char *chat, const char *tool,
-                  const char *args, int seq, cJSON *step, cJSON *tables, int *is_error)
+                  const char *args, int seq, cJSON *step, cJSON *tables, int64_t deadline,
+                  int *is_error)
 {
 	char perr[128];
 	cJSON *a = mk_json_parse(args, strlen(args), 16, perr, sizeof(perr));
@@ -303,11 +317,13 @@ char *llm_wh_tool(llm *l, const mk_caller *who, const char *rid, const char *cha
 
 	*is_error = 0;
 	if (strcmp(tool, "run_sql") == 0 && a && (v = mk_json_str(a, "sql")) != NULL)
-		out = run_sql(l, who, rid, chat, v, seq, step, tables, is_error);
+		out = run_sql(l, who, rid, chat, v, seq, step, tables, deadline, is_error);
 	else if (strcmp(tool, "search_tables") == 0 && a && (v = mk_json_str(a, "query")) != NULL)
-		out = lookup(l, who, rid, MK_OP_META_SEARCH, "question", v, step, is_error);
+		out =
+		    lookup(l, who, rid, MK_OP_META_SEARCH, "question", v, step, deadline, is_error);
 	else if (strcmp(tool, "describe_table") == 0 && a && (v = mk_json_str(a, "table")) != NULL)
-		out = lookup(l, who, rid, MK_OP_META_DESCRIBE, "table", v, step, is_error);
+		out =
+		    lookup(l, who, rid, MK_OP_META_DESCRIBE, "table", v, step, deadline, is_error);
 	if (!out) {
 		mk_buf b;
 

@@ -65,7 +65,8 @@ static void up(void)
 	snprintf(e1, sizeof(e1), "METADATA_WAREHOUSE_DSN=%s", dsn);
 	env[6] = "METADATA_WAREHOUSE_KIND=postgres";
 	env[7] = e1;
-	env[8] = NULL;
+	env[8] = "LLM_TURN_MAX_CALLS_PER_REPLY=2";
+	env[9] = NULL;
 	if (mt_stack_start(&st, (const char *const *)env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -341,6 +342,61 @@ START_TEST(test_a_second_question_builds_on_the_first_turns_variables)
 }
 END_TEST
 
+/* A tool call of the scenario: run_python printing its id. */
+#define PY_CALL(id)                                                                                \
+	"{\"id\":\"" id "\",\"name\":\"run_python\",\"arguments\":\"{\\\"code\\\":\\\"print('" id  \
+	"')\\\"}\"}"
+
+/* The tool results the model was sent that say "Not run: ...", over every request. */
+static int not_run_results(void)
+{
+	char err[512];
+	cJSON *reqs = mt_double_requests(&dbl, err, sizeof(err));
+	const cJSON *rq, *m;
+	int n = 0;
+
+	ck_assert_msg(reqs != NULL, "%s", err);
+	rq = cJSON_GetArrayItem(reqs, cJSON_GetArraySize(reqs) - 1);
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(
+	                          cJSON_GetObjectItemCaseSensitive(rq, "body"), "messages"))
+	{
+		const char *content = mk_json_str(m, "content");
+
+		n += strcmp(mk_json_str(m, "role") ? mk_json_str(m, "role") : "", "tool") == 0 &&
+		     content && strncmp(content, "Not run: ", 9) == 0;
+	}
+	cJSON_Delete(reqs);
+	return n;
+}
+
+/*
+ * Five calls in one reply: two run (the per-reply cap), three are answered
+ * "not run". Three more in the next: one runs (the turn's third step), two
+ * are answered. Then the model must answer without tools.
+ */
+// clang-format off
+static const char five_then_three[] =
+    "{\"steps\":["
+    "{\"openai_tool_calls\":[" PY_CALL("a1") "," PY_CALL("a2") "," PY_CALL("a3") ","
+        PY_CALL("a4") "," PY_CALL("a5") "]},"
+    "{\"openai_tool_calls\":[" PY_CALL("b1") "," PY_CALL("b2") "," PY_CALL("b3") "]},"
+    "{\"openai_text\":\"Done.\"}]}";
+// clang-format on
+
+START_TEST(test_every_tool_call_counts_and_a_reply_runs_only_what_is_left)
+{
+	mt_resp r;
+
+	scenario(five_then_three);
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Run them all\"}", &r), 200);
+	ck_assert_str_eq(error_code(&r), "turn_step_limit");
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "steps")), 3);
+	ck_assert_str_eq(story(&r), "Done.");
+	ck_assert_int_eq(not_run_results(), 5);
+	mt_resp_release(&r);
+}
+END_TEST
+
 START_TEST(test_the_step_limit_ends_the_turn_with_an_answer)
 {
 	mt_resp r;
@@ -526,6 +582,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_rate_limited_model_is_retried_then_answers);
 	tcase_add_test(tc, test_a_second_question_builds_on_the_first_turns_variables);
 	tcase_add_test(tc, test_the_step_limit_ends_the_turn_with_an_answer);
+	tcase_add_test(tc, test_every_tool_call_counts_and_a_reply_runs_only_what_is_left);
 	tcase_add_test(tc, test_the_turn_streams_its_events_in_order);
 	tcase_add_test(tc, test_bad_turn_requests_are_refused);
 	tcase_add_test(tc, test_a_client_that_leaves_mid_stream_does_not_stop_the_turn);
