@@ -10,9 +10,14 @@
  * one SELECT or WITH ... SELECT: no second statement after a ';', no
  * INSERT/UPDATE/DELETE/MERGE (in a WITH or anywhere), no SELECT ... INTO,
  * no FOR UPDATE/SHARE, and none of the few functions that change the
- * session (set_config could lift the statement timeout) or reach outside
- * it. It errs on refusing: a column literally named "update" must be
- * quoted. It never sees the warehouse.
+ * session (set_config could lift the statement timeout), run SQL from a
+ * string (query_to_xml) or reach outside it. Names are resolved as
+ * Postgres resolves them: a function is found whether its name is plain,
+ * schema-qualified, quoted ("set_config") or written with Unicode escapes
+ * (U&"\0073et_config"). It errs on refusing: a column literally named
+ * "update" must be quoted. It never sees the warehouse, which has its own
+ * walls: a read-only transaction, a deadline held from outside, and the
+ * role's grants.
  *
  * The reply is bounded: a text cell keeps at most 64 KiB (cut at a
  * character, ending in "…"), and rows stop before the reply's JSON would
@@ -59,7 +64,10 @@ static long skip_quoted(const char *s, long i, char q, int backslash)
 	return -1;
 }
 
-/* Functions refused by name (upper case). */
+/* Functions refused by name (upper case), and by the start of their name. */
+static const char *const banned_prefixes[] = {
+    "PG_ADVISORY_",  "PG_TRY_ADVISORY_", "DBLINK",        "QUERY_TO_XML",   "CURSOR_TO_XML",
+    "SCHEMA_TO_XML", "DATABASE_TO_XML",  "PG_STAT_RESET", "PG_LOGICAL_EMIT"};
 static const char *const banned_funcs[] = {
     "SET_CONFIG",
     "PG_TERMINATE_BACKEND",
@@ -77,6 +85,65 @@ static const char *const banned_funcs[] = {
     "PG_NOTIFY",
 };
 
+/* Is the upper-case name one of the refused functions? */
+static int banned(const char *name)
+{
+	for (size_t k = 0; k < sizeof(banned_funcs) / sizeof(*banned_funcs); k++)
+		if (!strcmp(name, banned_funcs[k]))
+			return 1;
+	for (size_t k = 0; k < sizeof(banned_prefixes) / sizeof(*banned_prefixes); k++)
+		if (!strncmp(name, banned_prefixes[k], strlen(banned_prefixes[k])))
+			return 1;
+	return 0;
+}
+
+static int hexval(int ch)
+{
+	return isdigit(ch) ? ch - '0' : isxdigit(ch) ? toupper(ch) - 'A' + 10 : -1;
+}
+
+/*
+ * The name a quoted identifier stands for, upper-cased into word: s[a..b)
+ * is its inside, with "" for a quote and, when unicode (U&"..."), \XXXX and
+ * \+XXXXXX escapes (\\ for a backslash). -1 when an escape is malformed.
+ * Only ASCII matters here: every refused name is ASCII, and a name with
+ * anything else cannot be one.
+ */
+static int quoted_name(const char *s, long a, long b, int unicode, char *word, size_t wlen)
+{
+	size_t n = 0;
+
+	for (long i = a; i < b; i++) {
+		long cp = (unsigned char)s[i];
+
+		if (s[i] == '"' && i + 1 < b && s[i + 1] == '"') {
+			i++;
+		} else if (unicode && s[i] == '\\') {
+			int digits = 4;
+
+			if (i + 1 < b && s[i + 1] == '\\') {
+				i++;
+			} else {
+				if (i + 1 < b && s[i + 1] == '+')
+					digits = 6, i++;
+				cp = 0;
+				for (int k = 0; k < digits; k++) {
+					int h = i + 1 < b ? hexval((unsigned char)s[i + 1]) : -1;
+
+					if (h < 0)
+						return -1;
+					cp = cp * 16 + h;
+					i++;
+				}
+			}
+		}
+		if (n < wlen - 1)
+			word[n++] = cp < 0x80 ? (char)toupper((int)cp) : '?';
+	}
+	word[n] = '\0';
+	return 0;
+}
+
 int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen, char *err,
                    size_t errlen)
 {
@@ -84,7 +151,6 @@ int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen
 	char word[64], prev[64] = "";
 	long i = 0, end = 0;
 	int ntok = 0, nwords = 0, after_semi = 0, in_with = 0;
-	size_t k;
 
 	while (sql[i]) {
 		unsigned char ch = (unsigned char)sql[i];
@@ -124,14 +190,50 @@ int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen
 			return -1;
 		}
 		ntok++;
-		if (ch == '\'' || ch == '"' || (bq && ch == '`')) {
+		if (!bq && (ch == 'U' || ch == 'u') && sql[i + 1] == '&' &&
+		    (sql[i + 2] == '"' || sql[i + 2] == '\'')) {
+			/* A Unicode-escaped name or string: U&"\0073et_config". */
+			long start = i + 2, stop = skip_quoted(sql, start, sql[start], 0);
+
+			if (stop < 0) {
+				snprintf(err, errlen, "unterminated Unicode-escaped %s",
+				         sql[start] == '"' ? "identifier" : "string");
+				return -1;
+			}
+			if (sql[start] == '"') {
+				if (quoted_name(sql, start + 1, stop - 1, 1, word, sizeof(word)) !=
+				    0) {
+					snprintf(err, errlen, "malformed Unicode escape in a name");
+					return -1;
+				}
+				if (banned(word)) {
+					snprintf(err, errlen,
+					         "function '%s' is not allowed in a query", word);
+					return -1;
+				}
+			}
+			i = stop;
+			prev[0] = '\0';
+		} else if (ch == '\'' || ch == '"' || (bq && ch == '`')) {
 			/* BigQuery: both quotes are strings with backslash escapes, `name` a name.
 			 */
+			long start = i;
+
 			if ((i = skip_quoted(sql, i, (char)ch, bq)) < 0) {
 				snprintf(err, errlen, "unterminated %s",
 				         ch == '\'' || (bq && ch == '"') ? "string literal"
 				                                         : "quoted identifier");
 				return -1;
+			}
+			/* A quoted name is still the function it names ("set_config"). */
+			if ((ch == '"' && !bq) || ch == '`') {
+				if (quoted_name(sql, start + 1, i - 1, 0, word, sizeof(word)) ==
+				        0 &&
+				    banned(word)) {
+					snprintf(err, errlen,
+					         "function '%s' is not allowed in a query", word);
+					return -1;
+				}
 			}
 			prev[0] = '\0';
 		} else if (!bq && ch == '$' &&
@@ -218,12 +320,16 @@ int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen
 				         "rows instead");
 				return -1;
 			}
-			for (k = 0; k < sizeof(banned_funcs) / sizeof(*banned_funcs); k++)
-				if (!strcmp(word, banned_funcs[k])) {
-					snprintf(err, errlen,
-					         "function '%s' is not allowed in a query", word);
-					return -1;
-				}
+			if (!strcmp(word, "UESCAPE")) {
+				snprintf(err, errlen,
+				         "UESCAPE is not allowed; use the default \\ escape");
+				return -1;
+			}
+			if (banned(word)) {
+				snprintf(err, errlen, "function '%s' is not allowed in a query",
+				         word);
+				return -1;
+			}
 			snprintf(prev, sizeof(prev), "%s", word);
 			end = i;
 			continue;

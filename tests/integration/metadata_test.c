@@ -440,6 +440,21 @@ START_TEST(test_a_slow_query_is_cancelled_at_the_timeout)
 	if (e == MK_E_DEADLINE)
 		ck_assert_msg(took >= 1000 && took < CALL_MS / 4, "took %lld ms", (long long)took);
 	mk_rpc_result_release(&res);
+	/*
+	 * Each FETCH of a thousand rows stays under the statement timeout
+	 * (half a second); all ten together take five: the deadline is the
+	 * whole query's.
+	 */
+	t0 = mk_mono_ms();
+	ck_assert_int_eq(
+	    call(MK_OP_META_QUERY,
+	         "{\"sql\":\"SELECT pg_sleep(0.0005) FROM generate_series(1, 10000)\"}", &res),
+	    MK_E_DEADLINE);
+	took = mk_mono_ms() - t0;
+	ck_assert_msg(strstr(res.msg, "longer than 1000 ms (METADATA_QUERY_TIMEOUT)") != NULL, "%s",
+	              res.msg);
+	ck_assert_msg(took >= 1000 && took < CALL_MS / 4, "took %lld ms", (long long)took);
+	mk_rpc_result_release(&res);
 	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
 	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
 }

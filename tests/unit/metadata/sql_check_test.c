@@ -101,6 +101,39 @@ START_TEST(test_everything_else_is_refused_with_a_reason)
 }
 END_TEST
 
+START_TEST(test_a_refused_function_is_found_however_its_name_is_written)
+{
+	static const char *const refused[] = {
+	    "SELECT \"set_config\"('statement_timeout', '0', true)",
+	    "SELECT \"SET_CONFIG\"('statement_timeout', '0', true)",
+	    "SELECT pg_catalog.set_config('statement_timeout', '0', true)",
+	    "SELECT \"pg_catalog\".\"set_config\"('statement_timeout', '0', true)",
+	    "SELECT U&\"\\0073et_config\"('statement_timeout', '0', true)",
+	    "SELECT u&\"set\\005Fconfig\"('statement_timeout', '0', true)",
+	    "SELECT U&\"\\+000073et_config\"('statement_timeout', '0', true)",
+	    "SELECT U&\"!0073et_config\" UESCAPE '!' ('statement_timeout', '0', true)",
+	    "SELECT pg_try_advisory_lock(1)",
+	    "SELECT \"pg_advisory_lock_shared\"(1)",
+	    "SELECT query_to_xml('select set_config(''a'', ''b'', false)', true, true, '')",
+	    "SELECT cursor_to_xml('c', 1, true, true, '')",
+	    "SELECT U&\"\\00ZZ\" FROM t",
+	};
+	char out[256], err[256];
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++)
+		ck_assert_msg(check(refused[i], out, sizeof(out), err, sizeof(err)) != 0,
+		              "'%s' was accepted", refused[i]);
+	ck_assert_int_ne(
+	    check_bq("SELECT `set_config`('a', 'b', true)", out, sizeof(out), err, sizeof(err)), 0);
+	/* Names that only look alike pass. */
+	ck_assert_msg(check("SELECT U&\"d\\0061ta\", \"set_config_note\" FROM t", out, sizeof(out),
+	                    err, sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_msg(check("SELECT U&'\\0041' AS a", out, sizeof(out), err, sizeof(err)) == 0,
+	              "%s", err);
+}
+END_TEST
+
 START_TEST(test_bigquery_dialect)
 {
 	static const char *const ok[] = {
@@ -138,6 +171,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_selects_and_with_selects_pass);
 	tcase_add_test(tc, test_a_trailing_semicolon_is_removed);
 	tcase_add_test(tc, test_everything_else_is_refused_with_a_reason);
+	tcase_add_test(tc, test_a_refused_function_is_found_however_its_name_is_written);
 	tcase_add_test(tc, test_bigquery_dialect);
 	suite_add_tcase(s, tc);
 	return s;
