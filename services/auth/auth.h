@@ -27,7 +27,6 @@ typedef struct {
 	char *jwt_audience;
 	long long access_ttl_ms;
 	long long refresh_ttl_ms;
-	char *admin_emails;
 	long long argon2_ops;
 	long long argon2_mem;
 	long long hash_concurrency;
@@ -83,8 +82,15 @@ char *auth_password_hash(auth *a, const char *pw, int64_t deadline_ms, char *err
 int auth_password_verify(auth *a, const char *hash, const char *pw, int64_t deadline_ms);
 /* Does this hash use weaker parameters than configured? */
 int auth_password_needs_rehash(const auth *a, const char *hash);
-/* The role an email gets: admin when listed in AUTH_ADMIN_EMAILS. */
-const char *auth_role_for(const auth *a, const char *email);
+
+/* ---- auth_admin.c */
+
+/*
+ * `mark-auth --grant-admin EMAIL` and `--revoke-admin EMAIL`: an operator
+ * sets an account's role in the database (settings from the environment,
+ * like the service), recorded in auth.role_changes. Returns the exit status.
+ */
+int auth_admin_cli(const char *flag, const char *email, auth_config *cfg);
 
 /* ---- auth_throttle.c */
 

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -130,24 +129,4 @@ int auth_password_needs_rehash(const auth *a, const char *hash)
 {
 	return crypto_pwhash_str_needs_rehash(hash, (unsigned long long)a->cfg->argon2_ops,
 	                                      (size_t)a->cfg->argon2_mem) != 0;
-}
-
-const char *auth_role_for(const auth *a, const char *email)
-{
-	const char *p = a->cfg->admin_emails;
-	size_t n = strlen(email);
-
-	while (p && *p) {
-		const char *comma = strchr(p, ',');
-		const char *e = comma ? comma : p + strlen(p);
-
-		while (p < e && isspace((unsigned char)*p))
-			p++;
-		while (e > p && isspace((unsigned char)e[-1]))
-			e--;
-		if ((size_t)(e - p) == n && strncasecmp(p, email, n) == 0)
-			return "admin";
-		p = comma ? comma + 1 : NULL;
-	}
-	return "user";
 }

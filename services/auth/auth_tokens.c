@@ -131,7 +131,7 @@ mk_err auth_refresh(AUTH_HANDLER_ARGS)
 	revoked = PQgetvalue(r, 0, 3)[0] == 't';
 	expired = PQgetvalue(r, 0, 4)[0] == 't';
 	snprintf(email, sizeof(email), "%s", PQgetvalue(r, 0, 5));
-	snprintf(role, sizeof(role), "%s", auth_role_for(a, email));
+	snprintf(role, sizeof(role), "%s", PQgetvalue(r, 0, 6));
 	PQclear(r);
 	r = NULL;
 	p[0] = family;

@@ -84,12 +84,11 @@ mk_err auth_signup(AUTH_HANDLER_ARGS)
 	p[0] = email;
 	p[1] = name;
 	p[2] = hash;
-	p[3] = auth_role_for(a, email);
-	r = mk_db_exec(
-	    c,
-	    "INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4) "
-	    "RETURNING " USER_COLS,
-	    4, p, err, errlen, state);
+	/* Every account starts as a user: only an operator grants admin (auth_admin_cli). */
+	r = mk_db_exec(c,
+	               "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) "
+	               "RETURNING " USER_COLS,
+	               3, p, err, errlen, state);
 	mk_db_release(a->svc.db, c);
 	sodium_memzero(hash, strlen(hash));
 	free(hash);
@@ -106,23 +105,21 @@ mk_err auth_signup(AUTH_HANDLER_ARGS)
 	return MK_OK;
 }
 
-/* Replace a hash made with weaker parameters, or fix the role; best effort. */
+/* Replace a hash made with weaker parameters; best effort. */
 static void refresh_user(auth *a, PGconn *c, const char *id, const char *pw, const char *hash,
-                         const char *role_now, const char *role_db, const mk_env *req)
+                         const mk_env *req)
 {
 	char err[256], *nh = NULL;
-	const char *p[3] = {id, NULL, role_now};
+	const char *p[2] = {id, NULL};
 	PGresult *r;
 
 	if (auth_password_needs_rehash(a, hash))
 		nh = auth_password_hash(a, pw, req->deadline_ms, err, sizeof(err));
-	if (!nh && strcmp(role_now, role_db) == 0)
+	if (!nh)
 		return;
 	p[1] = nh;
-	r = mk_db_exec(c,
-	               "UPDATE users SET password_hash = coalesce($2, password_hash), role = $3, "
-	               "updated_at = now() WHERE id = $1",
-	               3, p, err, sizeof(err), NULL);
+	r = mk_db_exec(c, "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+	               2, p, err, sizeof(err), NULL);
 	if (!r)
 		MK_WARN("AUTH-USER-UPDATE", req->rid, "cannot update user: %s", err);
 	else if (nh)
@@ -194,8 +191,8 @@ mk_err auth_signin(AUTH_HANDLER_ARGS)
 		return MK_E_INVALID_CREDENTIALS;
 	}
 	auth_throttle_success(a, c, email, ip);
-	refresh_user(a, c, id, pw, hash, auth_role_for(a, email), role, req);
-	*reply = auth_tokens_issue(a, c, id, email, auth_role_for(a, email), NULL, err, errlen);
+	refresh_user(a, c, id, pw, hash, req);
+	*reply = auth_tokens_issue(a, c, id, email, role, NULL, err, errlen);
 	mk_db_release(a->svc.db, c);
 	sodium_memzero(hash, sizeof(hash));
 	if (!*reply)

@@ -22,8 +22,6 @@ const mk_cfg_var auth_config_vars[] = {
      "lifetime of an access token", A(access_ttl_ms)},
     {"AUTH_REFRESH_TTL", MK_CFG_DURATION, "720h", 60000, 365 * DAY_MS, 0, 0, NULL,
      "lifetime of a refresh token", A(refresh_ttl_ms)},
-    {"AUTH_ADMIN_EMAILS", MK_CFG_STR, NULL, 0, 65536, 0, 0, NULL,
-     "comma-separated emails whose accounts get the admin role", A(admin_emails)},
     {"AUTH_ARGON2_OPSLIMIT", MK_CFG_INT, "2", 2, 64, 0, 0, NULL,
      "argon2id passes (2 = libsodium interactive, the minimum)", A(argon2_ops)},
     {"AUTH_ARGON2_MEMLIMIT", MK_CFG_SIZE, "64M", 64LL << 20, 4LL << 30, 0, 0, NULL,

@@ -24,8 +24,7 @@
 #define READY_WAIT_MS 90000
 
 static mt_stack st;
-static const char *const stack_env[] = {"AUTH_ADMIN_EMAILS=boss@example.com, other@example.com",
-                                        "GATEWAY_TRUST_FORWARDED_FOR=true", NULL};
+static const char *const stack_env[] = {"GATEWAY_TRUST_FORWARDED_FOR=true", NULL};
 
 static void stack_up(void)
 {
@@ -185,23 +184,79 @@ START_TEST(test_unknown_email_and_wrong_password_get_the_same_answer)
 }
 END_TEST
 
-START_TEST(test_listed_emails_get_the_admin_role_in_the_token)
+/* The role in an access token (sign-in or refresh reply). */
+static void token_role(const mt_resp *r, char *role, size_t len)
 {
 	mk_jwt_claims c;
 	mk_jwt_key *k;
 	char err[128];
-	mt_resp r;
 
-	signup("boss@example.com", "boss-password"); /* 201, or 409 on a rerun */
-	ck_assert_int_eq(signin("boss@example.com", "boss-password", NULL, &r), 200);
 	k = mk_jwt_key_load(st.key_pub, err, sizeof(err));
-	ck_assert_int_eq(mk_jwt_verify(mk_json_str(r.json, "access_token"),
+	ck_assert_msg(k != NULL, "%s", err);
+	ck_assert_int_eq(mk_jwt_verify(mk_json_str(r->json, "access_token"),
 	                               (const mk_jwt_key *const *)&k, 1, "mark", "mark-api",
 	                               time(NULL), 0, &c, err, sizeof(err)),
 	                 0);
-	ck_assert_str_eq(c.role, "admin");
+	snprintf(role, len, "%s", c.role);
 	mk_jwt_key_free(k);
+}
+
+/* mark-auth --grant-admin / --revoke-admin EMAIL against the stack's database; its exit status. */
+static int operator_sets(const char *flag, const char *email, char **out)
+{
+	char db[600];
+	const char *args[] = {flag, email, NULL}, *env[] = {db, NULL};
+
+	snprintf(db, sizeof(db), "AUTH_DATABASE_URL=%s", mt_dsn());
+	return mt_run("mark-auth", args, env, out);
+}
+
+START_TEST(test_admin_comes_from_an_operator_never_from_an_email)
+{
+	char email[96], role[16], *out = NULL, *n;
+	mt_resp r;
+
+	snprintf(email, sizeof(email), "boss-%d@example.com", (int)getpid());
+	/* Signing up with any address gives a user, admin-looking or not. */
+	ck_assert_int_eq(signup(email, "boss-password"), 201);
+	ck_assert_int_eq(signin(email, "boss-password", NULL, &r), 200);
+	token_role(&r, role, sizeof(role));
+	ck_assert_str_eq(role, "user");
 	mt_resp_release(&r);
+	/* An operator grants it; the next sign-in carries it. */
+	ck_assert_int_eq(operator_sets("--grant-admin", email, &out), 0);
+	ck_assert_msg(strstr(out, "is now an admin") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(signin(email, "boss-password", NULL, &r), 200);
+	token_role(&r, role, sizeof(role));
+	ck_assert_str_eq(role, "admin");
+	mt_resp_release(&r);
+	/* Only accounts that exist; every change is recorded. */
+	ck_assert_int_eq(operator_sets("--grant-admin", "nobody-at-all@example.com", &out), 1);
+	ck_assert_msg(strstr(out, "must sign up first") != NULL, "%s", out);
+	free(out);
+	ck_assert_int_eq(operator_sets("--revoke-admin", email, &out), 0);
+	free(out);
+	ck_assert_int_eq(signin(email, "boss-password", NULL, &r), 200);
+	token_role(&r, role, sizeof(role));
+	ck_assert_str_eq(role, "user");
+	mt_resp_release(&r);
+	{
+		PGconn *c = PQconnectdb(mt_dsn());
+		const char *p[1] = {email};
+		PGresult *q = PQexecParams(c,
+		                           "SELECT string_agg(role || ' by ' || changed_by, '; ' "
+		                           "ORDER BY id) FROM auth.role_changes WHERE email = $1",
+		                           1, NULL, p, NULL, NULL, 0);
+
+		ck_assert_int_eq(PQresultStatus(q), PGRES_TUPLES_OK);
+		n = PQgetvalue(q, 0, 0);
+		ck_assert_msg(strstr(n, "admin by operator: mark-auth --grant-admin") == n &&
+		                  strstr(n, "; user by operator: mark-auth --revoke-admin"),
+		              "recorded: %s", n);
+		PQclear(q);
+		PQfinish(c);
+	}
 }
 END_TEST
 
@@ -394,7 +449,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_signin_returns_a_bearer_pair_that_opens_auth_me);
 	tcase_add_test(tc, test_an_oauth2_password_form_signs_in);
 	tcase_add_test(tc, test_unknown_email_and_wrong_password_get_the_same_answer);
-	tcase_add_test(tc, test_listed_emails_get_the_admin_role_in_the_token);
+	tcase_add_test(tc, test_admin_comes_from_an_operator_never_from_an_email);
 	tcase_add_test(tc, test_refresh_rotates_and_a_reused_token_revokes_its_family);
 	tcase_add_test(tc, test_signout_revokes_the_refresh_token);
 	tcase_add_test(tc, test_failed_signins_lock_that_address_but_not_the_user_elsewhere);

@@ -2,7 +2,7 @@
  * datasources_test.c - the warehouse catalog through the gateway: the demo
  * shop is loaded into a fresh database read by the stack's metadata
  * service; any user lists the source, pages its tables and reads one with
- * its columns; an admin (AUTH_ADMIN_EMAILS) curates table and column
+ * its columns; an admin (granted by mark-auth --grant-admin) curates table and column
  * descriptions, which survive a sync on demand and clear back to the
  * synced ones; a plain user may not change the catalog.
  */
@@ -22,8 +22,8 @@ static char tok_admin[2048], tok_user[2048];
 static void stack_up(void)
 {
 	char dsn[512], err[256], kind[] = "METADATA_WAREHOUSE_KIND=postgres";
-	static char dsn_env[600], admins[200];
-	const char *env[4];
+	static char dsn_env[600];
+	const char *env[3];
 
 	snprintf(wh_db, sizeof(wh_db), "warehouse_ds_%d", (int)getpid());
 	if (mt_warehouse_create(wh_db, "mark_reader", dsn, sizeof(dsn), err, sizeof(err)) != 0) {
@@ -31,18 +31,15 @@ static void stack_up(void)
 		exit(1);
 	}
 	snprintf(dsn_env, sizeof(dsn_env), "METADATA_WAREHOUSE_DSN=%s", dsn);
-	/* mt_user signs up "<tag>-<pid>@example.com". */
-	snprintf(admins, sizeof(admins), "AUTH_ADMIN_EMAILS=ada-%d@example.com", (int)getpid());
 	env[0] = kind;
 	env[1] = dsn_env;
-	env[2] = admins;
-	env[3] = NULL;
+	env[2] = NULL;
 	if (mt_stack_start(&st, env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		mt_warehouse_drop(wh_db);
 		exit(1);
 	}
-	ck_assert_int_eq(mt_user(&st, "ada", tok_admin, sizeof(tok_admin), NULL, 0), 0);
+	ck_assert_int_eq(mt_admin(&st, "ada", tok_admin, sizeof(tok_admin)), 0);
 	ck_assert_int_eq(mt_user(&st, "bob", tok_user, sizeof(tok_user), NULL, 0), 0);
 }
 

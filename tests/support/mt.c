@@ -562,6 +562,24 @@ int mt_user(const mt_stack *s, const char *tag, char *tok, size_t toklen, char *
 	return rc;
 }
 
+int mt_admin(const mt_stack *s, const char *tag, char *tok, size_t toklen)
+{
+	char email[128], db[600], *out = NULL;
+	const char *args[] = {"--grant-admin", email, NULL}, *env[] = {db, NULL};
+	int rc;
+
+	if (mt_user(s, tag, tok, toklen, NULL, 0) != 0)
+		return -1;
+	snprintf(email, sizeof(email), "%s-%d@example.com", tag, (int)getpid());
+	snprintf(db, sizeof(db), "AUTH_DATABASE_URL=%s", mt_dsn());
+	rc = mt_run("mark-auth", args, env, &out);
+	if (rc != 0)
+		fprintf(stderr, "mark-auth --grant-admin %s: %s", email, out ? out : "");
+	free(out);
+	/* A new sign-in: the token carries the role the account has now. */
+	return rc == 0 ? mt_user(s, tag, tok, toklen, NULL, 0) : -1;
+}
+
 void mt_dsn_for(const char *user, const char *db, char *out, size_t outlen)
 {
 	const char *base = mt_dsn(), *at = strchr(base, '@'), *slash = strrchr(base, '/');

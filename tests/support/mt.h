@@ -89,6 +89,9 @@ extern const char *const mt_proc_names[MT_NPROCS];
  * 0, or -1 when either step failed.
  */
 int mt_user(const mt_stack *s, const char *tag, char *tok, size_t toklen, char *id, size_t idlen);
+/* mt_user, made an admin by the operator's command (mark-auth --grant-admin) and signed in again.
+ */
+int mt_admin(const mt_stack *s, const char *tag, char *tok, size_t toklen);
 
 /*
  * A fresh database `name` in the test Postgres holding the demo warehouse
