@@ -35,6 +35,10 @@ const mk_cfg_var executor_config_vars[] = {
      "wall-clock limit of one run when the request sets none", X(timeout_ms)},
     {"EXECUTOR_TIMEOUT_MAX", MK_CFG_DURATION, "10m", 100, 3600000, 0, 0, NULL,
      "the longest wall-clock limit a request may ask for", X(timeout_max_ms)},
+    {"EXECUTOR_EXECUTION_RETENTION", MK_CFG_DURATION, "720h", 0, 315360000000LL, 0, 0, NULL,
+     "how long the execution records of a deleted chat are kept (purged at a later chat "
+     "deletion or worker start)",
+     X(execution_retention_ms)},
     {"EXECUTOR_CODE_MAX", MK_CFG_SIZE, "256K", 1, 1 << 20, 0, 0, NULL,
      "largest code accepted in one run", X(code_max)},
     {"EXECUTOR_FILE_MAX", MK_CFG_SIZE, "100M", 1, 1LL << 30, 0, 0, NULL,

@@ -648,6 +648,28 @@ static mk_err op_list(exec_ops *x, const mk_env *req, PGconn *c, cJSON **reply, 
 
 /* ------------------------------------------------------------------ life */
 
+int exec_purge_executions(PGconn *c, long long retention_ms, char *err, size_t errlen)
+{
+	char ms[32];
+	const char *p[1] = {ms};
+	PGresult *r;
+	int n;
+
+	snprintf(ms, sizeof(ms), "%lld", retention_ms);
+	/* A deleted chat has no session row; a batch at a time keeps each call short. */
+	r = mk_db_exec(c,
+	               "DELETE FROM executions WHERE id IN (SELECT e.id FROM executions e "
+	               "WHERE e.ended_at < now() - $1::bigint * interval '1 millisecond' "
+	               "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.chat_id = e.chat_id) "
+	               "LIMIT 10000)",
+	               1, p, err, errlen, NULL);
+	if (!r)
+		return -1;
+	n = (int)strtol(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return n;
+}
+
 static mk_err op_end(exec_ops *x, const mk_env *req, PGconn *c, int destroy, cJSON **reply,
                      char *err, size_t errlen)
 {
@@ -676,6 +698,10 @@ static mk_err op_end(exec_ops *x, const mk_env *req, PGconn *c, int destroy, cJS
 				return MK_E_DB;
 			PQclear(r);
 		}
+		/* Execution records of deleted chats go once past their retention. */
+		if (exec_purge_executions(c, x->cfg->execution_retention_ms, err, errlen) < 0)
+			MK_WARN("EXEC-PURGE", req->rid, "cannot purge old execution records: %s",
+			        err);
 	}
 	*reply = cJSON_CreateObject();
 	if (*reply)

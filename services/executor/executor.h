@@ -40,8 +40,9 @@ typedef struct {
 	long long timeout_ms;     /* default per run */
 	long long timeout_max_ms; /* longest run asked for */
 	long long code_max;
-	long long file_max;       /* one file put into a workspace */
-	long long chat_files_max; /* all kept files of one chat */
+	long long execution_retention_ms; /* records of a deleted chat kept this long */
+	long long file_max;               /* one file put into a workspace */
+	long long chat_files_max;         /* all kept files of one chat */
 	/* local backend */
 	char *bwrap;
 	char *python;
@@ -204,6 +205,12 @@ PGresult *exec_bin(PGconn *c, const char *sql, int n, const char *const *vals, c
  * that takes a Parquet file gives).
  */
 mk_err exec_parquet_check(const exec_ops *x, char *err, size_t errlen);
+/*
+ * Delete the execution records of deleted chats (no session row) that
+ * ended more than retention_ms ago, a batch at a time. The number deleted,
+ * or -1 with err.
+ */
+int exec_purge_executions(PGconn *c, long long retention_ms, char *err, size_t errlen);
 /*
  * Keep len bytes of data (borrowed) as the chat's file at path (checked by
  * the caller with exec_path_ok): the chat becomes the caller's if new,

@@ -97,6 +97,20 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	}
 	if (mk_svc_open_db(&c->svc, &def, &cfg->svc, err, errlen) != 0)
 		return -1;
+	{
+		PGconn *db = mk_db_acquire(c->svc.db, 10000, err, errlen);
+		int n =
+		    db ? exec_purge_executions(db, cfg->execution_retention_ms, err, errlen) : -1;
+
+		if (db)
+			mk_db_release(c->svc.db, db);
+		if (n < 0)
+			MK_WARN("EXEC-PURGE", NULL, "cannot purge old execution records: %s", err);
+		else if (n > 0)
+			MK_INFO("EXEC-PURGE", NULL, "%d execution records of deleted chats purged",
+			        n);
+		err[0] = '\0';
+	}
 	c->backend = sbx_local_new(&lo, &lim, err, errlen);
 	if (!c->backend)
 		return -1;

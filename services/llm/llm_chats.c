@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "llm.h"
+#include "mk_buf.h"
 #include "mk_log.h"
 #include "mk_time.h"
 
@@ -304,9 +305,35 @@ mk_err llm_chat_delete(LLM_HANDLER_ARGS)
 	mk_err e = chat_id_of(req, &id, err, errlen);
 	const char *p[2] = {id, req->caller.user_id};
 
+	cJSON *body;
+	mk_rpc_result res;
+
 	(void)reply;
 	if (e != MK_OK)
 		return e;
+	e = one_chat(l, req, "SELECT " CHAT_COLS " FROM chats WHERE id = $1 AND owner_id = $2", 2,
+	             p, NULL, err, errlen);
+	if (e != MK_OK)
+		return e;
+	/*
+	 * What belongs to the chat goes first: its sandbox, its file copies and
+	 * its artifacts (the executor keeps its execution records for
+	 * EXECUTOR_EXECUTION_RETENTION). A chat that never ran code has none.
+	 * If they cannot go now, nothing is deleted, so nothing is left behind.
+	 */
+	body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "chat_id", id);
+	mk_rpc_call(l->executor, MK_OP_EXEC_DESTROY, req->rid, &req->caller, body, 30000, &res);
+	cJSON_Delete(body);
+	e = res.err;
+	mk_rpc_result_release(&res);
+	if (e != MK_OK && e != MK_E_NOT_FOUND) {
+		mk_errf(err, errlen,
+		        "the chat's files and sandbox cannot be deleted just now (%s); nothing was "
+		        "deleted, try again",
+		        mk_err_code(e));
+		return MK_E_UNAVAILABLE;
+	}
 	/* Messages go with the chat (ON DELETE CASCADE). */
 	return one_chat(l, req,
 	                "DELETE FROM chats WHERE id = $1 AND owner_id = $2 RETURNING " CHAT_COLS, 2,

@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <libpq-fe.h>
+
 #include "mk_json.h"
 #include "mk_time.h"
 #include "mt.h"
@@ -41,7 +43,7 @@ static char tok_a[2048], tok_b[2048];
 
 static void up(void)
 {
-	char err[512], base[128], *env[10], dsn[512];
+	char err[512], base[128], *env[12], dsn[512];
 	static char e1[600];
 
 	if (mt_double_start(&dbl, "turn-double", "test-key", err, sizeof(err)) != 0) {
@@ -66,7 +68,9 @@ static void up(void)
 	env[6] = "METADATA_WAREHOUSE_KIND=postgres";
 	env[7] = e1;
 	env[8] = "LLM_TURN_MAX_CALLS_PER_REPLY=2";
-	env[9] = NULL;
+	/* A deleted chat's execution records go at once here (the default keeps them 30 days). */
+	env[9] = "EXECUTOR_EXECUTION_RETENTION=0";
+	env[10] = NULL;
 	if (mt_stack_start(&st, (const char *const *)env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -383,6 +387,63 @@ static const char five_then_three[] =
     "{\"openai_text\":\"Done.\"}]}";
 // clang-format on
 
+/* Rows of exec.<table> for a chat. */
+static long exec_rows(const char *table, const char *chat)
+{
+	char sql[160];
+	const char *p[1] = {chat};
+	PGconn *c = PQconnectdb(mt_dsn());
+	PGresult *q;
+	long n;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM exec.%s WHERE chat_id = $1", table);
+	q = PQexecParams(c, sql, 1, NULL, p, NULL, NULL, 0);
+	ck_assert_msg(PQresultStatus(q) == PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+	n = strtol(PQgetvalue(q, 0, 0), NULL, 10);
+	PQclear(q);
+	PQfinish(c);
+	return n;
+}
+
+START_TEST(test_deleting_a_chat_deletes_its_sandbox_files_artifacts_and_records)
+{
+	char auth[2100], path[160], chat[64], art[160];
+	const char *h[] = {auth, NULL};
+	const cJSON *a;
+	mt_resp r;
+
+	scenario("{\"steps\":["
+	         "{\"openai_tool_calls\":[{\"id\":\"w1\",\"name\":\"run_python\",\"arguments\":"
+	         "\"{\\\"code\\\":\\\"open('output/kept.csv', "
+	         "'w').write('a\\\\\\\\n1\\\\\\\\n')\\\"}\"}]},"
+	         "{\"openai_text\":\"Saved.\"}]}");
+	ck_assert_int_eq(turn(tok_a, "{\"message\":\"Save a file\"}", &r), 200);
+	ck_assert_msg(error_code(&r) == NULL, "error %s: %s", error_code(&r), story(&r));
+	snprintf(chat, sizeof(chat), "%s", mk_json_str(r.json, "chat_id"));
+	a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "artifacts"), 0);
+	ck_assert_msg(a != NULL, "no artifact");
+	snprintf(art, sizeof(art), "/api/v1/artifacts/%s", mk_json_str(a, "id"));
+	mt_resp_release(&r);
+	ck_assert_int_ge(exec_rows("artifacts", chat), 1);
+	ck_assert_int_eq(exec_rows("sessions", chat), 1);
+	ck_assert_int_ge(exec_rows("executions", chat), 1);
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok_a);
+	snprintf(path, sizeof(path), "/api/v1/chats/%s", chat);
+	mt_http("DELETE", mt_url(&st, path), h, NULL, 0, &r);
+	ck_assert_msg(r.status == 204 || r.status == 200, "delete: %ld", r.status);
+	mt_resp_release(&r);
+	ck_assert_int_eq(exec_rows("artifacts", chat), 0);
+	ck_assert_int_eq(exec_rows("files", chat), 0);
+	ck_assert_int_eq(exec_rows("sessions", chat), 0);
+	/* EXECUTOR_EXECUTION_RETENTION is 0 in this suite: the records went too. */
+	ck_assert_int_eq(exec_rows("executions", chat), 0);
+	mt_http("GET", mt_url(&st, art), h, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 404);
+	mt_resp_release(&r);
+}
+END_TEST
+
 START_TEST(test_every_tool_call_counts_and_a_reply_runs_only_what_is_left)
 {
 	mt_resp r;
@@ -583,6 +644,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_second_question_builds_on_the_first_turns_variables);
 	tcase_add_test(tc, test_the_step_limit_ends_the_turn_with_an_answer);
 	tcase_add_test(tc, test_every_tool_call_counts_and_a_reply_runs_only_what_is_left);
+	tcase_add_test(tc, test_deleting_a_chat_deletes_its_sandbox_files_artifacts_and_records);
 	tcase_add_test(tc, test_the_turn_streams_its_events_in_order);
 	tcase_add_test(tc, test_bad_turn_requests_are_refused);
 	tcase_add_test(tc, test_a_client_that_leaves_mid_stream_does_not_stop_the_turn);
