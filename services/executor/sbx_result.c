@@ -139,7 +139,7 @@ static void hold_error(cJSON *r, cJSON *notes)
 	static const char *const names[] = {"type", "message", "traceback"};
 	cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
 
-	if (cJSON_IsNull(e))
+	if (!e || cJSON_IsNull(e))
 		return;
 	if (!cJSON_IsObject(e) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "type"))) {
 		cJSON_DeleteItemFromObjectCaseSensitive(r, "error");
@@ -161,7 +161,7 @@ static void hold_value(cJSON *r, const sbx_limits *L, cJSON *notes)
 	static const char *const names[] = {"type", "text"};
 	cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "value");
 
-	if (cJSON_IsNull(v))
+	if (!v || cJSON_IsNull(v))
 		return;
 	if (!cJSON_IsObject(v) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, "text"))) {
 		cJSON_ReplaceItemInObjectCaseSensitive(r, "value", cJSON_CreateNull());
