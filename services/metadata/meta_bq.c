@@ -765,33 +765,48 @@ static void human_bytes(long long n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s (%lld bytes)", v, unit[u], n);
 }
 
-/* The dry run: refuse what is not a SELECT or would scan more than the cap. */
+/*
+ * The dry run, as a job (jobs.insert with dryRun): refuse what BigQuery
+ * does not read as one SELECT (statistics.query.statementType; a SCRIPT of
+ * several statements included), or what would scan more than the cap. The
+ * guard's lexer is only a first filter: BigQuery's own reading decides.
+ */
 static mk_err dry_run(bq_wh *w, const char *project, const char *sql, int64_t deadline,
                       long long *bytes, char *err, size_t errlen)
 {
-	cJSON *body = query_body(w, sql), *r = NULL;
+	cJSON *body = cJSON_CreateObject(), *cfg, *qc, *ref, *r = NULL;
+	const cJSON *stats;
 	const char *stype;
 	long long est = 0;
 	mk_buf p;
 	mk_err e;
 
-	cJSON_AddBoolToObject(body, "dryRun", 1);
+	cfg = cJSON_AddObjectToObject(body, "configuration");
+	cJSON_AddBoolToObject(cfg, "dryRun", 1);
+	qc = cJSON_AddObjectToObject(cfg, "query");
+	cJSON_AddStringToObject(qc, "query", sql);
+	cJSON_AddBoolToObject(qc, "useLegacySql", 0);
+	ref = cJSON_AddObjectToObject(body, "jobReference");
+	cJSON_AddStringToObject(ref, "projectId", project);
+	if (w->location[0])
+		cJSON_AddStringToObject(ref, "location", w->location);
 	mk_buf_init(&p, 0);
 	mk_buf_puts(&p, "projects/");
 	esc(&p, project);
-	mk_buf_puts(&p, "/queries?prettyPrint=false");
+	mk_buf_puts(&p, "/jobs?prettyPrint=false");
 	e = bq_call(w, "POST", p.data, body, deadline, &r, NULL, err, errlen);
 	mk_buf_release(&p);
 	cJSON_Delete(body);
 	if (e != MK_OK)
 		return e;
-	if (mk_json_str(r, "totalBytesProcessed"))
-		est = strtoll(mk_json_str(r, "totalBytesProcessed"), NULL, 10);
+	stats = cJSON_GetObjectItemCaseSensitive(r, "statistics");
+	if (mk_json_str(stats, "totalBytesProcessed"))
+		est = strtoll(mk_json_str(stats, "totalBytesProcessed"), NULL, 10);
 	*bytes = est;
-	stype = mk_json_str(r, "statementType");
-	if (stype && strcmp(stype, "SELECT") != 0) {
+	stype = mk_json_str(cJSON_GetObjectItemCaseSensitive(stats, "query"), "statementType");
+	if (!stype || strcmp(stype, "SELECT") != 0) {
 		snprintf(err, errlen, "only SELECT queries are allowed; BigQuery reads this as %s",
-		         stype);
+		         stype ? stype : "an unknown kind of statement");
 		e = MK_E_VALIDATION;
 	} else if (est > w->max_bytes_billed) {
 		char a[64], b[64];

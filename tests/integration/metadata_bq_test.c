@@ -385,8 +385,9 @@ START_TEST(test_a_query_is_decoded_by_its_schema)
 	ck_assert_str_eq(mk_json_str(job, "maximumBytesBilled"), "1073741824");
 	ck_assert_ptr_nonnull(mk_json_str(job, "requestId"));
 	cJSON_Delete(job);
-	/* A dry run came first; the audit has the bytes. */
-	ck_assert_int_eq(count_route("jobs.query"), 2);
+	/* A dry run (a dry-run job) came first; the audit has the bytes. */
+	ck_assert_int_eq(count_route("jobs.insert"), 1);
+	ck_assert_int_eq(count_route("jobs.query"), 1);
 	n = catalog_scalar("SELECT status || ' ' || (bytes > 0)::text FROM catalog.queries "
 	                   "ORDER BY id DESC LIMIT 1");
 	ck_assert_str_eq(n, "ok true");
@@ -502,14 +503,36 @@ START_TEST(test_a_query_over_the_byte_cap_is_refused_by_the_dry_run)
 	ck_assert_msg(strstr(res.msg, "would scan") != NULL, "%s", res.msg);
 	mk_rpc_result_release(&res);
 	/* Only the dry run reached BigQuery. */
-	ck_assert_int_eq(count_route("jobs.query"), 1);
-	dry = last_body("jobs.query");
-	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(dry, "dryRun")));
+	ck_assert_int_eq(count_route("jobs.insert"), 1);
+	ck_assert_int_eq(count_route("jobs.query"), 0);
+	dry = last_body("jobs.insert");
+	ck_assert(
+	    cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(dry, "configuration"), "dryRun")));
 	cJSON_Delete(dry);
 	n = catalog_scalar("SELECT status || ' ' || (bytes > 10485760)::text FROM catalog.queries "
 	                   "ORDER BY id DESC LIMIT 1");
 	ck_assert_str_eq(n, "error true");
 	free(n);
+}
+END_TEST
+
+START_TEST(test_what_bigquery_reads_as_a_script_is_refused_by_the_dry_run)
+{
+	/*
+	 * The guard reads r'\' as a string still open, so it sees one SELECT;
+	 * BigQuery reads a raw string ending there, then a second statement.
+	 * BigQuery's reading decides: the dry run says SCRIPT, and nothing runs.
+	 */
+	mk_rpc_result res;
+
+	start_with_key("metadata-bq-script");
+	mt_bq_reset(&bq);
+	ck_assert_int_eq(query_err("SELECT r'\\'; SELECT 2 AS sneaky; SELECT '", &res),
+	                 MK_E_VALIDATION);
+	ck_assert_msg(strstr(res.msg, "BigQuery reads this as SCRIPT") != NULL, "%s", res.msg);
+	mk_rpc_result_release(&res);
+	ck_assert_int_eq(count_route("jobs.insert"), 1);
+	ck_assert_int_eq(count_route("jobs.query"), 0);
 }
 END_TEST
 
@@ -551,14 +574,15 @@ START_TEST(test_rate_limits_and_bad_gateways_are_retried)
 
 	start_with_key("metadata-bq-retry");
 	mt_bq_reset(&bq);
-	faults("{\"rules\":[{\"route\":\"jobs.query\",\"times\":2,\"status\":403,"
+	faults("{\"rules\":[{\"route\":\"jobs.insert\",\"times\":2,\"status\":403,"
 	       "\"reason\":\"rateLimitExceeded\",\"message\":\"Exceeded rate limits\"},"
 	       "{\"route\":\"jobs.getQueryResults\",\"times\":1,\"status\":502,\"html\":true}]}");
 	bq_config("{\"incomplete_polls\":1}");
 	query_ok("SELECT count(*) AS n FROM shop.customers", &res);
 	mk_rpc_result_release(&res);
-	/* Two refused tries, then the dry run and the job. */
-	ck_assert_int_eq(count_route("jobs.query"), 4);
+	/* Two refused tries of the dry run, then the dry run and the job. */
+	ck_assert_int_eq(count_route("jobs.insert"), 3);
+	ck_assert_int_eq(count_route("jobs.query"), 1);
 }
 END_TEST
 
@@ -605,13 +629,13 @@ START_TEST(test_errors_that_retrying_cannot_fix_fail_at_once)
 
 	/* The job (after the dry run) exceeds the bytes billed: BigQuery's message, no retry. */
 	mt_bq_reset(&bq);
-	faults("{\"rules\":[{\"route\":\"jobs.query\",\"skip\":1,\"times\":1,\"status\":400,"
+	faults("{\"rules\":[{\"route\":\"jobs.query\",\"times\":1,\"status\":400,"
 	       "\"reason\":\"bytesBilledLimitExceeded\",\"message\":\"Query exceeded limit for "
 	       "bytes billed: 1073741824. 2147483648 or higher required.\"}]}");
 	ck_assert_int_eq(query_err("SELECT * FROM shop.customers", &res), MK_E_VALIDATION);
 	ck_assert_msg(strstr(res.msg, "2147483648 or higher required") != NULL, "%s", res.msg);
 	mk_rpc_result_release(&res);
-	ck_assert_int_eq(count_route("jobs.query"), 2);
+	ck_assert_int_eq(count_route("jobs.query"), 1);
 
 	ck_assert_int_eq(query_err("SELECT * FROM shop.nope", &res), MK_E_VALIDATION);
 	ck_assert_msg(strstr(res.msg, "Not found") != NULL, "%s", res.msg);
@@ -662,6 +686,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_nested_and_repeated_values_become_objects_and_arrays);
 	tcase_add_test(tc, test_rows_are_read_page_by_page_up_to_the_cap);
 	tcase_add_test(tc, test_a_query_over_the_byte_cap_is_refused_by_the_dry_run);
+	tcase_add_test(tc, test_what_bigquery_reads_as_a_script_is_refused_by_the_dry_run);
 	tcase_add_test(tc, test_a_job_in_another_location_is_polled_there);
 	tcase_add_test(tc, test_rate_limits_and_bad_gateways_are_retried);
 	tcase_add_test(tc, test_an_expired_token_is_renewed_once);

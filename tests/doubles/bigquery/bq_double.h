@@ -124,6 +124,7 @@ typedef struct {
 	PGresult *res;   /* rows; NULL for a dry run or on error (owned) */
 	cJSON *fields;   /* result schema fields (owned) */
 	long long bytes; /* bytes-processed estimate */
+	char stype[32];  /* statementType as BigQuery reads the text: SELECT, DELETE, SCRIPT, ... */
 	char location[64];
 	int err_status; /* 0 on success */
 	char err_reason[40];

@@ -477,7 +477,8 @@ static cJSON *job_resource(bq_req *r, const bq_job *j, const cJSON *config, cons
 			add_int64(qs, "totalBytesBilled",
 			          bytes > BQ_MIN_BILLED ? bytes : BQ_MIN_BILLED);
 		cJSON_AddBoolToObject(qs, "cacheHit", 0);
-		cJSON_AddStringToObject(qs, "statementType", "SELECT");
+		cJSON_AddStringToObject(qs, "statementType",
+		                        !j && res && res->stype[0] ? res->stype : "SELECT");
 		if (!j) {
 			cJSON *schema = cJSON_AddObjectToObject(qs, "schema");
 

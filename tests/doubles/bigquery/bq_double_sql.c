@@ -10,8 +10,12 @@
  * location, the bytes estimate (the sum of their fixture numBytes) and the
  * nested schemas of jsonb result columns. Queries run in a read-only
  * transaction with a statement timeout; dry runs are only described.
- * Postgres errors become BigQuery's invalidQuery / notFound errors.
+ * Postgres errors become BigQuery's invalidQuery / notFound errors. Every
+ * text first gets the statementType BigQuery would give it, read with
+ * BigQuery's lexer (raw strings, block comments that do not nest): a dry
+ * run describes any kind (a SCRIPT too), a run takes SELECTs only.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -511,6 +515,92 @@ static int locate(const bq_double *d, const xlate *x, const char *location, bq_r
 	return 0;
 }
 
+/* Skip a quoted run of BigQuery's at s[i] (', " or `, tripled or not, raw or not); the index after.
+ */
+static size_t skip_bq_quoted(const char *s, size_t i, int raw)
+{
+	char q = s[i];
+	int triple = q != '`' && s[i + 1] == q && s[i + 2] == q;
+
+	for (i += triple ? 3 : 1; s[i]; i++) {
+		if (!raw && s[i] == '\\' && s[i + 1]) {
+			i++;
+		} else if (s[i] == q && (!triple || (s[i + 1] == q && s[i + 2] == q))) {
+			return i + (triple ? 3 : 1);
+		}
+	}
+	return i;
+}
+
+/*
+ * The statementType BigQuery gives a text, read with its lexer: comments
+ * (--, #, and block comments, which do not nest), strings with backslash escapes,
+ * raw strings (r'...', where a backslash is only a backslash), triple quotes
+ * and backquoted names. Two statements or more are a SCRIPT; otherwise the
+ * first word says (WITH and a parenthesis are a SELECT).
+ */
+static void statement_type(const char *s, char out[32])
+{
+	char first[24] = "";
+	size_t i = 0;
+	int tokens = 0, statements = 0, raw = 0;
+
+	while (s[i]) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (isspace(c)) {
+			i++;
+		} else if (c == '#' || (c == '-' && s[i + 1] == '-')) {
+			while (s[i] && s[i] != '\n')
+				i++;
+		} else if (c == '/' && s[i + 1] == '*') {
+			const char *end = strstr(s + i + 2, "*/");
+
+			i = end ? (size_t)(end - s) + 2 : strlen(s);
+		} else if (c == ';') {
+			statements += tokens > 0;
+			tokens = 0;
+			i++;
+		} else {
+			if (tokens++ == 0 && statements > 0) {
+				snprintf(out, 32, "SCRIPT");
+				return;
+			}
+			if (c == '\'' || c == '"' || c == '`') {
+				i = skip_bq_quoted(s, i, raw);
+				raw = 0;
+			} else if (isalpha(c) || c == '_') {
+				size_t n = 0, k = i;
+
+				while (isalnum((unsigned char)s[i]) || s[i] == '_')
+					i++;
+				if (statements == 0 && tokens == 1) {
+					for (n = 0; n < i - k && n < sizeof(first) - 1; n++)
+						first[n] = (char)toupper((unsigned char)s[k + n]);
+					first[n] = '\0';
+				}
+				/* r, R, rb, br...: the string right after it is raw. */
+				raw = i - k <= 2 && strspn(s + k, "rRbB") >= i - k &&
+				      (memchr(s + k, 'r', i - k) || memchr(s + k, 'R', i - k)) &&
+				      (s[i] == '\'' || s[i] == '"');
+			} else {
+				if (statements == 0 && tokens == 1 && c == '(')
+					snprintf(first, sizeof(first), "SELECT");
+				i++;
+			}
+		}
+	}
+	if (!strcmp(first, "WITH") || !strcmp(first, "SELECT") || !first[0])
+		snprintf(out, 32, "SELECT");
+	else if (!strcmp(first, "CREATE") || !strcmp(first, "DROP") || !strcmp(first, "ALTER"))
+		snprintf(out, 32, "%s_TABLE", first);
+	else if (!strcmp(first, "DECLARE") || !strcmp(first, "SET") || !strcmp(first, "BEGIN") ||
+	         !strcmp(first, "IF") || !strcmp(first, "LOOP") || !strcmp(first, "CALL"))
+		snprintf(out, 32, "SCRIPT");
+	else
+		snprintf(out, 32, "%s", first);
+}
+
 void bq_sql_run(bq_double *d, const char *sql, const char *default_ds, const char *location,
                 int dry, long long cap, bq_result *out)
 {
@@ -522,6 +612,19 @@ void bq_sql_run(bq_double *d, const char *sql, const char *default_ds, const cha
 
 	memset(out, 0, sizeof(*out));
 	memset(&x, 0, sizeof(x));
+	statement_type(sql, out->stype);
+	if (strcmp(out->stype, "SELECT") != 0) {
+		/* Dry runs describe any statement; runs are SELECTs only here. */
+		if (dry) {
+			snprintf(out->location, sizeof(out->location), "%s",
+			         location && *location ? location : "US");
+			out->fields = cJSON_CreateArray();
+		} else {
+			fail(out, 400, "invalidQuery",
+			     "bigquery-double runs SELECT statements only");
+		}
+		return;
+	}
 	x.d = d;
 	x.default_ds = default_ds && *default_ds ? default_ds : NULL;
 	mk_buf_init(&x.out, 0);
