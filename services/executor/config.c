@@ -27,7 +27,8 @@ const mk_cfg_var executor_config_vars[] = {
     {"EXECUTOR_POOL_SIZE", MK_CFG_INT, "2", 0, 64, 0, 0, NULL,
      "ready sandboxes kept warm per worker (preloaded, not yet given to a chat)", X(pool_size)},
     {"EXECUTOR_MAX_SESSIONS", MK_CFG_INT, "16", 1, 4096, 0, 0, NULL,
-     "chat sessions per worker; past it the least recently used idle one is ended",
+     "chat sessions per worker; past it an idle one is ended: the least recently used of "
+     "the user who holds the most",
      X(max_sessions)},
     {"EXECUTOR_IDLE_TIMEOUT", MK_CFG_DURATION, "15m", 100, 604800000, 0, 0, NULL,
      "a chat's sandbox unused this long is destroyed", X(idle_timeout_ms)},

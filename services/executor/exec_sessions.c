@@ -191,14 +191,38 @@ static int wait_free(exec_sessions *ss, exec_session *s, int64_t deadline_ms)
 	return 0;
 }
 
-/* The least recently used idle session, unlinked, or NULL. Lock held. */
+/* Sessions of owner on this worker. Lock held. */
+static int owned(const exec_sessions *ss, const char *owner)
+{
+	int n = 0;
+
+	for (const exec_session *s = ss->list; s; s = s->next)
+		n += strcmp(s->owner, owner) == 0;
+	return n;
+}
+
+/*
+ * The session to end for room, unlinked, or NULL: an idle one of the user
+ * who holds the most sessions here (so one user's many chats do not push
+ * out everyone else's), the least recently used of theirs. Lock held.
+ */
 static exec_session *take_lru(exec_sessions *ss)
 {
 	exec_session *s, *best = NULL;
+	int best_held = 0;
 
-	for (s = ss->list; s; s = s->next)
-		if (!s->busy && s->box && (!best || s->last_used < best->last_used))
+	for (s = ss->list; s; s = s->next) {
+		int held;
+
+		if (s->busy || !s->box)
+			continue;
+		held = owned(ss, s->owner);
+		if (!best || held > best_held ||
+		    (held == best_held && s->last_used < best->last_used)) {
 			best = s;
+			best_held = held;
+		}
+	}
 	if (best)
 		unlink_session(ss, best);
 	return best;

@@ -471,6 +471,41 @@ START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
 }
 END_TEST
 
+START_TEST(test_room_for_a_new_chat_comes_from_the_user_holding_the_most)
+{
+	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_MAX_SESSIONS=3", NULL};
+	const char *b1 = chat("fair-b1"), *a1 = chat("fair-a1"), *a2 = chat("fair-a2");
+	const char *c1 = chat("fair-c1");
+	const char *const order[][2] = {{bob, b1}, {alice, a1}, {alice, a2}};
+	char err[512], msg[256], reason[64], carol[64];
+	mt_exec e3;
+	mk_err e;
+	cJSON *r;
+
+	snprintf(carol, sizeof(carol), "carol-%d", (int)getpid());
+	ck_assert_msg(mt_exec_start(&e3, "exec-fair", env, START_WAIT_MS, err, sizeof(err)) == 0,
+	              "%s", err);
+	/* Bob's chat is the least recently used of all; Alice holds two. */
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		r = mt_exec_run(&e3, order[i][0], order[i][1], "x = 7", RUN_WAIT_MS, &e, msg,
+		                sizeof(msg));
+		ck_assert_msg(r != NULL, "%s", msg);
+		cJSON_Delete(r);
+	}
+	r = mt_exec_run(&e3, carol, c1, "x = 7", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	cJSON_Delete(r);
+	/* Alice's oldest made the room; Bob's one chat kept its state. */
+	wait_session_end(a1, reason, sizeof(reason));
+	ck_assert_str_eq(reason, "evicted");
+	r = mt_exec_run(&e3, bob, b1, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	ck_assert_str_eq(value_text(r), "7");
+	cJSON_Delete(r);
+	ck_assert_int_eq(mt_exec_stop(&e3), 0);
+}
+END_TEST
+
 /* 1 when a process on this host runs with exactly this command line (len bytes, NULs included). */
 static int command_runs(const char *cmdline, size_t len)
 {
@@ -602,6 +637,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_the_warm_pool_hands_a_new_chat_a_ready_sandbox);
 	tcase_add_test(tc, test_every_run_is_in_the_audit_log);
 	tcase_add_test(tc, test_an_idle_session_ends_and_the_next_run_says_why);
+	tcase_add_test(tc, test_room_for_a_new_chat_comes_from_the_user_holding_the_most);
 	tcase_add_test(tc, test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over);
 	suite_add_tcase(s, tc);
 	return s;
