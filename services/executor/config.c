@@ -30,6 +30,13 @@ const mk_cfg_var executor_config_vars[] = {
      "chat sessions per worker; past it an idle one is ended: the least recently used of "
      "the user who holds the most",
      X(max_sessions)},
+    {"EXECUTOR_USER_MAX_SESSIONS", MK_CFG_INT, "8", 1, 4096, 0, 0, NULL,
+     "one user's chat sessions per worker; past it that user's least recently used idle one "
+     "is ended",
+     X(user_max_sessions)},
+    {"EXECUTOR_USER_MAX_RUNS", MK_CFG_INT, "4", 1, 4096, 0, 0, NULL,
+     "one user's runs at once per worker; more are refused (rate_limited) until one ends",
+     X(user_max_runs)},
     {"EXECUTOR_IDLE_TIMEOUT", MK_CFG_DURATION, "15m", 100, 604800000, 0, 0, NULL,
      "a chat's sandbox unused this long is destroyed", X(idle_timeout_ms)},
     {"EXECUTOR_TIMEOUT", MK_CFG_DURATION, "30s", 100, 3600000, 0, 0, NULL,

@@ -201,6 +201,42 @@ static int owned(const exec_sessions *ss, const char *owner)
 	return n;
 }
 
+/* Sessions of owner running now (a session being set up counts). Lock held. */
+static int running(const exec_sessions *ss, const char *owner)
+{
+	int n = 0;
+
+	for (const exec_session *s = ss->list; s; s = s->next)
+		n += s->busy && strcmp(s->owner, owner) == 0;
+	return n;
+}
+
+/* The least recently used idle session of owner, unlinked, or NULL. Lock held. */
+static exec_session *take_lru_of(exec_sessions *ss, const char *owner)
+{
+	exec_session *s, *best = NULL;
+
+	for (s = ss->list; s; s = s->next)
+		if (!s->busy && s->box && strcmp(s->owner, owner) == 0 &&
+		    (!best || s->last_used < best->last_used))
+			best = s;
+	if (best)
+		unlink_session(ss, best);
+	return best;
+}
+
+/* Refuse a run past owner's runs at once (0: within them). Lock held. */
+static int too_many_runs(const exec_sessions *ss, const char *owner, char *err, size_t errlen)
+{
+	if (ss->o.user_max_runs <= 0 || running(ss, owner) < ss->o.user_max_runs)
+		return 0;
+	mk_errf(err, errlen,
+	        "%d runs of this user are going at once on this worker, the most it allows; "
+	        "wait for one to end",
+	        ss->o.user_max_runs);
+	return 1;
+}
+
 /*
  * The session to end for room, unlinked, or NULL: an idle one of the user
  * who holds the most sessions here (so one user's many chats do not push
@@ -404,6 +440,10 @@ mk_err exec_session_acquire(exec_sessions *ss, const char *chat_id, const char *
 		}
 		if (find(ss, chat_id) != s)
 			continue; /* ended while we waited */
+		if (too_many_runs(ss, owner_id, err, errlen)) {
+			pthread_mutex_unlock(&ss->mu);
+			return MK_E_RATE_LIMITED;
+		}
 		s->busy = 1;
 		if (s->box && sbx_alive(s->box)) {
 			pthread_mutex_unlock(&ss->mu);
@@ -417,7 +457,21 @@ mk_err exec_session_acquire(exec_sessions *ss, const char *chat_id, const char *
 		end_session(ss, s, "crashed");
 		pthread_mutex_lock(&ss->mu);
 	}
-	if (ss->count >= ss->o.max_sessions) {
+	if (too_many_runs(ss, owner_id, err, errlen)) {
+		pthread_mutex_unlock(&ss->mu);
+		return MK_E_RATE_LIMITED;
+	}
+	/* A user at their own cap makes room from their own sessions. */
+	if (ss->o.user_max_sessions > 0 && owned(ss, owner_id) >= ss->o.user_max_sessions) {
+		evict = take_lru_of(ss, owner_id);
+		if (!evict) {
+			pthread_mutex_unlock(&ss->mu);
+			mk_errf(err, errlen,
+			        "all %d sessions this user may hold on this worker are running",
+			        ss->o.user_max_sessions);
+			return MK_E_RATE_LIMITED;
+		}
+	} else if (ss->count >= ss->o.max_sessions) {
 		evict = take_lru(ss);
 		if (!evict) {
 			pthread_mutex_unlock(&ss->mu);

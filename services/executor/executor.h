@@ -36,6 +36,7 @@ typedef struct {
 	char *backend;       /* local */
 	long long pool_size;
 	long long max_sessions;
+	long long user_max_sessions, user_max_runs;
 	long long idle_timeout_ms;
 	long long timeout_ms;     /* default per run */
 	long long timeout_max_ms; /* longest run asked for */
@@ -124,6 +125,8 @@ typedef struct {
 	const char *worker_id;
 	int pool_size;
 	int max_sessions;
+	int user_max_sessions; /* one user's sessions on this worker; past it their own LRU goes */
+	int user_max_runs;     /* one user's runs at once on this worker; past it, rate_limited */
 	long long idle_timeout_ms;
 } exec_sessions_opts;
 

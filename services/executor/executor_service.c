@@ -123,6 +123,8 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	    .worker_id = c->worker_id,
 	    .pool_size = (int)cfg->pool_size,
 	    .max_sessions = (int)cfg->max_sessions,
+	    .user_max_sessions = (int)cfg->user_max_sessions,
+	    .user_max_runs = (int)cfg->user_max_runs,
 	    .idle_timeout_ms = cfg->idle_timeout_ms,
 	};
 	c->sessions = exec_sessions_new(&so, err, errlen);

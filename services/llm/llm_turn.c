@@ -346,6 +346,16 @@ static char *run_python(turn_ctx *c, int step, const char *args, int *is_error)
 		cJSON_AddStringToObject(d, "type", mk_err_code(e));
 		cJSON_AddStringToObject(d, "message", res.msg);
 		cJSON_AddItemToArray(c->steps, s);
+		if (e == MK_E_RATE_LIMITED) {
+			/* The user's own runs at once: the model hears it and the turn goes on. */
+			mk_buf b;
+
+			mk_buf_init(&b, 0);
+			mk_buf_printf(&b, "Not run: %s", res.msg);
+			mk_rpc_result_release(&res);
+			*is_error = 1;
+			return mk_buf_steal(&b);
+		}
 		mk_rpc_result_release(&res);
 		return NULL;
 	}

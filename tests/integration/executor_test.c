@@ -565,6 +565,83 @@ static const char *chat_on(const char *want)
 	return NULL;
 }
 
+/* A run on an executor, from a thread of its own. */
+struct bg_run {
+	mt_exec *x;
+	const char *user, *chat, *code;
+	cJSON *r;
+};
+
+static void *bg_run_main(void *arg)
+{
+	struct bg_run *b = arg;
+	char msg[256];
+	mk_err e;
+
+	b->r = mt_exec_run(b->x, b->user, b->chat, b->code, RUN_WAIT_MS, &e, msg, sizeof(msg));
+	return NULL;
+}
+
+START_TEST(test_one_user_is_held_to_their_own_sessions_and_runs_at_once)
+{
+	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_USER_MAX_SESSIONS=2",
+	                     "EXECUTOR_USER_MAX_RUNS=1", NULL};
+	const char *b1 = chat("own-b1"), *s1 = chat("own-s1"), *s2 = chat("own-s2");
+	const char *s3 = chat("own-s3");
+	const char *const order[][2] = {{bob, b1}, {alice, s1}, {alice, s2}, {alice, s3}};
+	char err[512], msg[256], reason[64], code[160], cmd[48], marker[32];
+	struct bg_run slow;
+	pthread_t th;
+	int64_t until;
+	size_t cmdlen;
+	mt_exec e4;
+	mk_err e;
+	cJSON *r;
+
+	ck_assert_msg(mt_exec_start(&e4, "exec-own", env, START_WAIT_MS, err, sizeof(err)) == 0,
+	              "%s", err);
+	/* Bob's chat is the oldest, but Alice's third session makes room from her own. */
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		r = mt_exec_run(&e4, order[i][0], order[i][1], "x = 3", RUN_WAIT_MS, &e, msg,
+		                sizeof(msg));
+		ck_assert_msg(r != NULL, "%s", msg);
+		cJSON_Delete(r);
+	}
+	wait_session_end(s1, reason, sizeof(reason));
+	ck_assert_str_eq(reason, "evicted");
+	r = mt_exec_run(&e4, bob, b1, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	ck_assert_str_eq(value_text(r), "3");
+	cJSON_Delete(r);
+
+	/* One run of Alice's at a time: while one sleeps, her next is refused; Bob's runs. */
+	snprintf(marker, sizeof(marker), "8.%d", (int)getpid());
+	snprintf(code, sizeof(code), "import subprocess\nsubprocess.run(['sleep', '%s'])", marker);
+	cmdlen = (size_t)snprintf(cmd, sizeof(cmd), "sleep%c%s", '\0', marker) + 1;
+	slow = (struct bg_run){.x = &e4, .user = alice, .chat = s2, .code = code};
+	ck_assert_int_eq(pthread_create(&th, NULL, bg_run_main, &slow), 0);
+	until = mk_mono_ms() + 60000;
+	while (!command_runs(cmd, cmdlen) && mk_mono_ms() < until)
+		mk_sleep_ms(50);
+	ck_assert_msg(command_runs(cmd, cmdlen), "the slow run did not start");
+	r = mt_exec_run(&e4, alice, s3, "1", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r == NULL && e == MK_E_RATE_LIMITED, "got %s: %s", mk_err_code(e), msg);
+	ck_assert_msg(strstr(msg, "runs of this user are going at once") != NULL, "%s", msg);
+	r = mt_exec_run(&e4, bob, b1, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	cJSON_Delete(r);
+	pthread_join(th, NULL);
+	ck_assert_ptr_nonnull(slow.r);
+	cJSON_Delete(slow.r);
+	/* Once it ended, her next run goes. */
+	r = mt_exec_run(&e4, alice, s3, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	ck_assert_str_eq(value_text(r), "3");
+	cJSON_Delete(r);
+	ck_assert_int_eq(mt_exec_stop(&e4), 0);
+}
+END_TEST
+
 START_TEST(test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over)
 {
 	char err[512], w1[64], msg[256], body[512], marker[32];
@@ -638,6 +715,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_every_run_is_in_the_audit_log);
 	tcase_add_test(tc, test_an_idle_session_ends_and_the_next_run_says_why);
 	tcase_add_test(tc, test_room_for_a_new_chat_comes_from_the_user_holding_the_most);
+	tcase_add_test(tc, test_one_user_is_held_to_their_own_sessions_and_runs_at_once);
 	tcase_add_test(tc, test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over);
 	suite_add_tcase(s, tc);
 	return s;
