@@ -471,37 +471,47 @@ START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
 }
 END_TEST
 
+/* A run on executor x that must be answered; its value's text checked when want is not NULL. */
+static void run_on(mt_exec *x, const char *user, const char *c, const char *code, const char *want)
+{
+	char msg[256];
+	mk_err e;
+	cJSON *r = mt_exec_run(x, user, c, code, RUN_WAIT_MS, &e, msg, sizeof(msg));
+
+	ck_assert_msg(r != NULL, "%s", msg);
+	if (want)
+		ck_assert_str_eq(value_text(r), want);
+	cJSON_Delete(r);
+}
+
+/* chat's session was ended to make room (as the executor records it). */
+static void assert_evicted(const char *c)
+{
+	char reason[64];
+
+	wait_session_end(c, reason, sizeof(reason));
+	ck_assert_str_eq(reason, "evicted");
+}
+
 START_TEST(test_room_for_a_new_chat_comes_from_the_user_holding_the_most)
 {
 	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_MAX_SESSIONS=3", NULL};
 	const char *b1 = chat("fair-b1"), *a1 = chat("fair-a1"), *a2 = chat("fair-a2");
 	const char *c1 = chat("fair-c1");
 	const char *const order[][2] = {{bob, b1}, {alice, a1}, {alice, a2}};
-	char err[512], msg[256], reason[64], carol[64];
+	char err[512], carol[64];
 	mt_exec e3;
-	mk_err e;
-	cJSON *r;
 
 	snprintf(carol, sizeof(carol), "carol-%d", (int)getpid());
 	ck_assert_msg(mt_exec_start(&e3, "exec-fair", env, START_WAIT_MS, err, sizeof(err)) == 0,
 	              "%s", err);
 	/* Bob's chat is the least recently used of all; Alice holds two. */
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		r = mt_exec_run(&e3, order[i][0], order[i][1], "x = 7", RUN_WAIT_MS, &e, msg,
-		                sizeof(msg));
-		ck_assert_msg(r != NULL, "%s", msg);
-		cJSON_Delete(r);
-	}
-	r = mt_exec_run(&e3, carol, c1, "x = 7", RUN_WAIT_MS, &e, msg, sizeof(msg));
-	ck_assert_msg(r != NULL, "%s", msg);
-	cJSON_Delete(r);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		run_on(&e3, order[i][0], order[i][1], "x = 7", NULL);
+	run_on(&e3, carol, c1, "x = 7", NULL);
 	/* Alice's oldest made the room; Bob's one chat kept its state. */
-	wait_session_end(a1, reason, sizeof(reason));
-	ck_assert_str_eq(reason, "evicted");
-	r = mt_exec_run(&e3, bob, b1, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
-	ck_assert_msg(r != NULL, "%s", msg);
-	ck_assert_str_eq(value_text(r), "7");
-	cJSON_Delete(r);
+	assert_evicted(a1);
+	run_on(&e3, bob, b1, "x", "7");
 	ck_assert_int_eq(mt_exec_stop(&e3), 0);
 }
 END_TEST
@@ -589,7 +599,7 @@ START_TEST(test_one_user_is_held_to_their_own_sessions_and_runs_at_once)
 	const char *b1 = chat("own-b1"), *s1 = chat("own-s1"), *s2 = chat("own-s2");
 	const char *s3 = chat("own-s3");
 	const char *const order[][2] = {{bob, b1}, {alice, s1}, {alice, s2}, {alice, s3}};
-	char err[512], msg[256], reason[64], code[160], cmd[48], marker[32];
+	char err[512], msg[256], code[160], cmd[48], marker[32];
 	struct bg_run slow;
 	pthread_t th;
 	int64_t until;
@@ -601,18 +611,10 @@ START_TEST(test_one_user_is_held_to_their_own_sessions_and_runs_at_once)
 	ck_assert_msg(mt_exec_start(&e4, "exec-own", env, START_WAIT_MS, err, sizeof(err)) == 0,
 	              "%s", err);
 	/* Bob's chat is the oldest, but Alice's third session makes room from her own. */
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		r = mt_exec_run(&e4, order[i][0], order[i][1], "x = 3", RUN_WAIT_MS, &e, msg,
-		                sizeof(msg));
-		ck_assert_msg(r != NULL, "%s", msg);
-		cJSON_Delete(r);
-	}
-	wait_session_end(s1, reason, sizeof(reason));
-	ck_assert_str_eq(reason, "evicted");
-	r = mt_exec_run(&e4, bob, b1, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
-	ck_assert_msg(r != NULL, "%s", msg);
-	ck_assert_str_eq(value_text(r), "3");
-	cJSON_Delete(r);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		run_on(&e4, order[i][0], order[i][1], "x = 3", NULL);
+	assert_evicted(s1);
+	run_on(&e4, bob, b1, "x", "3");
 
 	/* One run of Alice's at a time: while one sleeps, her next is refused; Bob's runs. */
 	snprintf(marker, sizeof(marker), "8.%d", (int)getpid());
@@ -627,17 +629,12 @@ START_TEST(test_one_user_is_held_to_their_own_sessions_and_runs_at_once)
 	r = mt_exec_run(&e4, alice, s3, "1", RUN_WAIT_MS, &e, msg, sizeof(msg));
 	ck_assert_msg(r == NULL && e == MK_E_RATE_LIMITED, "got %s: %s", mk_err_code(e), msg);
 	ck_assert_msg(strstr(msg, "runs of this user are going at once") != NULL, "%s", msg);
-	r = mt_exec_run(&e4, bob, b1, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
-	ck_assert_msg(r != NULL, "%s", msg);
-	cJSON_Delete(r);
+	run_on(&e4, bob, b1, "x", "3");
 	pthread_join(th, NULL);
 	ck_assert_ptr_nonnull(slow.r);
 	cJSON_Delete(slow.r);
 	/* Once it ended, her next run goes. */
-	r = mt_exec_run(&e4, alice, s3, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
-	ck_assert_msg(r != NULL, "%s", msg);
-	ck_assert_str_eq(value_text(r), "3");
-	cJSON_Delete(r);
+	run_on(&e4, alice, s3, "x", "3");
 	ck_assert_int_eq(mt_exec_stop(&e4), 0);
 }
 END_TEST
