@@ -16,6 +16,7 @@
  * victim among the group's processes only. The host learns of it from the
  * group's oom_kill count and stops the sandbox, reporting the memory limit.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -204,6 +205,40 @@ static int v2_open(sbx_cg *cg, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Remove what executors that were killed left below parent: their
+ * "mark-executor-<pid>" groups (pid gone) and the empty "sbx-N" ones in
+ * them. A group with processes left is kept.
+ */
+static void sweep_stale(const char *parent)
+{
+	char dir[SBX_CG_PATH + 64], sub[SBX_CG_PATH + 128], proc[64];
+	DIR *d = opendir(parent), *in;
+	struct dirent *e, *f;
+
+	while (d && (e = readdir(d)) != NULL) {
+		long pid;
+
+		if (strncmp(e->d_name, "mark-executor-", 14) != 0)
+			continue;
+		pid = strtol(e->d_name + 14, NULL, 10);
+		snprintf(proc, sizeof(proc), "/proc/%ld", pid);
+		if (pid <= 0 || access(proc, F_OK) == 0 ||
+		    pathf(dir, sizeof(dir), "%s/%s", parent, e->d_name) != 0)
+			continue;
+		if ((in = opendir(dir)) != NULL) {
+			while ((f = readdir(in)) != NULL)
+				if (strncmp(f->d_name, "sbx-", 4) == 0 &&
+				    pathf(sub, sizeof(sub), "%s/%s", dir, f->d_name) == 0)
+					rmdir(sub);
+			closedir(in);
+		}
+		rmdir(dir);
+	}
+	if (d)
+		closedir(d);
+}
+
 static int v1_open(sbx_cg *cg, char *err, size_t errlen)
 {
 	char own[SBX_CG_PATH], ctrls[64], mount[SBX_CG_PATH];
@@ -221,6 +256,8 @@ static int v1_open(sbx_cg *cg, char *err, size_t errlen)
 		if (pathf(cg->dir[i], sizeof(cg->dir[i]), "%s%s", mount, own) != 0 ||
 		    !is_dir(cg->dir[i]))
 			own[0] = '\0';
+		if (pathf(cg->dir[i], sizeof(cg->dir[i]), "%s%s", mount, own) == 0)
+			sweep_stale(cg->dir[i]);
 		if (pathf(cg->dir[i], sizeof(cg->dir[i]), "%s%s/mark-executor-%d", mount, own,
 		          (int)getpid()) != 0) {
 			cg->dir[i][0] = '\0';

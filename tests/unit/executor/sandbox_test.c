@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -998,6 +999,48 @@ START_TEST(a_backend_with_a_bad_path_fails_with_a_clear_message)
 }
 END_TEST
 
+/* This process's group in the cgroup v1 memory hierarchy, as a directory; 0 when there is none. */
+static int memory_cgroup(char *dir, size_t len)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, ":memory:");
+
+		if (p) {
+			p[strcspn(p, "\n")] = '\0';
+			snprintf(dir, len, "/sys/fs/cgroup/memory%s", p + 8);
+			found = access(dir, W_OK) == 0;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+START_TEST(groups_a_killed_executor_left_behind_are_removed)
+{
+	char parent[300], stale[400], sub[420];
+	sbx_limits l = limits();
+	sbx_backend *b;
+
+	if (geteuid() != 0 || !memory_cgroup(parent, sizeof(parent))) {
+		fprintf(stderr, "  no writable cgroup v1 memory hierarchy: nothing to sweep\n");
+		return;
+	}
+	/* pid_max is at most 2^22: no process has this pid. */
+	snprintf(stale, sizeof(stale), "%s/mark-executor-999999999", parent);
+	snprintf(sub, sizeof(sub), "%s/sbx-1", stale);
+	ck_assert_int_eq(mkdir(stale, 0755), 0);
+	ck_assert_int_eq(mkdir(sub, 0755), 0);
+	b = backend("", &l);
+	ck_assert_msg(access(stale, F_OK) != 0, "%s is still there", stale);
+	sbx_backend_free(b);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sandbox");
@@ -1050,6 +1093,7 @@ static Suite *suite(void)
 	               a_file_larger_than_the_callers_buffer_is_refused_and_the_session_stays);
 
 	tcase_add_test(life, destroy_leaves_no_process_behind);
+	tcase_add_test(life, groups_a_killed_executor_left_behind_are_removed);
 	tcase_add_test(life, sandboxes_made_at_once_from_threads_that_end_all_work);
 	tcase_add_test(life, the_analysis_libraries_work_under_the_filter_and_limits);
 	tcase_add_test(life, a_backend_with_a_bad_path_fails_with_a_clear_message);
