@@ -45,6 +45,7 @@ typedef struct {
 
 struct mk_rpc_server {
 	mk_rpc_server_opts o;
+	mk_seal_key key;
 	char *service, *url;
 	nng_socket sock;
 	int nworkers;
@@ -152,10 +153,19 @@ static void *worker_main(void *arg)
 		}
 		m = nng_aio_get_msg(w->aio);
 		set_state(w, W_BUSY);
-		out = mk_rpc_dispatch(&s->o, s->started_ms, atomic_load(&s->stopping),
-		                      nng_msg_body(m), nng_msg_len(m));
-		nng_msg_clear(m);
-		if (!out || nng_msg_append(m, out, strlen(out)) != 0 || set_state(w, W_SEND) != 0) {
+		if (mk_seal_open(&s->key, MK_SEAL_REQUEST, m) != 0) {
+			mk_seal_refused(s->o.service);
+			out = NULL;
+			nng_msg_clear(m);
+			rv = nng_msg_append(m, MK_SEAL_REFUSAL, strlen(MK_SEAL_REFUSAL));
+		} else {
+			out = mk_rpc_dispatch(&s->o, s->started_ms, atomic_load(&s->stopping),
+			                      nng_msg_body(m), nng_msg_len(m));
+			nng_msg_clear(m);
+			rv = !out || nng_msg_append(m, out, strlen(out)) != 0 ||
+			     mk_seal_msg(&s->key, MK_SEAL_REPLY, m) != 0;
+		}
+		if (rv != 0 || set_state(w, W_SEND) != 0) {
 			nng_msg_free(m);
 			free(out);
 			continue; /* the next set_state(W_RECV) ends the loop when stopping */
@@ -184,6 +194,8 @@ int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, cha
 		return -1;
 	}
 	s->o = *opts;
+	s->key = *opts->key;
+	s->o.key = &s->key;
 	s->service = strdup(opts->service);
 	s->url = strdup(opts->url);
 	s->o.service = s->service;
@@ -201,7 +213,8 @@ int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, cha
 		snprintf(err, errlen, "cannot open socket: %s", nng_strerror(rv));
 		goto fail;
 	}
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, opts->max_msg ? opts->max_msg : 1 << 20);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ,
+	                    (opts->max_msg ? opts->max_msg : 1 << 20) + MK_SEAL_LEN);
 	if ((rv = nng_listen(s->sock, s->url, NULL, 0)) != 0) {
 		snprintf(err, errlen, "cannot listen on '%s': %s", s->url, nng_strerror(rv));
 		goto fail_sock;
@@ -315,6 +328,7 @@ void mk_rpc_server_free(mk_rpc_server *s)
 
 struct mk_rpc_client {
 	nng_socket sock;
+	mk_seal_key key;
 	char *url;
 	atomic_int pipes; /* connected pipes; 0 means the peer is down */
 };
@@ -330,7 +344,8 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_sub(&c->pipes, 1);
 }
 
-mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, char *err, size_t errlen)
+mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_key *key, char *err,
+                                 size_t errlen)
 {
 	mk_rpc_client *c = calloc(1, sizeof(*c));
 	int rv;
@@ -340,13 +355,15 @@ mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, char *err, siz
 		free(c);
 		return NULL;
 	}
+	c->key = *key;
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		snprintf(err, errlen, "cannot open socket: %s", nng_strerror(rv));
 		free(c->url);
 		free(c);
 		return NULL;
 	}
-	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, max_msg ? max_msg : 16 << 20);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
+	                    (max_msg ? max_msg : 16 << 20) + MK_SEAL_LEN);
 	/* A request is sent once; the deadline, not NNG, decides when to give up. */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
@@ -464,7 +481,8 @@ static mk_err call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller 
 		return result_fail(res, MK_E_INTERNAL, "cannot open a context for '%s'", c->url);
 	}
 	if (nng_aio_alloc(&aio, NULL, NULL) != 0 || nng_msg_alloc(&m, 0) != 0 ||
-	    nng_msg_append(m, req, strlen(req)) != 0) {
+	    nng_msg_append(m, req, strlen(req)) != 0 ||
+	    mk_seal_msg(&c->key, MK_SEAL_REQUEST, m) != 0) {
 		e = result_fail(res, MK_E_INTERNAL, "out of memory calling '%s'", c->url);
 		goto out;
 	}
@@ -492,6 +510,16 @@ static mk_err call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller 
 		goto out;
 	}
 	m = nng_aio_get_msg(aio);
+	if (mk_seal_open(&c->key, MK_SEAL_REPLY, m) != 0) {
+		e = result_fail(res, MK_E_INTERNAL,
+		                mk_seal_is_refusal(nng_msg_body(m), nng_msg_len(m))
+		                    ? "'%s' refused the request: its bus key differs from this "
+		                      "service's"
+		                    : "the reply from '%s' is not sealed with the bus key",
+		                c->url);
+		MK_WARN("RPC-SEAL", rid, "%s", res->msg);
+		goto out;
+	}
 	e = read_reply(res, nng_msg_body(m), nng_msg_len(m), c->url, rid, raw);
 	res->nmsg = m; /* raw_body points into it */
 	m = NULL;

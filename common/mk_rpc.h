@@ -8,6 +8,10 @@
  * service owns. mk_rpc_server_stop stops taking new requests, lets in-flight
  * ones finish within a bound, and closes the socket.
  *
+ * Every message is sealed with the deployment's bus key (mk_seal.h): a
+ * server refuses a request that is not, and a client takes no reply that
+ * is not.
+ *
  * Client: a req0 socket dialled asynchronously, so it connects when the peer
  * comes up and reconnects when the peer restarts. Each call opens its own
  * context, so many threads may call through one client at once. A call
@@ -22,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "mk_proto.h"
+#include "mk_seal.h"
 
 /* ------------------------------------------------------------------ server */
 
@@ -36,10 +41,11 @@ typedef mk_err (*mk_rpc_handler)(void *ud, const mk_env *req, cJSON **reply, cha
                                  size_t errlen);
 
 typedef struct {
-	const char *service; /* owner name checked against ops.def */
-	const char *url;     /* e.g. tcp://127.0.0.1:7101 */
-	int workers;         /* concurrent requests */
-	size_t max_msg;      /* largest request accepted, bytes */
+	const char *service;    /* owner name checked against ops.def */
+	const char *url;        /* e.g. tcp://127.0.0.1:7101 */
+	int workers;            /* concurrent requests */
+	size_t max_msg;         /* largest request accepted, bytes */
+	const mk_seal_key *key; /* the bus key (copied); required */
 	mk_rpc_handler handler;
 	void *ud;
 	/* Optional: fills the sys.ping reply with service details (e.g. db status). */
@@ -83,8 +89,12 @@ char *mk_rpc_dispatch(const mk_rpc_server_opts *o, int64_t started_ms, int stopp
 
 typedef struct mk_rpc_client mk_rpc_client;
 
-/* Dial url (asynchronously; the peer need not be up yet). NULL on failure, with err. */
-mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, char *err, size_t errlen);
+/*
+ * Dial url (asynchronously; the peer need not be up yet); requests are
+ * sealed with key (copied). NULL on failure, with err.
+ */
+mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_key *key, char *err,
+                                 size_t errlen);
 void mk_rpc_client_free(mk_rpc_client *c); /* NULL ok */
 const char *mk_rpc_client_url(const mk_rpc_client *c);
 

@@ -44,14 +44,18 @@ int mk_svc_wait(void)
 
 /* --ping: ask the running service at its own address whether it is up
  * and its database reachable (for container health checks). */
-static int ping_self(const char *url)
+static int ping_self(const char *service, const char *url, const char *key_file)
 {
-	char err[256], rid[MK_RID_MAX + 1];
-	mk_rpc_client *c = mk_rpc_client_new(url, 1 << 20, err, sizeof(err));
+	char err[512], rid[MK_RID_MAX + 1], setting[64];
+	mk_rpc_client *c = NULL;
 	mk_rpc_result res;
+	mk_seal_key key;
 	const char *db;
 	int rc;
 
+	mk_svc_key_setting(service, setting, sizeof(setting));
+	if (mk_seal_key_load(&key, key_file, setting, err, sizeof(err)) == 0)
+		c = mk_rpc_client_new(url, 1 << 20, &key, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -72,6 +76,17 @@ static int ping_self(const char *url)
 	return rc;
 }
 
+void mk_svc_key_setting(const char *service, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; service[i] && i + 1 < outlen; i++)
+		out[i] =
+		    (char)(service[i] >= 'a' && service[i] <= 'z' ? service[i] - 32 : service[i]);
+	out[i] = '\0';
+	snprintf(out + i, outlen - i, "_BUS_KEY_FILE");
+}
+
 int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 {
 	const char *level;
@@ -84,7 +99,8 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 		rc = mk_cfg_main(1, argv, app->name, app->vars, *app->nvars, cfg);
 		if (rc >= 0)
 			return rc;
-		rc = ping_self(*(char **)((char *)cfg + app->listen_offset));
+		rc = ping_self(app->name, *(char **)((char *)cfg + app->listen_offset),
+		               *(char **)((char *)cfg + app->bus_key_offset));
 		mk_cfg_release(app->vars, *app->nvars, cfg);
 		return rc;
 	}

@@ -27,6 +27,7 @@ typedef struct {
 	char *database_url; /* NULL for a service without a database */
 	long long db_pool;
 	long long db_wait_ms;
+	char *bus_key_file;
 } mk_svc_cfg;
 
 /* The standard rows: P is the prefix ("AUTH"), T the config struct, F the mk_svc_cfg field. */
@@ -103,10 +104,25 @@ typedef struct {
 	     NULL,                                                                                 \
 	     "database connections at most",                                                       \
 	     offsetof(T, F.db_pool)},                                                              \
+	    {P "_DB_WAIT",                                                                         \
+	     MK_CFG_DURATION,                                                                      \
+	     "30s",                                                                                \
+	     0,                                                                                    \
+	     600000,                                                                               \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "how long start-up waits for the database",                                           \
+	     offsetof(T, F.db_wait_ms)},                                                           \
 	{                                                                                          \
-		P "_DB_WAIT", MK_CFG_DURATION, "30s", 0, 600000, 0, 0, NULL,                       \
-		    "how long start-up waits for the database", offsetof(T, F.db_wait_ms)          \
+		P "_BUS_KEY_FILE", MK_CFG_STR, NULL, 0, 4096, 0, 0, NULL, MK_SVC_BUS_KEY_HELP,     \
+		    offsetof(T, F.bus_key_file)                                                    \
 	}
+
+/* The bus key setting's line in the README (the gateway's table shares it). */
+#define MK_SVC_BUS_KEY_HELP                                                                        \
+	"file holding the deployment's secret that seals every internal message, the same "        \
+	"file in every service (required; `make run` creates one)"
 
 typedef struct {
 	const char *name;   /* "auth" */
@@ -121,6 +137,8 @@ typedef struct {
 	mk_db_pool *db; /* NULL without a database */
 	mk_rpc_server *rpc;
 	const mk_svc_cfg *cfg;
+	mk_seal_key key; /* the bus key, once mk_svc_key has loaded it */
+	int key_loaded;
 } mk_svc;
 
 /*
@@ -153,7 +171,16 @@ PGconn *mk_svc_db_acquire(mk_svc *svc, const mk_env *req, char *err, size_t errl
 mk_err mk_svc_usage_days(PGconn *c, const mk_env *req, const char *sql, const char *const *fields,
                          cJSON **reply, char *err, size_t errlen);
 
-/* Start the RPC server. Returns 0, or -1 with a message in err. */
+/*
+ * Load the bus key from the service's <SERVICE>_BUS_KEY_FILE, once
+ * (mk_svc_open_db must have run). Returns the key, or NULL with a message
+ * in err.
+ */
+const mk_seal_key *mk_svc_key(mk_svc *svc, const char *service, char *err, size_t errlen);
+/* The bus key setting of a service: "AUTH_BUS_KEY_FILE" for "auth". */
+void mk_svc_key_setting(const char *service, char *out, size_t outlen);
+
+/* Load the bus key and start the RPC server. Returns 0, or -1 with a message in err. */
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
 
 /* Wait for SIGTERM or SIGINT; returns the signal number. */
@@ -175,6 +202,7 @@ typedef struct {
 	const size_t *nvars;     /* a pointer: the count is defined beside the table */
 	size_t log_level_offset; /* offsetof(config, char *log_level field) */
 	size_t listen_offset;    /* offsetof(config, char *listen) for --ping; 0: none */
+	size_t bus_key_offset;   /* offsetof(config, char *bus_key_file) for --ping */
 	/* Start everything; *ctx is handed to stop. Returns 0 or -1 with err. */
 	int (*start)(const void *cfg, void **ctx, char *err, size_t errlen);
 	/* Stop within the configured grace and free ctx; ctx may be half-built or NULL. */

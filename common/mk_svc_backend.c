@@ -49,20 +49,35 @@ int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, ch
 	return 0;
 }
 
+const mk_seal_key *mk_svc_key(mk_svc *svc, const char *service, char *err, size_t errlen)
+{
+	char setting[64];
+
+	if (svc->key_loaded)
+		return &svc->key;
+	mk_svc_key_setting(service, setting, sizeof(setting));
+	if (mk_seal_key_load(&svc->key, svc->cfg->bus_key_file, setting, err, errlen) != 0)
+		return NULL;
+	svc->key_loaded = 1;
+	return &svc->key;
+}
+
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen)
 {
+	const mk_seal_key *key = mk_svc_key(svc, def->name, err, errlen);
 	mk_rpc_server_opts o = {
 	    .service = def->name,
 	    .url = svc->cfg->listen,
 	    .workers = (int)svc->cfg->workers,
 	    .max_msg = (size_t)svc->cfg->max_msg,
+	    .key = key,
 	    .handler = def->handler,
 	    .ud = def->ud,
 	    .ping = svc->db ? ping_db : NULL,
 	    .ping_ud = svc,
 	};
 
-	if (mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
+	if (!key || mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
 		return -1;
 	MK_INFO("SVC-LISTEN", NULL, "serving on %s with %lld workers", svc->cfg->listen,
 	        svc->cfg->workers);

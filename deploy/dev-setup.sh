@@ -33,6 +33,12 @@ elif [ ! -e "$secrets/jwt-public.pem" ]; then
 	echo "dev-setup: wrote secrets/jwt-public.pem"
 fi
 
+# The bus key: every message between Mark's processes is sealed with it.
+if [ ! -e "$secrets/bus.key" ]; then
+	(umask 077 && openssl rand -hex 32 >"$secrets/bus.key")
+	echo "dev-setup: wrote secrets/bus.key"
+fi
+
 # docker-compose refuses to start when a secret's file is missing. An empty
 # file stands for "no BigQuery"; put a real service-account key here and set
 # MARK_WAREHOUSE_KIND=bigquery to use one.
@@ -44,4 +50,4 @@ fi
 # Compose secrets are bind mounts keeping the host owner and mode: the
 # container user (uid 10001) must be able to read them. The 0700 directory
 # keeps other host users out.
-chmod 0644 "$secrets/jwt-private.pem" "$secrets/jwt-public.pem" "$secrets/bigquery-key.json"
+chmod 0644 "$secrets/jwt-private.pem" "$secrets/jwt-public.pem" "$secrets/bigquery-key.json" "$secrets/bus.key"

@@ -23,21 +23,14 @@ for p in AUTH LLM EXECUTOR METADATA; do
 done
 export GATEWAY_LISTEN=${GATEWAY_LISTEN:-127.0.0.1:8080}
 
-# The demo warehouse (a small online shop) in its own database "warehouse",
-# loaded once, read by the metadata service as the read-only role
-# mark_reader; skipped when METADATA_WAREHOUSE_KIND is set.
+# The demo warehouse (a small online shop) in a PostgreSQL cluster of its
+# own (run/warehouse-pg, port MARK_PG_PORT + 1), read by the metadata
+# service as the read-only role mark_reader; skipped when
+# METADATA_WAREHOUSE_KIND is set.
 if [ -z "${METADATA_WAREHOUSE_KIND:-}" ]; then
-	psql=${PGBIN:-/usr/lib/postgresql/15/bin}/psql
-	wq() { "$psql" -qtA -h 127.0.0.1 -p "$pg_port" -U mark "$@"; }
-	if ! wq -d postgres -c "select 1 from pg_database where datname = 'warehouse'" | grep -q 1; then
-		wq -d postgres -c "CREATE DATABASE warehouse" >/dev/null
-	fi
-	if ! wq -d warehouse -c "select to_regclass('public.orders') is not null" | grep -q t; then
-		wq -d warehouse -1 -v ON_ERROR_STOP=1 -f "$top/services/metadata/demo/warehouse.sql" >/dev/null
-		echo "mark: loaded the demo warehouse (database warehouse)"
-	fi
+	wh_dsn=$("$top/scripts/warehouse.sh" "$run/warehouse-pg" "${MARK_WAREHOUSE_PORT:-$((pg_port + 1))}")
 	export METADATA_WAREHOUSE_KIND=postgres
-	export METADATA_WAREHOUSE_DSN=${METADATA_WAREHOUSE_DSN:-postgresql://mark_reader@127.0.0.1:$pg_port/warehouse}
+	export METADATA_WAREHOUSE_DSN=${METADATA_WAREHOUSE_DSN:-$wh_dsn}
 fi
 
 # A development key pair for access tokens, made once, unless keys are configured.
@@ -54,6 +47,18 @@ if [ -z "${AUTH_JWT_PRIVATE_KEY_FILE:-}" ]; then
 	export AUTH_JWT_PRIVATE_KEY_FILE="$keys/jwt-private.pem"
 	export GATEWAY_JWT_PUBLIC_KEY_FILE=${GATEWAY_JWT_PUBLIC_KEY_FILE:-$keys/jwt-public.pem}
 fi
+
+# The bus key that seals every message between the services, made once.
+bus_key=$run/keys/bus.key
+if [ ! -s "$bus_key" ]; then
+	mkdir -p "$(dirname "$bus_key")"
+	(umask 077 && openssl rand -hex 32 >"$bus_key")
+	echo "mark: created the bus key $bus_key"
+fi
+for p in AUTH LLM EXECUTOR METADATA GATEWAY; do
+	v=${p}_BUS_KEY_FILE
+	export "$v=${!v:-$bus_key}"
+done
 
 stopping=0
 stop_all() {

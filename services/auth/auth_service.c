@@ -95,6 +95,7 @@ const mk_svc_app auth_app = {
     .nvars = &auth_config_nvars,
     .log_level_offset = offsetof(auth_config, svc.log_level),
     .listen_offset = offsetof(auth_config, svc.listen),
+    .bus_key_offset = offsetof(auth_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
 };

@@ -98,6 +98,7 @@ typedef struct {
 
 struct exec_router {
 	nng_socket front, back;
+	mk_seal_key key;
 	sender fs, bs;
 	long long poll_ms;
 	pthread_mutex_t mu;
@@ -172,11 +173,24 @@ static void front_reply(exec_router *r, const unsigned char *hdr, size_t hdrlen,
 
 	if (!text || nng_msg_alloc(&m, 0) != 0)
 		return;
-	if (nng_msg_header_append(m, hdr, hdrlen) != 0 || nng_msg_append(m, text, len) != 0) {
+	if (nng_msg_header_append(m, hdr, hdrlen) != 0 || nng_msg_append(m, text, len) != 0 ||
+	    mk_seal_msg(&r->key, MK_SEAL_REPLY, m) != 0) {
 		nng_msg_free(m);
 		return;
 	}
 	sender_push(&r->fs, m);
+}
+
+/* Answer a message that was not sealed with the bus key (m keeps its header). */
+static void refuse(sender *s, nng_msg *m, const char *where)
+{
+	mk_seal_refused(where);
+	nng_msg_clear(m);
+	if (nng_msg_append(m, MK_SEAL_REFUSAL, strlen(MK_SEAL_REFUSAL)) != 0) {
+		nng_msg_free(m);
+		return;
+	}
+	sender_push(s, m);
 }
 
 static void front_error(exec_router *r, const unsigned char *hdr, size_t hdrlen, const char *rid,
@@ -331,7 +345,8 @@ static void send_job(exec_router *r, wk *w, job *j, nng_msg *m)
 	nng_msg_clear(m);
 	snprintf(line, sizeof(line), "J %llu\n", (unsigned long long)j->id);
 	if (nng_msg_append(m, line, strlen(line)) != 0 ||
-	    nng_msg_append(m, nng_msg_body(j->req), nng_msg_len(j->req)) != 0) {
+	    nng_msg_append(m, nng_msg_body(j->req), nng_msg_len(j->req)) != 0 ||
+	    mk_seal_msg(&r->key, MK_SEAL_ROUTER, m) != 0) {
 		nng_msg_free(m);
 		front_error(r, j->hdr, j->hdrlen, j->rid, MK_E_INTERNAL, NULL, 0);
 		job_unlink(r, j);
@@ -385,7 +400,8 @@ static void assign(exec_router *r, wk *w, job *j)
 static void answer_line(exec_router *r, nng_msg *m, const char *line)
 {
 	nng_msg_clear(m);
-	if (nng_msg_append(m, line, strlen(line)) != 0) {
+	if (nng_msg_append(m, line, strlen(line)) != 0 ||
+	    mk_seal_msg(&r->key, MK_SEAL_ROUTER, m) != 0) {
 		nng_msg_free(m);
 		return;
 	}
@@ -526,6 +542,10 @@ static void on_front(exec_router *r, nng_msg *m)
 		nng_msg_free(m);
 		return;
 	}
+	if (mk_seal_open(&r->key, MK_SEAL_REQUEST, m) != 0) {
+		refuse(&r->fs, m, "the executor router");
+		return;
+	}
 	e = mk_env_decode(nng_msg_body(m), nng_msg_len(m), now, &env, err, sizeof(err));
 	if (e != MK_OK) {
 		front_error(r, nng_msg_header(m), nng_msg_header_len(m), env.rid, e, err, 0);
@@ -635,6 +655,13 @@ static void on_back(exec_router *r, nng_msg *m)
 	wk *w;
 	job *j;
 
+	/* Only a process holding the bus key may register as a worker. */
+	if (mk_seal_open(&r->key, MK_SEAL_WORKER, m) != 0) {
+		refuse(&r->bs, m, "the executor router (worker socket)");
+		return;
+	}
+	body = nng_msg_body(m);
+	len = nng_msg_len(m);
 	if (parse_line(body, len, &type, id, &sessions, &jobid, &rest) != 0) {
 		MK_WARN("EXEC-ROUTER-BAD", NULL, "a malformed message from a worker was dropped");
 		nng_msg_free(m);
@@ -806,7 +833,8 @@ static void sender_init(sender *s, nng_socket sock)
 }
 
 int exec_router_start(const char *front_url, const char *worker_url, size_t max_msg,
-                      long long poll_ms, exec_router **out, char *err, size_t errlen)
+                      long long poll_ms, const mk_seal_key *key, exec_router **out, char *err,
+                      size_t errlen)
 {
 	exec_router *r = calloc(1, sizeof(*r));
 
@@ -814,6 +842,7 @@ int exec_router_start(const char *front_url, const char *worker_url, size_t max_
 		mk_errf(err, errlen, "out of memory");
 		return -1;
 	}
+	r->key = *key;
 	pthread_mutex_init(&r->mu, NULL);
 	r->poll_ms = poll_ms;
 	r->started_ms = mk_mono_ms();

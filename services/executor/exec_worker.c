@@ -26,6 +26,7 @@ struct exec_link {
 	nng_socket sock;
 	char id[65];
 	mk_rpc_server_opts opts;
+	mk_seal_key key;
 	exec_link_state st;
 	long long wait_ms; /* a poll unanswered this long is sent again */
 	int n;
@@ -93,9 +94,22 @@ static nng_msg *next_message(exec_link *l, char **reply, unsigned long long job)
 	return m;
 }
 
-/* Send m and wait for the answer; returns it, or NULL (m is freed either way). */
-static nng_msg *exchange(nng_ctx ctx, nng_aio *aio, nng_msg *m, long long wait_ms)
+/*
+ * Seal m, send it and wait for the answer; returns it, or NULL (m is freed
+ * either way). An answer that is not sealed with the bus key is dropped:
+ * *refused is then set (the router may have another key, or may not be
+ * Mark's router at all).
+ */
+static nng_msg *exchange(const exec_link *l, nng_ctx ctx, nng_aio *aio, nng_msg *m,
+                         long long wait_ms, int *refused)
 {
+	nng_msg *in;
+
+	*refused = 0;
+	if (mk_seal_msg(&l->key, MK_SEAL_WORKER, m) != 0) {
+		nng_msg_free(m);
+		return NULL;
+	}
 	nng_aio_set_msg(aio, m);
 	nng_aio_set_timeout(aio, (nng_duration)wait_ms);
 	nng_ctx_send(ctx, aio);
@@ -109,7 +123,18 @@ static nng_msg *exchange(nng_ctx ctx, nng_aio *aio, nng_msg *m, long long wait_m
 	nng_aio_wait(aio);
 	if (nng_aio_result(aio) != 0)
 		return NULL;
-	return nng_aio_get_msg(aio);
+	in = nng_aio_get_msg(aio);
+	if (mk_seal_open(&l->key, MK_SEAL_ROUTER, in) != 0) {
+		if (mk_seal_is_refusal(nng_msg_body(in), nng_msg_len(in)))
+			MK_WARN("EXEC-LINK-REFUSED", NULL,
+			        "the router refused worker '%s': its bus key differs", l->id);
+		else
+			mk_seal_refused("an executor worker");
+		nng_msg_free(in);
+		*refused = 1;
+		return NULL;
+	}
+	return in;
 }
 
 static void *link_main(void *arg)
@@ -119,6 +144,7 @@ static void *link_main(void *arg)
 	nng_aio *aio = NULL;
 	char *reply = NULL;
 	unsigned long long job = 0;
+	int refused;
 
 	if (nng_ctx_open(&ctx, l->sock) != 0 || nng_aio_alloc(&aio, NULL, NULL) != 0)
 		goto out;
@@ -135,10 +161,12 @@ static void *link_main(void *arg)
 			mk_sleep_ms(100);
 			continue;
 		}
-		in = exchange(ctx, aio, m, l->wait_ms);
+		in = exchange(l, ctx, aio, m, l->wait_ms, &refused);
 		if (!in) {
 			if (nng_aio_result(aio) == NNG_ECLOSED)
 				break;
+			if (refused) /* no work from a router without our key: wait, then retry */
+				mk_sleep_ms(1000);
 			continue; /* unanswered: poll again (the router may have restarted) */
 		}
 		body = nng_msg_body(in);
@@ -178,6 +206,8 @@ int exec_link_start(const char *router_url, const char *worker_id, int concurren
 	}
 	snprintf(l->id, sizeof(l->id), "%s", worker_id);
 	l->opts = *opts;
+	l->key = *opts->key;
+	l->opts.key = &l->key;
 	l->st = *st;
 	l->wait_ms = poll_ms * 3 + 5000;
 	l->started_ms = mk_mono_ms();
@@ -242,7 +272,9 @@ int exec_link_free(exec_link *l, int grace_ms)
 		if (nng_msg_append(m, line, strlen(line)) != 0) {
 			nng_msg_free(m);
 		} else {
-			m = exchange(ctx, aio, m, 2000);
+			int refused;
+
+			m = exchange(l, ctx, aio, m, 2000, &refused);
 			if (m)
 				nng_msg_free(m);
 		}

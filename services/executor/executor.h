@@ -76,10 +76,13 @@ typedef struct exec_router exec_router;
 /*
  * Listen for requesters on front_url and for workers on worker_url, and
  * route. poll_ms: how long a worker's poll waits for work before it is
- * answered with nothing. Returns 0 and *out, or -1 with err.
+ * answered with nothing. Every message on both sockets is sealed with key
+ * (copied); one that is not is refused, so only a worker holding the key
+ * can register and receive work. Returns 0 and *out, or -1 with err.
  */
 int exec_router_start(const char *front_url, const char *worker_url, size_t max_msg,
-                      long long poll_ms, exec_router **out, char *err, size_t errlen);
+                      long long poll_ms, const mk_seal_key *key, exec_router **out, char *err,
+                      size_t errlen);
 /* Workers connected now. */
 int exec_router_workers(exec_router *r);
 /* Stop: requests still waiting get shutting_down. NULL ok. */
@@ -101,8 +104,9 @@ typedef struct {
 
 /*
  * Dial router_url and serve requests with `concurrency` polls in flight;
- * each request is answered by mk_rpc_dispatch(opts). Returns 0 and *out, or
- * -1 with err.
+ * each request is answered by mk_rpc_dispatch(opts). Every message both
+ * ways is sealed with opts->key; work that is not is never run. Returns 0
+ * and *out, or -1 with err.
  */
 int exec_link_start(const char *router_url, const char *worker_id, int concurrency,
                     long long poll_ms, const mk_rpc_server_opts *opts, const exec_link_state *st,

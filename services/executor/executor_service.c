@@ -142,6 +142,7 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	    .url = cfg->router_url,
 	    .workers = (int)cfg->svc.workers,
 	    .max_msg = (size_t)cfg->svc.max_msg,
+	    .key = &c->svc.key,
 	    .handler = exec_ops_handle,
 	    .ud = &c->ops,
 	    .ping = ping_worker,
@@ -161,6 +162,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	executor_ctx *c = calloc(1, sizeof(*c));
 	int router = strcmp(cfg->mode, "worker") != 0;
 	int worker = strcmp(cfg->mode, "router") != 0;
+	const mk_seal_key *key;
 
 	*out = c;
 	if (!c) {
@@ -169,9 +171,11 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	}
 	c->cfg = cfg;
 	c->svc.cfg = &cfg->svc;
+	if (!(key = mk_svc_key(&c->svc, "executor", err, errlen)))
+		return -1;
 	if (router &&
 	    exec_router_start(cfg->svc.listen, cfg->worker_listen, (size_t)cfg->svc.max_msg,
-	                      cfg->poll_ms, &c->router, err, errlen) != 0)
+	                      cfg->poll_ms, key, &c->router, err, errlen) != 0)
 		return -1;
 	if (worker && start_worker(c, err, errlen) != 0)
 		return -1;
@@ -206,6 +210,7 @@ const mk_svc_app executor_app = {
     .nvars = &executor_config_nvars,
     .log_level_offset = offsetof(executor_config, svc.log_level),
     .listen_offset = offsetof(executor_config, svc.listen),
+    .bus_key_offset = offsetof(executor_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
 };

@@ -35,6 +35,8 @@ const mk_cfg_var gateway_config_vars[] = {
      "NNG address of the executor (router)", G(executor_url)},
     {"GATEWAY_METADATA_URL", MK_CFG_STR, "tcp://127.0.0.1:7104", 1, 256, 0, 0, NULL,
      "NNG address of the metadata service", G(metadata_url)},
+    {"GATEWAY_BUS_KEY_FILE", MK_CFG_STR, NULL, 0, 4096, 0, 0, NULL, MK_SVC_BUS_KEY_HELP,
+     G(bus_key_file)},
     {"GATEWAY_JWT_PUBLIC_KEY_FILE", MK_CFG_STR, NULL, 1, 4096, 0, 1, NULL,
      "PEM public key (EC P-256) that verifies access tokens (`make run` creates one)",
      G(jwt_public_key_file)},

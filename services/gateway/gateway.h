@@ -36,6 +36,7 @@ typedef struct {
 	char *llm_url;
 	char *executor_url;
 	char *metadata_url;
+	char *bus_key_file;
 	char *jwt_public_key_file;
 	char *jwt_previous_public_key_file;
 	char *jwt_issuer;

@@ -15,6 +15,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	const char *urls[GW_NSERVICES] = {cfg->auth_url, cfg->llm_url, cfg->executor_url,
 	                                  cfg->metadata_url};
 	gateway *gw = calloc(1, sizeof(*gw));
+	mk_seal_key key;
 	int i;
 
 	*out = gw;
@@ -27,13 +28,15 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot initialise the token cache");
 		return -1;
 	}
-	if (gw_auth_keys_load(gw, err, errlen) != 0)
+	if (gw_auth_keys_load(gw, err, errlen) != 0 ||
+	    mk_seal_key_load(&key, cfg->bus_key_file, "GATEWAY_BUS_KEY_FILE", err, errlen) != 0)
 		return -1;
 	for (i = 0; i < GW_NSERVICES; i++) {
-		gw->svc[i] = mk_rpc_client_new(urls[i], 64 << 20, err, errlen);
+		gw->svc[i] = mk_rpc_client_new(urls[i], 64 << 20, &key, err, errlen);
 		if (!gw->svc[i])
 			return -1;
 	}
+	sodium_memzero(&key, sizeof(key));
 	return gw_http_start(gw, err, errlen);
 }
 

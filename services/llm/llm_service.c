@@ -76,6 +76,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 {
 	const llm_config *cfg = cfgp;
 	llm *l = calloc(1, sizeof(*l));
+	const mk_seal_key *key;
 
 	*out = l;
 	if (!l || sodium_init() < 0) {
@@ -125,8 +126,10 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	if (mk_svc_open_db(&l->svc, &l->def, &cfg->svc, err, errlen) != 0)
 		return -1;
 	/* The executor, for the code a turn runs (connects when it comes up). */
-	l->executor = mk_rpc_client_new(cfg->executor_url, 256u << 20, err, errlen);
-	l->metadata = mk_rpc_client_new(cfg->metadata_url, 256u << 20, err, errlen);
+	if (!(key = mk_svc_key(&l->svc, "llm", err, errlen)))
+		return -1;
+	l->executor = mk_rpc_client_new(cfg->executor_url, 256u << 20, key, err, errlen);
+	l->metadata = mk_rpc_client_new(cfg->metadata_url, 256u << 20, key, err, errlen);
 	if (!l->executor || !l->metadata || llm_turns_init(l, err, errlen) != 0)
 		return -1;
 	return mk_svc_serve(&l->svc, &l->def, err, errlen);
@@ -158,6 +161,7 @@ const mk_svc_app llm_app = {
     .nvars = &llm_config_nvars,
     .log_level_offset = offsetof(llm_config, svc.log_level),
     .listen_offset = offsetof(llm_config, svc.listen),
+    .bus_key_offset = offsetof(llm_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
 };

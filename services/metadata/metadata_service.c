@@ -158,6 +158,7 @@ const mk_svc_app metadata_app = {
     .nvars = &metadata_config_nvars,
     .log_level_offset = offsetof(metadata_config, svc.log_level),
     .listen_offset = offsetof(metadata_config, svc.listen),
+    .bus_key_offset = offsetof(metadata_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
 };

@@ -423,7 +423,7 @@ int main(void)
 	snprintf(db_env, sizeof(db_env), "METADATA_DATABASE_URL=%s", cat_dsn);
 	snprintf(wh_env, sizeof(wh_env), "METADATA_WAREHOUSE_DSN=%s", wh_dsn);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-	if (!(cl = mk_rpc_client_new(url, 64 << 20, err, sizeof(err)))) {
+	if (!(cl = mk_rpc_client_new(url, 64 << 20, mt_bus_key(), err, sizeof(err)))) {
 		fprintf(stderr, "search_bench: %s\n", err);
 		goto drop;
 	}

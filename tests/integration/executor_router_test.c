@@ -105,7 +105,7 @@ static void setup(void)
 	snprintf(env_rurl, sizeof(env_rurl), "EXECUTOR_ROUTER_URL=%s", wurl);
 	snprintf(env_db, sizeof(env_db), "EXECUTOR_DATABASE_URL=%s", mt_dsn());
 	snprintf(user, sizeof(user), "router-user-%d", (int)getpid());
-	cli = mk_rpc_client_new(url, 64 << 20, err, sizeof(err));
+	cli = mk_rpc_client_new(url, 64 << 20, mt_bus_key(), err, sizeof(err));
 	ck_assert_ptr_nonnull(cli);
 }
 

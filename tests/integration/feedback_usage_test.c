@@ -63,7 +63,7 @@ static void stack_up(void)
 	ck_assert_int_eq(mt_user(&st, "alice", tok_a, sizeof(tok_a), id_a, sizeof(id_a)), 0);
 	ck_assert_int_eq(mt_user(&st, "bob", tok_b, sizeof(tok_b), id_b, sizeof(id_b)), 0);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", st.port[MT_EXECUTOR]);
-	exec_client = mk_rpc_client_new(url, 64 << 20, err, sizeof(err));
+	exec_client = mk_rpc_client_new(url, 64 << 20, mt_bus_key(), err, sizeof(err));
 	ck_assert_msg(exec_client != NULL, "%s", err);
 }
 

@@ -167,7 +167,7 @@ static void setup(void)
 	         mt_bq_url(&bq, "/bigquery/v2"));
 	snprintf(md_env, sizeof(md_env), "GCE_METADATA_HOST=127.0.0.1:%d", bq.port);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-	client = mk_rpc_client_new(url, 64 << 20, err, sizeof(err));
+	client = mk_rpc_client_new(url, 64 << 20, mt_bus_key(), err, sizeof(err));
 	ck_assert_msg(client != NULL, "%s", err);
 	svc.pid = 0;
 }

@@ -152,7 +152,7 @@ static void setup(void)
 	snprintf(db_env, sizeof(db_env), "METADATA_DATABASE_URL=%s", cat_dsn);
 	snprintf(wh_env, sizeof(wh_env), "METADATA_WAREHOUSE_DSN=%s", wh_reader);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
-	client = mk_rpc_client_new(url, 64 << 20, err, sizeof(err));
+	client = mk_rpc_client_new(url, 64 << 20, mt_bus_key(), err, sizeof(err));
 	ck_assert_msg(client != NULL, "%s", err);
 	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
 }

@@ -180,18 +180,24 @@ END_TEST
 static cJSON *raw_try(int port, const char *msg)
 {
 	nng_socket s;
-	char url[64], *buf = NULL;
-	size_t len = 0;
+	nng_msg *m = NULL;
+	char url[64];
 	cJSON *reply = NULL;
 
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
 	ck_assert_int_eq(nng_req0_open(&s), 0);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, REPLY_MS);
-	if (nng_dial(s, url, NULL, 0) == 0 && nng_send(s, (void *)msg, strlen(msg), 0) == 0 &&
-	    nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) == 0) {
-		reply = cJSON_ParseWithLength(buf, len);
-		nng_free(buf, len);
+	/* Sealed with the bus key, as every message between the services is. */
+	ck_assert_int_eq(nng_msg_alloc(&m, 0), 0);
+	ck_assert_int_eq(nng_msg_append(m, msg, strlen(msg)), 0);
+	ck_assert_int_eq(mk_seal_msg(mt_bus_key(), MK_SEAL_REQUEST, m), 0);
+	if (nng_dial(s, url, NULL, 0) == 0 && nng_sendmsg(s, m, 0) == 0) {
+		m = NULL;
+		if (nng_recvmsg(s, &m, 0) == 0 && mk_seal_open(mt_bus_key(), MK_SEAL_REPLY, m) == 0)
+			reply = cJSON_ParseWithLength(nng_msg_body(m), nng_msg_len(m));
 	}
+	if (m)
+		nng_msg_free(m);
 	nng_close(s);
 	return reply;
 }

@@ -553,7 +553,7 @@ START_TEST(test_an_attached_upload_is_read_by_pandas_in_the_chat)
 	mt_resp_release(&r);
 	free(xd);
 	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", st.port[MT_EXECUTOR]);
-	c = mk_rpc_client_new(url, 64 << 20, err, sizeof(err));
+	c = mk_rpc_client_new(url, 64 << 20, mt_bus_key(), err, sizeof(err));
 	ck_assert_msg(c != NULL, "%s", err);
 	snprintf(chat, sizeof(chat), "uploads-%d", (int)getpid());
 

@@ -21,10 +21,12 @@
 #include <openssl/pem.h>
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include "mk_buf.h"
 
 #include "mk_json.h"
+#include "mk_svc.h"
 #include "mk_time.h"
 #include "mt.h"
 
@@ -138,23 +140,84 @@ int mt_free_port(void)
 	return 0;
 }
 
-/* environ plus env, as a new NULL-terminated array (strings borrowed). */
+static char bus_file[600];
+static mk_seal_key bus_key;
+static char bus_env[MT_NPROCS][700];
+
+/* Made once for every test process: a random secret, linked into place so
+ * that concurrent tests agree on one file. */
+static void bus_init(void)
+{
+	unsigned char raw[32];
+	char hex[65], tmp[640], err[512];
+	int fd, i;
+
+	if (bus_file[0])
+		return;
+	snprintf(bus_file, sizeof(bus_file), "%s/bus.key", log_dir());
+	if (access(bus_file, R_OK) != 0) {
+		mkdir(log_dir(), 0755);
+		randombytes_buf(raw, sizeof(raw));
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+		snprintf(tmp, sizeof(tmp), "%s.%d", bus_file, (int)getpid());
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, hex, 64) != 64) {
+			fprintf(stderr, "cannot write %s: %s\n", tmp, strerror(errno));
+			abort();
+		}
+		close(fd);
+		if (link(tmp, bus_file) != 0 && errno != EEXIST) {
+			fprintf(stderr, "cannot link %s: %s\n", bus_file, strerror(errno));
+			abort();
+		}
+		unlink(tmp);
+	}
+	if (mk_seal_key_load(&bus_key, bus_file, "the tests' bus key", err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	for (i = 0; i < MT_NPROCS; i++) {
+		char name[64];
+
+		mk_svc_key_setting(mt_proc_names[i], name, sizeof(name));
+		snprintf(bus_env[i], sizeof(bus_env[i]), "%s=%s", name, bus_file);
+	}
+}
+
+const char *mt_bus_key_file(void)
+{
+	bus_init();
+	return bus_file;
+}
+
+const mk_seal_key *mt_bus_key(void)
+{
+	bus_init();
+	return &bus_key;
+}
+
+/* environ plus env plus the bus key settings, as a new NULL-terminated
+ * array (strings borrowed); the first occurrence wins in getenv. */
 static char **merged_env(const char *const *env)
 {
 	size_t n = 0, m = 0, i;
 	char **out;
 
+	bus_init();
 	while (environ[n])
 		n++;
 	while (env && env[m])
 		m++;
-	out = calloc(n + m + 1, sizeof(char *));
+	out = calloc(n + m + MT_NPROCS + 1, sizeof(char *));
 	if (!out)
 		abort();
 	for (i = 0; i < m; i++)
 		out[i] = (char *)env[i];
 	for (i = 0; i < n; i++)
-		out[m + i] = environ[i]; /* the first occurrence wins in getenv */
+		out[m + i] = environ[i];
+	for (i = 0; i < MT_NPROCS; i++)
+		out[m + n + i] = bus_env[i];
 	return out;
 }
 
@@ -580,15 +643,47 @@ int mt_admin(const mt_stack *s, const char *tag, char *tok, size_t toklen)
 	return rc == 0 ? mt_user(s, tag, tok, toklen, NULL, 0) : -1;
 }
 
+/* The password of the test database's superuser, from its DSN ("" without one). */
+static void base_password(char *out, size_t outlen)
+{
+	const char *base = mt_dsn(), *u = strstr(base, "://"), *at = strchr(base, '@'), *colon;
+
+	out[0] = '\0';
+	if (!u || !at)
+		return;
+	colon = memchr(u + 3, ':', (size_t)(at - u - 3));
+	if (colon)
+		snprintf(out, outlen, "%.*s", (int)(at - colon - 1), colon + 1);
+}
+
+void mt_role_password(const char *user, char *out, size_t outlen)
+{
+	char pw[256];
+
+	base_password(pw, sizeof(pw));
+	snprintf(out, outlen, "%s-%s", user, pw);
+}
+
 void mt_dsn_for(const char *user, const char *db, char *out, size_t outlen)
 {
-	const char *base = mt_dsn(), *at = strchr(base, '@'), *slash = strrchr(base, '/');
+	const char *base = mt_dsn(), *u = strstr(base, "://"), *at = strchr(base, '@'),
+	           *slash = strrchr(base, '/');
+	char pw[300], who[256];
+	size_t n;
 
-	if (!at || !slash || slash < at) {
+	if (!u || !at || !slash || slash < at) {
 		snprintf(out, outlen, "%s", base);
 		return;
 	}
-	snprintf(out, outlen, "postgresql://%s%.*s/%s", user, (int)(slash - at), at, db);
+	/* The superuser keeps its password; another role has its derived one. */
+	n = strcspn(u + 3, ":@");
+	snprintf(who, sizeof(who), "%.*s", (int)n, u + 3);
+	if (strcmp(who, user) == 0)
+		base_password(pw, sizeof(pw));
+	else
+		mt_role_password(user, pw, sizeof(pw));
+	snprintf(out, outlen, "postgresql://%s%s%s%.*s/%s", user, pw[0] ? ":" : "", pw,
+	         (int)(slash - at), at, db);
 }
 
 static void quiet(void *arg, const char *message)
@@ -623,7 +718,7 @@ static int run_sql(const char *dsn, const char *sql, char *err, size_t errlen)
 int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t dsnlen, char *err,
                         size_t errlen)
 {
-	char admin[512], q[200], own[512];
+	char admin[512], q[400], own[512];
 	FILE *f = fopen("services/metadata/demo/warehouse.sql", "rb");
 	char *sql;
 	long n;
@@ -655,6 +750,14 @@ int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t ds
 	if (rc == 0)
 		rc = run_sql(own, sql, err, errlen);
 	free(sql);
+	/* The reader logs in with its password, as every role does. */
+	if (rc == 0) {
+		char pw[300];
+
+		mt_role_password("mark_reader", pw, sizeof(pw));
+		snprintf(q, sizeof(q), "ALTER ROLE mark_reader PASSWORD '%s'", pw);
+		rc = run_sql(own, q, err, errlen);
+	}
 	mt_dsn_for(user, name, dsn, dsnlen);
 	return rc;
 }

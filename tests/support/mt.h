@@ -18,6 +18,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "mk_seal.h"
+
 typedef struct {
 	pid_t pid;
 	char name[32];
@@ -27,6 +29,14 @@ typedef struct {
 /* The DSN of the test database; aborts the test run with a clear message when unset. */
 const char *mt_dsn(void);
 const char *mt_bin_dir(void);
+/*
+ * The bus key file every process a test starts is given (as each
+ * service's <SERVICE>_BUS_KEY_FILE, unless the test's env sets one), and
+ * the key, for the test's own NNG clients. Made once under the log
+ * directory.
+ */
+const char *mt_bus_key_file(void);
+const mk_seal_key *mt_bus_key(void);
 /* A free loopback TCP port, below the ephemeral range, never the same one twice. */
 int mt_free_port(void);
 
@@ -101,7 +111,9 @@ int mt_admin(const mt_stack *s, const char *tag, char *tok, size_t toklen);
  */
 int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t dsnlen, char *err,
                         size_t errlen);
-/* mt_dsn() with its user and database replaced. */
+/* The password a test role other than the superuser logs in with (set by who creates it). */
+void mt_role_password(const char *user, char *out, size_t outlen);
+/* mt_dsn() with its user (and so its password) and database replaced. */
 void mt_dsn_for(const char *user, const char *db, char *out, size_t outlen);
 /* Drop a database made by mt_warehouse_create (connections are cut). */
 void mt_warehouse_drop(const char *name);

@@ -130,7 +130,7 @@ int mt_exec_start(mt_exec *e, const char *name, const char *const *env, int time
 		e->worker_port = mt_free_port();
 	snprintf(e->url, sizeof(e->url), "tcp://127.0.0.1:%d", e->port);
 	snprintf(e->worker_url, sizeof(e->worker_url), "tcp://127.0.0.1:%d", e->worker_port);
-	e->c = mk_rpc_client_new(e->url, MAX_MSG, err, errlen);
+	e->c = mk_rpc_client_new(e->url, MAX_MSG, mt_bus_key(), err, errlen);
 	if (!e->c)
 		return -1;
 	if (spawn(e, &e->p, -1, NULL) != 0) {

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
 #include "mk_json.h"
 #include "mk_rpc.h"
 #include "mk_time.h"
@@ -97,6 +101,7 @@ static mk_rpc_server *serve(int workers)
 	    .url = url,
 	    .workers = workers,
 	    .max_msg = 1 << 20,
+	    .key = mt_bus_key(),
 	    .handler = no_ops,
 	    .ping = slow_ping,
 	};
@@ -116,7 +121,7 @@ static void setup(void)
 static mk_rpc_client *client(void)
 {
 	char err[256];
-	mk_rpc_client *c = mk_rpc_client_new(url, 1 << 20, err, sizeof(err));
+	mk_rpc_client *c = mk_rpc_client_new(url, 1 << 20, mt_bus_key(), err, sizeof(err));
 
 	ck_assert_msg(c != NULL, "%s", err);
 	return c;
@@ -300,10 +305,114 @@ START_TEST(test_stop_reports_requests_still_running_after_the_grace)
 }
 END_TEST
 
+/* Calls until one gets past connecting (the peer answers, whatever it says). */
+static mk_err call_once_connected(mk_rpc_client *c, mk_rpc_result *res)
+{
+	int64_t until = mk_mono_ms() + 30000;
+	mk_err e;
+
+	for (;;) {
+		e = mk_rpc_call(c, MK_OP_SYS_PING, "seal", NULL, NULL, 30000, res);
+		if (e != MK_E_UNAVAILABLE || mk_mono_ms() >= until)
+			return e;
+		mk_rpc_result_release(res);
+	}
+}
+
+START_TEST(test_a_client_with_another_bus_key_is_refused_before_any_handler_runs)
+{
+	mk_rpc_server *s = serve(2);
+	mk_seal_key other;
+	char err[256];
+	mk_rpc_client *c;
+	mk_rpc_result res;
+
+	mk_seal_key_from(&other, "another deployment's secret, 32+ bytes", 38);
+	c = mk_rpc_client_new(url, 1 << 20, &other, err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_int_eq(call_once_connected(c, &res), MK_E_INTERNAL);
+	ck_assert_msg(strstr(res.msg, "bus key differs"), "%s", res.msg);
+	mk_rpc_result_release(&res);
+	pthread_mutex_lock(&mu);
+	ck_assert_int_eq(max_in_flight, 0); /* the ping hook never ran */
+	pthread_mutex_unlock(&mu);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+START_TEST(test_an_unsealed_request_with_a_forged_caller_gets_only_a_refusal)
+{
+	mk_rpc_server *s = serve(2);
+	mk_caller who = {0};
+	nng_socket sock;
+	char *req, *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	snprintf(who.user_id, sizeof(who.user_id), "00000000-0000-4000-8000-000000000001");
+	snprintf(who.role, sizeof(who.role), "admin");
+	req = mk_env_encode_request(MK_OP_SYS_PING, "forged", mk_now_ms() + 30000, &who, NULL);
+	ck_assert_ptr_nonnull(req);
+	ck_assert_int_eq(nng_req0_open(&sock), 0);
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 30000);
+	ck_assert_int_eq(nng_dial(sock, url, NULL, 0), 0);
+	ck_assert_int_eq(nng_send(sock, req, strlen(req), 0), 0);
+	rv = nng_recv(sock, &buf, &len, NNG_FLAG_ALLOC);
+	ck_assert_int_eq(rv, 0);
+	ck_assert_msg(mk_seal_is_refusal(buf, len), "%.*s", (int)len, buf);
+	nng_free(buf, len);
+	nng_close(sock);
+	free(req);
+	pthread_mutex_lock(&mu);
+	ck_assert_int_eq(max_in_flight, 0);
+	pthread_mutex_unlock(&mu);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
+/* A peer in a service's place that does not hold the key: answers every request unsealed. */
+static void *impostor(void *arg)
+{
+	nng_socket *sock = arg;
+	char *buf = NULL, reply[128];
+	size_t len = 0;
+
+	if (nng_recv(*sock, &buf, &len, NNG_FLAG_ALLOC) == 0) {
+		nng_free(buf, len);
+		snprintf(reply, sizeof(reply), MK_REPLY_PREFIX_FMT "{\"service\":\"fake\"}}",
+		         "seal");
+		nng_send(*sock, reply, strlen(reply), 0);
+	}
+	return NULL;
+}
+
+START_TEST(test_a_reply_not_sealed_with_the_bus_key_is_not_taken)
+{
+	nng_socket sock;
+	pthread_t th;
+	mk_rpc_client *c;
+	mk_rpc_result res;
+
+	ck_assert_int_eq(nng_rep0_open(&sock), 0);
+	ck_assert_int_eq(nng_listen(sock, url, NULL, 0), 0);
+	pthread_create(&th, NULL, impostor, &sock);
+	c = client();
+	ck_assert_int_eq(call_once_connected(c, &res), MK_E_INTERNAL);
+	ck_assert_msg(strstr(res.msg, "not sealed"), "%s", res.msg);
+	ck_assert_ptr_null(res.body);
+	mk_rpc_result_release(&res);
+	pthread_join(th, NULL);
+	mk_rpc_client_free(c);
+	nng_close(sock);
+}
+END_TEST
+
 START_TEST(test_a_second_server_on_a_used_address_fails_cleanly)
 {
 	mk_rpc_server *s = serve(1), *s2 = NULL;
-	mk_rpc_server_opts o = {.service = "test", .url = url, .workers = 1, .handler = no_ops};
+	mk_rpc_server_opts o = {
+	    .service = "test", .url = url, .workers = 1, .key = mt_bus_key(), .handler = no_ops};
 	char err[256] = "";
 
 	ck_assert_int_eq(mk_rpc_server_start(&o, &s2, err, sizeof(err)), -1);
@@ -327,6 +436,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_stop_lets_in_flight_requests_finish_within_the_grace);
 	tcase_add_test(tc, test_stop_reports_requests_still_running_after_the_grace);
 	tcase_add_test(tc, test_a_second_server_on_a_used_address_fails_cleanly);
+	tcase_add_test(tc, test_a_client_with_another_bus_key_is_refused_before_any_handler_runs);
+	tcase_add_test(tc, test_an_unsealed_request_with_a_forged_caller_gets_only_a_refusal);
+	tcase_add_test(tc, test_a_reply_not_sealed_with_the_bus_key_is_not_taken);
 	suite_add_tcase(s, tc);
 	return s;
 }
