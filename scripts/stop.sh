@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # stop.sh - stop what scripts/run.sh started: each service by its recorded
-# pid (SIGTERM, then SIGKILL after 15 s), then the private PostgreSQL.
+# pid (SIGTERM, then SIGKILL after 15 s), then the private PostgreSQL
+# clusters (Mark's and the demo warehouse's).
 # --services-only leaves Postgres running.
 set -uo pipefail
 
@@ -33,5 +34,6 @@ for pid in "${pids[@]}"; do
 	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
 done
 [ "${1:-}" = "--services-only" ] && exit 0
+[ -d "$run/warehouse-pg" ] && "$top/scripts/warehouse.sh" stop "$run/warehouse-pg"
 [ -d "$run/pg" ] && "$top/scripts/pg.sh" stop "$run/pg"
 exit 0
