@@ -81,7 +81,7 @@ for _ in $(seq 1 300); do
 	if curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; then
 		echo "mark: ready at $url  (logs: $run/logs, stop: Ctrl-C or make stop)"
 		echo "mark: make someone admin (after they sign up):" \
-			"AUTH_DATABASE_URL=$AUTH_DATABASE_URL build/bin/mark-auth --grant-admin EMAIL"
+			"AUTH_DATABASE_URL=\$(scripts/pg.sh dsn ${run#"$top"/}/pg) build/bin/mark-auth --grant-admin EMAIL"
 		break
 	fi
 	for svc in auth llm executor metadata gateway; do
