@@ -59,26 +59,12 @@ static void warehouse_down(void)
 	free(out);
 }
 
-static void quiet(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
-
 static void run_admin(const char *sql)
 {
-	char admin[512];
-	PGconn *c;
-	PGresult *r;
+	char admin[512], err[512];
 
 	mt_dsn_for("mark", "postgres", admin, sizeof(admin));
-	c = PQconnectdb(admin);
-	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-	PQsetNoticeProcessor(c, quiet, NULL);
-	r = PQexec(c, sql);
-	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
+	ck_assert_msg(mt_sql(admin, sql, err, sizeof(err)) == 0, "%s: %s", sql, err);
 }
 
 static void setup(void)

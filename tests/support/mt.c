@@ -692,8 +692,7 @@ static void quiet(void *arg, const char *message)
 	(void)message;
 }
 
-/* Run sql on dsn (its notices are not printed); 0, or -1 with err. */
-static int run_sql(const char *dsn, const char *sql, char *err, size_t errlen)
+int mt_sql(const char *dsn, const char *sql, char *err, size_t errlen)
 {
 	PGconn *c = PQconnectdb(dsn);
 	PGresult *r;
@@ -742,13 +741,13 @@ int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t ds
 	fclose(f);
 	mt_dsn_for("mark", "postgres", admin, sizeof(admin));
 	snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-	rc = run_sql(admin, q, err, errlen);
+	rc = mt_sql(admin, q, err, errlen);
 	snprintf(q, sizeof(q), "CREATE DATABASE %s", name);
 	if (rc == 0)
-		rc = run_sql(admin, q, err, errlen);
+		rc = mt_sql(admin, q, err, errlen);
 	mt_dsn_for("mark", name, own, sizeof(own));
 	if (rc == 0)
-		rc = run_sql(own, sql, err, errlen);
+		rc = mt_sql(own, sql, err, errlen);
 	free(sql);
 	/* The reader logs in with its password, as every role does. */
 	if (rc == 0) {
@@ -756,7 +755,7 @@ int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t ds
 
 		mt_role_password("mark_reader", pw, sizeof(pw));
 		snprintf(q, sizeof(q), "ALTER ROLE mark_reader PASSWORD '%s'", pw);
-		rc = run_sql(own, q, err, errlen);
+		rc = mt_sql(own, q, err, errlen);
 	}
 	mt_dsn_for(user, name, dsn, dsnlen);
 	return rc;
@@ -768,7 +767,7 @@ void mt_warehouse_drop(const char *name)
 
 	mt_dsn_for("mark", "postgres", admin, sizeof(admin));
 	snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
-	run_sql(admin, q, err, sizeof(err));
+	mt_sql(admin, q, err, sizeof(err));
 }
 
 int mt_stack_stop(mt_stack *s)

@@ -111,6 +111,8 @@ int mt_admin(const mt_stack *s, const char *tag, char *tok, size_t toklen);
  */
 int mt_warehouse_create(const char *name, const char *user, char *dsn, size_t dsnlen, char *err,
                         size_t errlen);
+/* Run sql on dsn (its notices are not printed); 0, or -1 with err. */
+int mt_sql(const char *dsn, const char *sql, char *err, size_t errlen);
 /* The password a test role other than the superuser logs in with (set by who creates it). */
 void mt_role_password(const char *user, char *out, size_t outlen);
 /* mt_dsn() with its user (and so its password) and database replaced. */
