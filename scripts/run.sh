@@ -71,20 +71,45 @@ stop_all() {
 }
 trap stop_all INT TERM HUP
 
-for svc in auth llm executor metadata gateway; do
-	"$bin/mark-$svc" >>"$run/logs/$svc.log" 2>&1 &
+services=(auth llm executor metadata gateway)
+
+# Each service gets its own settings only (the names in its settings
+# table), as compose gives them: an LLM_API_KEY or DAYTONA_API_KEY in the
+# shell reaches its owner and nothing else.
+declare -A own_vars
+for svc in "${services[@]}"; do
+	own_vars[$svc]=$("$bin/mark-$svc" --config-table | sed -n 's/^| `\([A-Z0-9_]*\)`.*/\1/p')
+done
+
+start_svc() {
+	local svc=$1 v
+	local -a env=("PATH=$PATH" "HOME=${HOME:-/}" "LANG=${LANG:-C.UTF-8}")
+	for v in ${own_vars[$svc]}; do
+		[ -n "${!v+x}" ] && env+=("$v=${!v}")
+	done
+	env -i "${env[@]}" "$bin/mark-$svc" >>"$run/logs/$svc.log" 2>&1 &
 	echo $! >"$run/pids/$svc.pid"
+	started_at[$svc]=$SECONDS
+}
+
+declare -A started_at backoff restart_at
+for svc in "${services[@]}"; do
+	start_svc "$svc"
+	backoff[$svc]=1
+	restart_at[$svc]=0
 done
 
 url="http://${GATEWAY_LISTEN}"
+ready=0
 for _ in $(seq 1 300); do
 	if curl -fsS -o /dev/null "$url/readyz" 2>/dev/null; then
+		ready=1
 		echo "mark: ready at $url  (logs: $run/logs, stop: Ctrl-C or make stop)"
 		echo "mark: make someone admin (after they sign up):" \
 			"AUTH_DATABASE_URL=\$(scripts/pg.sh dsn ${run#"$top"/}/pg) build/bin/mark-auth --grant-admin EMAIL"
 		break
 	fi
-	for svc in auth llm executor metadata gateway; do
+	for svc in "${services[@]}"; do
 		if ! kill -0 "$(cat "$run/pids/$svc.pid")" 2>/dev/null; then
 			echo "mark: $svc failed to start; last lines of $run/logs/$svc.log:" >&2
 			tail -n 20 "$run/logs/$svc.log" >&2
@@ -93,18 +118,41 @@ for _ in $(seq 1 300); do
 	done
 	sleep 0.1
 done
-curl -fsS -o /dev/null "$url/readyz" 2>/dev/null || {
+[ $ready -eq 1 ] || {
 	echo "mark: not ready after 30 s: $(curl -sS "$url/readyz" 2>&1)" >&2
 	stop_all
 }
-# Stay in the foreground until a signal, or until `make stop` ends the services.
+# Stay in the foreground until a signal, or until `make stop` ends the
+# services (it removes their pid files). A service that dies is started
+# again, after 1 s, then 2, 4, ... up to 30 s while it keeps dying; the
+# delay resets once it has run for a minute.
 while :; do
-	alive=0
-	for f in "$run"/pids/*.pid; do
-		[ -e "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && alive=1
+	left=0
+	for svc in "${services[@]}"; do
+		f=$run/pids/$svc.pid
+		[ -e "$f" ] || continue
+		left=1
+		pid=$(cat "$f")
+		kill -0 "$pid" 2>/dev/null && {
+			[ $((SECONDS - started_at[$svc])) -ge 60 ] && backoff[$svc]=1
+			continue
+		}
+		if [ "${restart_at[$svc]}" -eq 0 ]; then
+			status=0
+			wait "$pid" 2>/dev/null || status=$?
+			restart_at[$svc]=$((SECONDS + backoff[$svc]))
+			echo "mark: $svc exited (status $status); restarting it in ${backoff[$svc]} s" |
+				tee -a "$run/logs/$svc.log"
+			backoff[$svc]=$((backoff[$svc] * 2 > 30 ? 30 : backoff[$svc] * 2))
+		elif [ "$SECONDS" -ge "${restart_at[$svc]}" ]; then
+			[ -e "$f" ] || continue # make stop came meanwhile
+			restart_at[$svc]=0
+			start_svc "$svc"
+			echo "mark: $svc restarted (pid $(cat "$f"))" | tee -a "$run/logs/$svc.log"
+		fi
 	done
-	[ $alive -eq 1 ] || break
-	sleep 1 &
+	[ $left -eq 1 ] || break
+	sleep 0.5 &
 	wait $! || true
 done
 echo "mark: services stopped"

@@ -35,7 +35,7 @@ free_port() {
 # A fresh database every run, so migrations are exercised from scratch.
 cleanup
 rm -rf "$pg_dir"
-dsn=$(scripts/pg.sh start "$pg_dir" "$(free_port)") || { echo "test: cannot start PostgreSQL" >&2; exit 1; }
+dsn=$(PG_FAST=1 scripts/pg.sh start "$pg_dir" "$(free_port)") || { echo "test: cannot start PostgreSQL" >&2; exit 1; }
 export MARK_TEST_DATABASE_URL=$dsn
 
 run_pass() { # name build-dir san

@@ -13,7 +13,7 @@ cd "$top"
 pg_dir=build/bench-pg
 trap 'scripts/pg.sh stop "$pg_dir" >/dev/null 2>&1' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MARK_TEST_DATABASE_URL=$(scripts/pg.sh start "$pg_dir" "$port") || exit 1
+MARK_TEST_DATABASE_URL=$(PG_FAST=1 scripts/pg.sh start "$pg_dir" "$port") || exit 1
 ref=${MARK_BENCH_REFERENCE:-$top/../shared/bench/fastapi-ref}
 if [ "$ref" = 0 ] || [ ! -x "$ref/start.sh" ]; then ref=; fi
 export MARK_BENCH_REFERENCE=$ref
