@@ -17,7 +17,7 @@ if grep -nE '\bgetenv\s*\(' $(echo "$src" | grep -vE '^(tests/|common/mk_cfg\.c)
 	bad=1
 fi
 if command -v clang-format >/dev/null; then
-	drift=$(for f in $src; do clang-format --dry-run "$f" 2>&1 | grep -q warning && echo "$f"; done)
+	drift=$(for f in $src; do clang-format --dry-run "$f" 2>&1 | grep -c warning >/dev/null && echo "$f"; done)
 	if [ -n "$drift" ]; then
 		printf 'lint: clang-format would change:\n%s\n' "$drift"
 		bad=1

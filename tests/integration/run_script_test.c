@@ -110,9 +110,10 @@ START_TEST(test_make_run_gives_each_service_its_own_settings_and_restarts_a_kill
 	free(out);
 
 	/* Users' data is kept durably. */
-	snprintf(cmd, sizeof(cmd),
-	         "/usr/lib/postgresql/15/bin/psql \"$(scripts/pg.sh dsn '%s/pg')\" -qtAc 'show fsync'",
-	         run_dir);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "/usr/lib/postgresql/15/bin/psql \"$(scripts/pg.sh dsn '%s/pg')\" -qtAc 'show fsync'",
+	    run_dir);
 	run_sh(cmd, &out);
 	ck_assert_msg(strncmp(out, "on", 2) == 0, "fsync: %s", out);
 	free(out);
@@ -146,20 +147,23 @@ int main(void)
 		int a = mt_free_port(), l = mt_free_port(), e = mt_free_port(), m = mt_free_port();
 		int w = mt_free_port();
 
-		snprintf(cmd_env, sizeof(cmd_env),
-		         "MARK_RUN_DIR='%s' MARK_PG_PORT=%d MARK_WAREHOUSE_PORT=%d "
-		         "GATEWAY_LISTEN=127.0.0.1:%d AUTH_LISTEN=tcp://127.0.0.1:%d "
-		         "LLM_LISTEN=tcp://127.0.0.1:%d EXECUTOR_LISTEN=tcp://127.0.0.1:%d "
-		         "METADATA_LISTEN=tcp://127.0.0.1:%d EXECUTOR_WORKER_LISTEN=tcp://127.0.0.1:%d "
-		         "EXECUTOR_ROUTER_URL=tcp://127.0.0.1:%d GATEWAY_AUTH_URL=tcp://127.0.0.1:%d "
-		         "GATEWAY_LLM_URL=tcp://127.0.0.1:%d GATEWAY_EXECUTOR_URL=tcp://127.0.0.1:%d "
-		         "GATEWAY_METADATA_URL=tcp://127.0.0.1:%d LLM_EXECUTOR_URL=tcp://127.0.0.1:%d "
-		         "LLM_METADATA_URL=tcp://127.0.0.1:%d EXECUTOR_POOL_SIZE=0 "
-		         "LLM_API_KEY=sk-from-the-shell",
-		         run_dir, mt_free_port(), mt_free_port(), gw, a, l, e, m, w, w, a, l, e, m, e, m);
+		snprintf(
+		    cmd_env, sizeof(cmd_env),
+		    "MARK_RUN_DIR='%s' MARK_PG_PORT=%d MARK_WAREHOUSE_PORT=%d "
+		    "GATEWAY_LISTEN=127.0.0.1:%d AUTH_LISTEN=tcp://127.0.0.1:%d "
+		    "LLM_LISTEN=tcp://127.0.0.1:%d EXECUTOR_LISTEN=tcp://127.0.0.1:%d "
+		    "METADATA_LISTEN=tcp://127.0.0.1:%d EXECUTOR_WORKER_LISTEN=tcp://127.0.0.1:%d "
+		    "EXECUTOR_ROUTER_URL=tcp://127.0.0.1:%d GATEWAY_AUTH_URL=tcp://127.0.0.1:%d "
+		    "GATEWAY_LLM_URL=tcp://127.0.0.1:%d GATEWAY_EXECUTOR_URL=tcp://127.0.0.1:%d "
+		    "GATEWAY_METADATA_URL=tcp://127.0.0.1:%d LLM_EXECUTOR_URL=tcp://127.0.0.1:%d "
+		    "LLM_METADATA_URL=tcp://127.0.0.1:%d EXECUTOR_POOL_SIZE=0 "
+		    "LLM_API_KEY=sk-from-the-shell",
+		    run_dir, mt_free_port(), mt_free_port(), gw, a, l, e, m, w, w, a, l, e, m, e,
+		    m);
 	}
 	tcase_set_timeout(tc, 900);
-	tcase_add_test(tc, test_make_run_gives_each_service_its_own_settings_and_restarts_a_killed_one);
+	tcase_add_test(tc,
+	               test_make_run_gives_each_service_its_own_settings_and_restarts_a_killed_one);
 	suite_add_tcase(s, tc);
 	return mt_check_main(s, 0);
 }

@@ -97,7 +97,8 @@ START_TEST(test_a_forged_caller_without_the_bus_key_gets_a_refusal_and_no_data)
 		const char *h[] = {auth, "Content-Type: application/json", NULL};
 
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
-		ck_assert_int_eq(mt_http("POST", url, h, "{\"title\":\"secret plans\"}", 24, &r), 0);
+		ck_assert_int_eq(mt_http("POST", url, h, "{\"title\":\"secret plans\"}", 24, &r),
+		                 0);
 		ck_assert_int_eq(r.status, 201);
 		mt_resp_release(&r);
 	}
@@ -204,8 +205,8 @@ static nng_msg *worker_message(nng_socket sock)
 /* Answer the worker's message m with "J id\n" + a sys.ping request, sealed with key or not. */
 static void send_job(nng_socket sock, nng_msg *m, unsigned id, const mk_seal_key *key)
 {
-	char line[32], *req = mk_env_encode_request(MK_OP_SYS_PING, "job", mk_now_ms() + WAIT_MS,
-	                                             NULL, NULL);
+	char line[32],
+	    *req = mk_env_encode_request(MK_OP_SYS_PING, "job", mk_now_ms() + WAIT_MS, NULL, NULL);
 
 	nng_msg_clear(m);
 	snprintf(line, sizeof(line), "J %u\n", id);
@@ -220,8 +221,13 @@ static void send_job(nng_socket sock, nng_msg *m, unsigned id, const mk_seal_key
 START_TEST(test_a_worker_runs_no_work_from_a_router_without_the_bus_key)
 {
 	char url[64], env_url[96], env_db[1024];
-	const char *env[] = {env_url, env_db, "EXECUTOR_MODE=worker", "EXECUTOR_WORKERS=1",
-	                     "EXECUTOR_POOL_SIZE=0", "EXECUTOR_SHUTDOWN_GRACE=5s", NULL};
+	const char *env[] = {env_url,
+	                     env_db,
+	                     "EXECUTOR_MODE=worker",
+	                     "EXECUTOR_WORKERS=1",
+	                     "EXECUTOR_POOL_SIZE=0",
+	                     "EXECUTOR_SHUTDOWN_GRACE=5s",
+	                     NULL};
 	int port = mt_free_port();
 	nng_socket sock;
 	mt_proc w;
@@ -301,7 +307,8 @@ int main(void)
 
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_a_forged_caller_without_the_bus_key_gets_a_refusal_and_no_data);
-	tcase_add_test(tc, test_a_process_without_the_bus_key_cannot_register_as_an_executor_worker);
+	tcase_add_test(tc,
+	               test_a_process_without_the_bus_key_cannot_register_as_an_executor_worker);
 	tcase_add_test(tc, test_a_worker_runs_no_work_from_a_router_without_the_bus_key);
 	tcase_add_test(tc, test_a_service_with_another_bus_key_shows_in_readyz_as_refusing);
 	suite_add_tcase(s, tc);

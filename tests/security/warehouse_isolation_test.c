@@ -53,8 +53,7 @@ static void warehouse_down(void)
 {
 	char cmd[1400], *out = NULL;
 
-	snprintf(cmd, sizeof(cmd), "scripts/warehouse.sh stop '%s' && rm -rf '%s'", wh_dir,
-	         wh_dir);
+	snprintf(cmd, sizeof(cmd), "scripts/warehouse.sh stop '%s' && rm -rf '%s'", wh_dir, wh_dir);
 	mt_sh(cmd, &out);
 	free(out);
 }
@@ -166,10 +165,11 @@ START_TEST(test_a_query_spilling_past_the_temp_file_limit_fails_clearly)
 	ck_assert_msg(e != MK_OK, "the sort ran: %s", t ? t : "");
 	ck_assert_msg(strstr(msg, "temp_file_limit"), "%s: %s", mk_err_code(e), msg);
 	/* The limit is the role's, and the role cannot lift it. */
-	e = query("SELECT current_setting('temp_file_limit') AS l, current_setting('work_mem') AS w",
-	          &t, msg, sizeof(msg));
-	ck_assert_msg(e == MK_OK && strstr(t, "2MB") && strstr(t, "16MB"), "%s %s",
-	              t ? t : "", msg);
+	e = query(
+	    "SELECT current_setting('temp_file_limit') AS l, current_setting('work_mem') AS w", &t,
+	    msg, sizeof(msg));
+	ck_assert_msg(e == MK_OK && strstr(t, "2MB") && strstr(t, "16MB"), "%s %s", t ? t : "",
+	              msg);
 	free(t);
 	/* The service still answers. */
 	ck_assert_int_eq(query("SELECT 1 AS one", &t, msg, sizeof(msg)), MK_OK);
