@@ -111,7 +111,7 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 			        n);
 		err[0] = '\0';
 	}
-	c->backend = sbx_local_new(&lo, &lim, err, errlen);
+	c->backend = sbx_backend_new(cfg->backend, &lo, &lim, err, errlen);
 	if (!c->backend)
 		return -1;
 	MK_INFO("EXEC-BACKEND", NULL, "sandbox backend '%s' ready (parquet: %s, isolation: %s)",

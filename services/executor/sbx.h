@@ -12,6 +12,10 @@
  *
  * A sandbox is used by one thread at a time (the session layer serialises
  * the calls of one chat); different sandboxes may be used concurrently.
+ *
+ * Each backend is a table of operations (sbx_backend_ops, at the end of
+ * this file); the functions below dispatch through it (sbx.c), and
+ * sbx_backend_new picks the backend by its name (EXECUTOR_BACKEND).
  */
 #ifndef SBX_H
 #define SBX_H
@@ -71,8 +75,16 @@ typedef struct {
 } sbx_caps;
 
 /*
- * The local backend. Checks that bwrap and the interpreter work (it starts
- * one sandbox and stops it) and fills caps. NULL with err on failure.
+ * The backend named kind ("local"), with its settings (local: those of the
+ * local backend) and the limits of its sandboxes; the settings are copied.
+ * NULL with err on failure, an unknown kind included.
+ */
+sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, const sbx_limits *lim,
+                             char *err, size_t errlen);
+/*
+ * The local backend (sbx_local.c). Checks that bwrap and the interpreter
+ * work (it starts one sandbox and stops it) and fills caps. NULL with err
+ * on failure.
  */
 sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char *err,
                            size_t errlen);
@@ -121,5 +133,37 @@ cJSON *sbx_list(sbx *s, char *err, size_t errlen);
 int sbx_alive(sbx *s);
 /* Kill every process of the sandbox, free its workspace, free s. NULL ok. */
 void sbx_destroy(sbx *s);
+
+/*
+ * ---- writing a backend ----
+ *
+ * A backend's own struct begins with a struct sbx_backend whose ops point
+ * at its table, and each of its sandboxes begins with a struct sbx naming
+ * that backend; the backend casts them back to its own types. Each
+ * operation has the contract of the public function of the same name
+ * above, which calls it (NULL sandboxes and backends are handled there,
+ * never passed on).
+ */
+typedef struct {
+	const char *name; /* "local": sbx_backend_name */
+	sbx *(*create)(sbx_backend *b, char *err, size_t errlen);
+	cJSON *(*exec)(sbx *s, const char *code, long long timeout_ms);
+	int (*put)(sbx *s, const char *path, const void *data, size_t len, char *err,
+	           size_t errlen);
+	int (*get)(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen);
+	cJSON *(*list)(sbx *s, char *err, size_t errlen);
+	int (*alive)(sbx *s);
+	void (*destroy)(sbx *s);
+	sbx_caps (*caps)(const sbx_backend *b);
+	void (*free)(sbx_backend *b);
+} sbx_backend_ops;
+
+struct sbx_backend {
+	const sbx_backend_ops *ops;
+};
+
+struct sbx {
+	sbx_backend *b; /* the backend that made it */
+};
 
 #endif

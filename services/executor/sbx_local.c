@@ -144,6 +144,9 @@ static const char *const sandbox_env[][2] = {
     {"XDG_CACHE_HOME", "/tmp/cache"},
 };
 
+typedef struct sbx_local sbx_local;
+typedef struct sbx_local_box sbx_local_box;
+
 /* One fork handed to the spawner thread. */
 struct spawn {
 	int fd[NFDS];         /* becomes the child's fd i; -1: closed */
@@ -155,7 +158,8 @@ struct spawn {
 	int done;
 };
 
-struct sbx_backend {
+struct sbx_local {
+	sbx_backend base; /* ops: local_ops */
 	char *bwrap, *python, *preload;
 	long long uid_base;
 	int own_uids; /* root and uid_base set: a uid per sandbox */
@@ -186,8 +190,9 @@ struct sbx_backend {
 	int sync_made;
 };
 
-struct sbx {
-	sbx_backend *b;
+struct sbx_local_box {
+	sbx base; /* base.b is &b->base */
+	sbx_local *b;
 	pid_t pid;         /* the outer bwrap, our child */
 	int pidfd;         /* of pid */
 	int init_fd;       /* pidfd of the sandbox's init; -1 until known */
@@ -417,7 +422,7 @@ static const int denied_without_cgroup[] = {
  * calls), x32 calls on x86_64 fail, the deny list fails with EPERM, the
  * rest is allowed. 0, or -1 on an architecture without a filter here.
  */
-static int bpf_build(sbx_backend *b)
+static int bpf_build(sbx_local *b)
 {
 #ifdef SBX_AUDIT_ARCH
 	int denied[NDENIED + NEXTRA];
@@ -592,9 +597,9 @@ static int path_ok(const char *path)
 
 /* ---- the command line and the child --------------------------------------- */
 
-static int arg_add(sbx_backend *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int arg_add(sbx_local *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int arg_add(sbx_backend *b, const char *fmt, ...)
+static int arg_add(sbx_local *b, const char *fmt, ...)
 {
 	va_list ap;
 	char buf[512];
@@ -625,7 +630,7 @@ static int arg_add(sbx_backend *b, const char *fmt, ...)
 /* A sandbox's writable places: each a tmpfs of the workspace's size. */
 static const char *const tmpfs_mounts[] = {"/workspace", "/tmp", "/dev/shm"};
 
-static int argv_build(sbx_backend *b)
+static int argv_build(sbx_local *b)
 {
 	const sbx_limits *L = &b->lim;
 	int r = 0;
@@ -720,7 +725,7 @@ static int argv_build(sbx_backend *b)
 	return r ? -1 : 0;
 }
 
-static void rlim_add(sbx_backend *b, int res, long long v)
+static void rlim_add(sbx_local *b, int res, long long v)
 {
 	if (v <= 0)
 		return;
@@ -762,7 +767,7 @@ static void __attribute__((noreturn)) child_fail(const char *what, int e)
  * the identity change, since glibc's setuid would try to reach threads
  * this process does not have.
  */
-static void __attribute__((noreturn)) child_run(const sbx_backend *b, const struct spawn *j)
+static void __attribute__((noreturn)) child_run(const sbx_local *b, const struct spawn *j)
 {
 	int tmp[NFDS];
 	struct sigaction dfl;
@@ -822,7 +827,7 @@ static void __attribute__((noreturn)) child_run(const sbx_backend *b, const stru
 /* The backend's one forking thread (see the top of the file for why). */
 static void *spawner_main(void *arg)
 {
-	sbx_backend *b = arg;
+	sbx_local *b = arg;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -850,7 +855,7 @@ static void *spawner_main(void *arg)
 	return NULL;
 }
 
-static int spawn(sbx_backend *b, struct spawn *j)
+static int spawn(sbx_local *b, struct spawn *j)
 {
 	j->parent = getpid();
 	pthread_mutex_lock(&b->mu);
@@ -865,7 +870,7 @@ static int spawn(sbx_backend *b, struct spawn *j)
 	return j->err ? -1 : 0;
 }
 
-static int slot_take(sbx_backend *b)
+static int slot_take(sbx_local *b)
 {
 	int slot = -1;
 
@@ -881,7 +886,7 @@ static int slot_take(sbx_backend *b)
 	return slot;
 }
 
-static void slot_give(sbx_backend *b, int slot)
+static void slot_give(sbx_local *b, int slot)
 {
 	if (slot < 0)
 		return;
@@ -918,7 +923,7 @@ static long long cpu_ms_of(const struct rusage *ru)
 }
 
 /* Wait for bwrap. Its rusage counts the init and the driver when it reaped them itself. */
-static void reap(sbx *s)
+static void reap(sbx_local_box *s)
 {
 	struct rusage ru;
 	int st;
@@ -947,7 +952,7 @@ static void reap(sbx *s)
  * kills every process of its PID namespace, and reap bwrap. On return
  * nothing of the sandbox runs.
  */
-static void sandbox_stop(sbx *s, int grace_ms)
+static void sandbox_stop(sbx_local_box *s, int grace_ms)
 {
 	s->dead = 1;
 	if (s->pid <= 0 || s->reaped)
@@ -1013,7 +1018,7 @@ static pid_t ppid_of(pid_t pid)
 }
 
 /* bwrap's --info-fd JSON arrived (complete or not): take a pidfd of the sandbox's init. */
-static void info_take(sbx *s)
+static void info_take(sbx_local_box *s)
 {
 	char e[64];
 	cJSON *j;
@@ -1109,7 +1114,7 @@ static void xfer_release(xfer *x)
 }
 
 /* Read what a pipe holds now (at most a few buffers, so the clock is checked). */
-static void pump(sbx *s, int fd, stream *st, int rounds)
+static void pump(sbx_local_box *s, int fd, stream *st, int rounds)
 {
 	while (fd >= 0 && !st->closed && rounds-- > 0) {
 		ssize_t r = read(fd, s->iobuf, sizeof(s->iobuf));
@@ -1127,7 +1132,7 @@ static void pump(sbx *s, int fd, stream *st, int rounds)
 }
 
 /* Read from fd 4. Returns 1 with a whole frame, 0 for more later, -1 at EOF, -2 when malformed. */
-static int frame_read(sbx *s, xfer *x)
+static int frame_read(sbx_local_box *s, xfer *x)
 {
 	for (;;) {
 		ssize_t r;
@@ -1223,7 +1228,7 @@ static long long pss_of(const char *pid)
  * the limit. Processes are found by their PID namespace, the sandbox's own.
  * -1 when the sandbox's init is not known yet.
  */
-static long long sandbox_memory(sbx *s)
+static long long sandbox_memory(sbx_local_box *s)
 {
 	char path[300];
 	struct stat ns, st;
@@ -1263,7 +1268,7 @@ static long long sandbox_memory(sbx *s)
  * the kernel had to OOM-kill inside it; without one, when its processes
  * and tmpfs files together hold more than the limit.
  */
-static int memory_over(sbx *s)
+static int memory_over(sbx_local_box *s)
 {
 	long long limit = s->b->lim.memory_bytes, used;
 
@@ -1281,7 +1286,7 @@ static int memory_over(sbx *s)
  * stderr meanwhile, until the deadline. Also takes bwrap's info while it
  * is due (start-up).
  */
-static int xfer_run(sbx *s, xfer *x, int64_t deadline)
+static int xfer_run(sbx_local_box *s, xfer *x, int64_t deadline)
 {
 	for (;;) {
 		struct pollfd p[6];
@@ -1414,7 +1419,7 @@ static cJSON *frame_json(xfer *x)
 
 /* How the sandbox ended, for a message ("exit code 3", "killed by SIGSEGV"); *limit if it was one.
  */
-static void death_text(sbx *s, char *buf, size_t len, const char **limit)
+static void death_text(sbx_local_box *s, char *buf, size_t len, const char **limit)
 {
 	long long cpu_total = s->b->lim.cpu_total_s;
 	int st = s->status, sig = 0;
@@ -1535,7 +1540,7 @@ static cJSON *host_result(const char *type, const char *msg, const xfer *x, int6
 }
 
 /* Empty the output pipes of what earlier code left there (a thread still printing, say). */
-static void drain_stale(sbx *s)
+static void drain_stale(sbx_local_box *s)
 {
 	stream dummy;
 
@@ -1545,8 +1550,9 @@ static void drain_stale(sbx *s)
 	pump(s, s->err_fd, &dummy, 64);
 }
 
-cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms)
+static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 {
+	sbx_local_box *s = (sbx_local_box *)base;
 	const sbx_limits *L = &s->b->lim;
 	char msg[300], how[160];
 	const char *limit = NULL;
@@ -1710,7 +1716,7 @@ cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms)
  * instead when the reply was larger than frame_max (then NULL, no err, the
  * session intact).
  */
-static cJSON *call(sbx *s, const char *op, unsigned char *frame, size_t len, long long id,
+static cJSON *call(sbx_local_box *s, const char *op, unsigned char *frame, size_t len, long long id,
                    const char *want, size_t frame_max, int *oversize, char *err, size_t errlen)
 {
 	cJSON *reply = NULL;
@@ -1767,8 +1773,10 @@ static cJSON *call(sbx *s, const char *op, unsigned char *frame, size_t len, lon
 	return NULL;
 }
 
-int sbx_put(sbx *s, const char *path, const void *data, size_t len, char *err, size_t errlen)
+static int local_put(sbx *base, const char *path, const void *data, size_t len, char *err,
+                     size_t errlen)
 {
+	sbx_local_box *s = (sbx_local_box *)base;
 	size_t b64, head, n;
 	cJSON *jpath, *reply;
 	char *qpath, prefix[128];
@@ -1822,8 +1830,9 @@ int sbx_put(sbx *s, const char *path, const void *data, size_t len, char *err, s
 	return 0;
 }
 
-int sbx_get(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen)
+static int local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t errlen)
 {
+	sbx_local_box *s = (sbx_local_box *)base;
 	size_t frame_max = MAX_FRAME, room, b64len, n;
 	unsigned char *f, *data;
 	const char *b64;
@@ -1890,8 +1899,9 @@ int sbx_get(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen)
 	return 0;
 }
 
-cJSON *sbx_list(sbx *s, char *err, size_t errlen)
+static cJSON *local_list(sbx *base, char *err, size_t errlen)
 {
+	sbx_local_box *s = (sbx_local_box *)base;
 	cJSON *req, *reply, *files;
 	unsigned char *f;
 	long long id;
@@ -1924,11 +1934,12 @@ cJSON *sbx_list(sbx *s, char *err, size_t errlen)
 	return files;
 }
 
-int sbx_alive(sbx *s)
+static int local_alive(sbx *base)
 {
+	sbx_local_box *s = (sbx_local_box *)base;
 	int st;
 
-	if (!s || s->dead)
+	if (s->dead)
 		return 0;
 	if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 		s->status = st;
@@ -1946,7 +1957,7 @@ int sbx_alive(sbx *s)
 	return 1;
 }
 
-void sbx_destroy(sbx *s)
+static void box_free(sbx_local_box *s)
 {
 	if (!s)
 		return;
@@ -1992,7 +2003,7 @@ static void stderr_tail(const stream *st, char *buf, size_t len)
 }
 
 /* Wait for the driver's ready frame. 0, or -1 with err (the sandbox is then stopped). */
-static int wait_ready(sbx *s, char *err, size_t errlen)
+static int wait_ready(sbx_local_box *s, char *err, size_t errlen)
 {
 	const sbx_limits *L = &s->b->lim;
 	long long ms = L->start_timeout_ms > 0 ? L->start_timeout_ms : 60000;
@@ -2050,18 +2061,19 @@ static int wait_ready(sbx *s, char *err, size_t errlen)
 	return -1;
 }
 
-sbx *sbx_create(sbx_backend *b, char *err, size_t errlen)
+static sbx_local_box *box_new(sbx_local *b, char *err, size_t errlen)
 {
 	int out[2] = {-1, -1}, errp[2] = {-1, -1}, cin[2] = {-1, -1}, cout[2] = {-1, -1};
 	int info[2] = {-1, -1}, devnull = -1, drv = -1, pw = -1, gr = -1, bpf = -1;
 	struct spawn j;
-	sbx *s;
+	sbx_local_box *s;
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		mk_errf(err, errlen, "out of memory");
 		return NULL;
 	}
+	s->base.b = &b->base;
 	s->b = b;
 	s->pidfd = s->init_fd = s->out_fd = s->err_fd = s->ctl_w = s->ctl_r = s->info_fd = -1;
 	s->slot = -1;
@@ -2139,11 +2151,11 @@ sbx *sbx_create(sbx_backend *b, char *err, size_t errlen)
 	if (set_nonblock(s->out_fd) || set_nonblock(s->err_fd) || set_nonblock(s->ctl_w) ||
 	    set_nonblock(s->ctl_r) || set_nonblock(s->info_fd)) {
 		mk_errf(err, errlen, "cannot set up the sandbox's pipes: %s", strerror(errno));
-		sbx_destroy(s);
+		box_free(s);
 		return NULL;
 	}
 	if (wait_ready(s, err, errlen) != 0) {
-		sbx_destroy(s);
+		box_free(s);
 		return NULL;
 	}
 	return s;
@@ -2161,24 +2173,30 @@ fail:
 	close_fd(&pw);
 	close_fd(&gr);
 	close_fd(&bpf);
-	sbx_destroy(s);
+	box_free(s);
 	return NULL;
+}
+
+static sbx *local_create(sbx_backend *base, char *err, size_t errlen)
+{
+	sbx_local_box *s = box_new((sbx_local *)base, err, errlen);
+
+	return s ? &s->base : NULL;
+}
+
+static void local_destroy(sbx *base)
+{
+	box_free((sbx_local_box *)base);
 }
 
 /* ---- the backend ------------------------------------------------------------ */
 
-const char *sbx_backend_name(const sbx_backend *b)
+static sbx_caps local_caps(const sbx_backend *base)
 {
-	(void)b;
-	return "local";
+	return ((const sbx_local *)base)->caps;
 }
 
-sbx_caps sbx_backend_caps(const sbx_backend *b)
-{
-	return b->caps;
-}
-
-void sbx_backend_free(sbx_backend *b)
+static void backend_free(sbx_local *b)
 {
 	if (!b)
 		return;
@@ -2214,11 +2232,29 @@ static void explain_start(const char *what, char *err, size_t errlen)
 		mk_errf(err, errlen, "the local sandbox does not work: %s", what);
 }
 
+static void local_free(sbx_backend *base)
+{
+	backend_free((sbx_local *)base);
+}
+
+static const sbx_backend_ops local_ops = {
+    .name = "local",
+    .create = local_create,
+    .exec = local_exec,
+    .put = local_put,
+    .get = local_get,
+    .list = local_list,
+    .alive = local_alive,
+    .destroy = local_destroy,
+    .caps = local_caps,
+    .free = local_free,
+};
+
 sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char *err, size_t errlen)
 {
 	char why[1024];
-	sbx_backend *b;
-	sbx *s;
+	sbx_local *b;
+	sbx_local_box *s;
 
 	if (!o || !lim || !o->bwrap || !o->python) {
 		mk_errf(err, errlen, "local sandbox: bwrap and python paths are required");
@@ -2250,6 +2286,7 @@ sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char 
 		mk_errf(err, errlen, "out of memory");
 		return NULL;
 	}
+	b->base.ops = &local_ops;
 	b->lim = *lim;
 	b->uid_base = o->uid_base;
 	b->own_uids = o->uid_base >= 0 && geteuid() == 0;
@@ -2311,14 +2348,14 @@ sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char 
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
 		MK_WARN("EXEC-SBX-REAPER", NULL, "cannot become a subreaper: %s", strerror(errno));
 
-	s = sbx_create(b, why, sizeof(why));
+	s = box_new(b, why, sizeof(why));
 	if (!s) {
 		explain_start(why, err, errlen);
 		goto fail;
 	}
 	b->caps.parquet = s->parquet;
 	snprintf(b->python_version, sizeof(b->python_version), "%s", s->python);
-	sbx_destroy(s);
+	box_free(s);
 	MK_INFO("EXEC-SBX-READY", NULL,
 	        "local sandboxes work: python %s, parquet %s, %s, seccomp %s", b->python_version,
 	        b->caps.parquet ? "yes" : "no",
@@ -2338,9 +2375,9 @@ sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char 
 		    "and tmpfs files), memfd and SysV shared memory are denied, and there is no "
 		    "CPU share",
 		    b->cg.why, MEM_CHECK_MS);
-	return b;
+	return &b->base;
 
 fail:
-	sbx_backend_free(b);
+	backend_free(b);
 	return NULL;
 }

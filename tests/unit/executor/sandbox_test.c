@@ -999,6 +999,18 @@ START_TEST(a_backend_with_a_bad_path_fails_with_a_clear_message)
 }
 END_TEST
 
+START_TEST(an_unknown_backend_kind_is_refused_with_its_name)
+{
+	sbx_limits l = limits();
+	sbx_local_opts o = opts("");
+	char err[512] = "";
+
+	ck_assert_ptr_null(sbx_backend_new("nimbus", &o, &l, err, sizeof(err)));
+	ck_assert_str_eq(err, "unknown sandbox backend 'nimbus'");
+	ck_assert_str_eq(sbx_backend_name(B), "local");
+}
+END_TEST
+
 /* This process's group in the cgroup v1 memory hierarchy, as a directory; 0 when there is none. */
 static int memory_cgroup(char *dir, size_t len)
 {
@@ -1097,6 +1109,7 @@ static Suite *suite(void)
 	tcase_add_test(life, sandboxes_made_at_once_from_threads_that_end_all_work);
 	tcase_add_test(life, the_analysis_libraries_work_under_the_filter_and_limits);
 	tcase_add_test(life, a_backend_with_a_bad_path_fails_with_a_clear_message);
+	tcase_add_test(life, an_unknown_backend_kind_is_refused_with_its_name);
 	return s;
 }
 
