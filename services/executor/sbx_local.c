@@ -76,6 +76,7 @@
 #include "mk_time.h"
 #include "sbx.h"
 #include "sbx_cgroup.h"
+#include "sbx_frame.h"
 #include "sbx_result.h"
 #include "sbx_seccomp.h"
 
@@ -95,15 +96,13 @@ extern const size_t executor_driver_py_len;
 #define SYS_close_range 436
 #endif
 
-#define SANDBOX_ID      1000                /* uid and gid inside every sandbox: "sandbox" */
-#define MAX_FRAME       ((size_t)256 << 20) /* largest control frame either way */
-#define MAX_SLOTS       1024                /* concurrent sandboxes with their own uid */
-#define CALL_TIMEOUT_MS 30000               /* put, get, list */
-#define EXIT_GRACE_MS   1000 /* after the driver hangs up: time for bwrap to report its exit */
-#define KILL_WAIT_MS    5000 /* for a killed sandbox to be gone before the host insists */
-#define INFO_MAX        2048 /* bwrap's --info-fd JSON */
+#define SANDBOX_ID      1000  /* uid and gid inside every sandbox: "sandbox" */
+#define MAX_SLOTS       1024  /* concurrent sandboxes with their own uid */
+#define CALL_TIMEOUT_MS 30000 /* put, get, list */
+#define EXIT_GRACE_MS   1000  /* after the driver hangs up: time for bwrap to report its exit */
+#define KILL_WAIT_MS    5000  /* for a killed sandbox to be gone before the host insists */
+#define INFO_MAX        2048  /* bwrap's --info-fd JSON */
 #define START_ERR_KEEP  (64 << 10) /* stderr kept during start-up, for the failure message */
-#define DETAIL_MAX      400        /* bytes of that stderr quoted in a message */
 #define IOBUF           (64 << 10)
 
 /* The sandbox's descriptors, as the forked child arranges them for bwrap. */
@@ -258,63 +257,6 @@ static int memfd_with(const char *name, const void *data, size_t len)
 		return -1;
 	}
 	return fd;
-}
-
-/*
- * write(2) on a pipe whose reader may be gone: EPIPE instead of a SIGPIPE
- * that would kill the executor. The signal is blocked for this thread and a
- * SIGPIPE raised by this write is taken back, unless one was already pending.
- */
-static ssize_t write_nosigpipe(int fd, const void *p, size_t n)
-{
-	sigset_t pipe_set, old, pending;
-	int was_pending, e;
-	ssize_t w;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	sigpending(&pending);
-	was_pending = sigismember(&pending, SIGPIPE);
-	w = write(fd, p, n);
-	e = errno;
-	if (w < 0 && e == EPIPE && !was_pending) {
-		const struct timespec zero = {0, 0};
-
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = e;
-	return w;
-}
-
-/* Some bytes of text as a JSON-safe C string: invalid UTF-8 and NUL become U+FFFD. */
-static char *clean_text(const char *s, size_t n, const char *suffix)
-{
-	mk_buf b;
-	size_t i = 0;
-	char *out;
-
-	mk_buf_init(&b, 0);
-	while (i < n) {
-		size_t ok = mk_utf8_valid_prefix((const unsigned char *)s + i, n - i);
-		const char *nul = memchr(s + i, '\0', ok);
-
-		if (nul)
-			ok = (size_t)(nul - (s + i));
-		mk_buf_append(&b, s + i, ok);
-		i += ok;
-		if (i < n) {
-			mk_buf_append(&b, "\xef\xbf\xbd", 3);
-			i++;
-		}
-	}
-	if (suffix)
-		mk_buf_puts(&b, suffix);
-	mk_buf_puts(&b, "");
-	out = mk_buf_steal(&b);
-	return out;
 }
 
 /* "SIGKILL" for 9. */
@@ -803,25 +745,12 @@ static void info_take(sbx_local_box *s)
 /* ---- talking to the driver ------------------------------------------------ */
 
 typedef struct {
-	mk_buf kept;
-	long long total; /* bytes read, kept or not */
-	int keep;
-	int closed;
-} stream;
-
-typedef struct {
 	/* the request: one whole frame, header included */
 	unsigned char *req;
 	size_t req_len, req_off;
-	/* the reply */
-	unsigned char hdr[4];
-	size_t hdr_got;
-	char *body;
-	size_t body_len, body_got, body_cap;
-	size_t frame_max; /* larger frames (up to MAX_FRAME) are read and dropped: oversize */
-	int oversize;
+	sbx_frame_rx rx; /* the reply */
 	/* output read meanwhile */
-	stream out, err;
+	sbx_stream out, err;
 	long long kill_bytes; /* stop once out + err pass this; 0: never */
 	int watch_memory;     /* check the whole sandbox's memory meanwhile */
 	char why[160];        /* what broke, for X_BAD */
@@ -829,120 +758,28 @@ typedef struct {
 
 enum { X_REPLY, X_TIMEOUT, X_EXITED, X_BAD, X_OUTPUT, X_MEMORY };
 
-static void stream_init(stream *st, int keep, long long max)
-{
-	mk_buf_init(&st->kept, max > 0 ? (size_t)max : 1);
-	st->total = 0;
-	st->keep = keep && max > 0;
-	st->closed = 0;
-}
-
-static void stream_add(stream *st, const char *p, size_t n)
-{
-	st->total += (long long)n;
-	if (st->keep && st->kept.len < st->kept.max) {
-		size_t room = st->kept.max - st->kept.len;
-
-		mk_buf_append(&st->kept, p, n < room ? n : room);
-	}
-}
-
 static void xfer_init(xfer *x, int keep, const sbx_limits *L, size_t frame_max)
 {
 	memset(x, 0, sizeof(*x));
-	stream_init(&x->out, keep, keep ? L->stdout_bytes : 0);
-	stream_init(&x->err, keep, keep ? L->stderr_bytes : 0);
+	sbx_frame_rx_init(&x->rx, frame_max);
+	sbx_stream_init(&x->out, keep, keep ? L->stdout_bytes : 0);
+	sbx_stream_init(&x->err, keep, keep ? L->stderr_bytes : 0);
 	x->kill_bytes = keep ? L->output_kill_bytes : 0;
-	x->frame_max = frame_max;
 }
 
 static void xfer_release(xfer *x)
 {
 	free(x->req);
-	free(x->body);
-	mk_buf_release(&x->out.kept);
-	mk_buf_release(&x->err.kept);
 	x->req = NULL;
-	x->body = NULL;
+	sbx_frame_rx_release(&x->rx);
+	sbx_stream_release(&x->out);
+	sbx_stream_release(&x->err);
 }
 
 /* Read what a pipe holds now (at most a few buffers, so the clock is checked). */
-static void pump(sbx_local_box *s, int fd, stream *st, int rounds)
+static void pump(sbx_local_box *s, int fd, sbx_stream *st, int rounds)
 {
-	while (fd >= 0 && !st->closed && rounds-- > 0) {
-		ssize_t r = read(fd, s->iobuf, sizeof(s->iobuf));
-
-		if (r > 0) {
-			stream_add(st, s->iobuf, (size_t)r);
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-			st->closed = 1;
-		return;
-	}
-}
-
-/* Read from fd 4. Returns 1 with a whole frame, 0 for more later, -1 at EOF, -2 when malformed. */
-static int frame_read(sbx_local_box *s, xfer *x)
-{
-	for (;;) {
-		ssize_t r;
-
-		if (x->hdr_got < 4) {
-			r = read(s->ctl_r, x->hdr + x->hdr_got, 4 - x->hdr_got);
-		} else if (x->body_got == x->body_len) {
-			return 1;
-		} else if (x->oversize) {
-			size_t want = x->body_len - x->body_got;
-
-			r = read(s->ctl_r, s->iobuf,
-			         want < sizeof(s->iobuf) ? want : sizeof(s->iobuf));
-		} else {
-			if (x->body_got == x->body_cap) {
-				size_t cap = x->body_cap ? x->body_cap * 2 : IOBUF;
-				char *p;
-
-				if (cap > x->body_len)
-					cap = x->body_len;
-				p = realloc(x->body, cap);
-				if (!p) {
-					snprintf(x->why, sizeof(x->why),
-					         "out of memory for a reply");
-					return -2;
-				}
-				x->body = p;
-				x->body_cap = cap;
-			}
-			r = read(s->ctl_r, x->body + x->body_got, x->body_cap - x->body_got);
-		}
-		if (r == 0)
-			return -1;
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			snprintf(x->why, sizeof(x->why), "reading its reply: %s", strerror(errno));
-			return -2;
-		}
-		if (x->hdr_got < 4) {
-			x->hdr_got += (size_t)r;
-			if (x->hdr_got == 4) {
-				x->body_len = (size_t)x->hdr[0] << 24 | (size_t)x->hdr[1] << 16 |
-				              (size_t)x->hdr[2] << 8 | x->hdr[3];
-				if (x->body_len == 0 || x->body_len > MAX_FRAME) {
-					snprintf(x->why, sizeof(x->why),
-					         "a reply frame of %zu bytes", x->body_len);
-					return -2;
-				}
-				x->oversize = x->body_len > x->frame_max;
-			}
-		} else {
-			x->body_got += (size_t)r;
-		}
-	}
+	sbx_stream_read_fd(st, fd, s->iobuf, sizeof(s->iobuf), rounds);
 }
 
 /* ---- the whole sandbox's memory ------------------------------------------- */
@@ -1099,8 +936,8 @@ static int xfer_run(sbx_local_box *s, xfer *x, int64_t deadline)
 				close_fd(&s->info_fd);
 		}
 		if (iw >= 0 && p[iw].revents) {
-			ssize_t w =
-			    write_nosigpipe(s->ctl_w, x->req + x->req_off, x->req_len - x->req_off);
+			ssize_t w = sbx_write_nosigpipe(s->ctl_w, x->req + x->req_off,
+			                                x->req_len - x->req_off);
 
 			if (w > 0)
 				x->req_off += (size_t)w;
@@ -1108,7 +945,8 @@ static int xfer_run(sbx_local_box *s, xfer *x, int64_t deadline)
 				return X_EXITED;
 		}
 		if (p[ir].revents || p[ip].revents) {
-			int f = frame_read(s, x);
+			int f = sbx_frame_read_fd(&x->rx, s->ctl_r, s->iobuf, sizeof(s->iobuf),
+			                          x->why, sizeof(x->why));
 
 			if (f == 1)
 				return X_REPLY;
@@ -1121,53 +959,6 @@ static int xfer_run(sbx_local_box *s, xfer *x, int64_t deadline)
 			}
 		}
 	}
-}
-
-/* The whole frame (header and JSON) of a request. NULL when out of memory or too large. */
-static unsigned char *frame_of(const cJSON *req, size_t *len)
-{
-	char *json = mk_json_print(req);
-	size_t n;
-	unsigned char *f;
-
-	if (!json)
-		return NULL;
-	n = strlen(json);
-	if (n > MAX_FRAME || !(f = malloc(n + 4))) {
-		free(json);
-		return NULL;
-	}
-	f[0] = (unsigned char)(n >> 24);
-	f[1] = (unsigned char)(n >> 16);
-	f[2] = (unsigned char)(n >> 8);
-	f[3] = (unsigned char)n;
-	memcpy(f + 4, json, n);
-	free(json);
-	*len = n + 4;
-	return f;
-}
-
-/* Parse the frame x holds; NULL with x->why when it is not a JSON object with a string "t". */
-static cJSON *frame_json(xfer *x)
-{
-	char e[120];
-	cJSON *j;
-
-	if (x->oversize || !x->body) {
-		snprintf(x->why, sizeof(x->why), "a reply of %zu bytes", x->body_len);
-		return NULL;
-	}
-	j = mk_json_parse(x->body, x->body_len, 0, e, sizeof(e));
-	if (!j) {
-		snprintf(x->why, sizeof(x->why), "a reply that is not JSON: %s", e);
-		return NULL;
-	}
-	if (!cJSON_IsObject(j) || !mk_json_str(j, "t")) {
-		snprintf(x->why, sizeof(x->why), "a reply without a type");
-		cJSON_Delete(j);
-		return NULL;
-	}
-	return j;
 }
 
 /* How the sandbox ended, for a message ("exit code 3", "killed by SIGSEGV"); *limit if it was one.
@@ -1214,92 +1005,14 @@ static void death_text(sbx_local_box *s, char *buf, size_t len, const char **lim
 	snprintf(buf, len, "killed by %s", name);
 }
 
-/* ---- results -------------------------------------------------------------- */
-
-static void obj_set(cJSON *o, const char *name, cJSON *v)
-{
-	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
-	cJSON_AddItemToObject(o, name, v);
-}
-
-static void obj_default(cJSON *o, const char *name, cJSON *v)
-{
-	if (cJSON_GetObjectItemCaseSensitive(o, name))
-		cJSON_Delete(v);
-	else
-		cJSON_AddItemToObject(o, name, v);
-}
-
-static cJSON *stream_json(const stream *st, int *truncated)
-{
-	long long more = st->total - (long long)st->kept.len;
-	char marker[96];
-	char *text;
-	cJSON *v;
-
-	*truncated = more > 0;
-	if (more > 0)
-		snprintf(marker, sizeof(marker), "\n[output cut: %lld more bytes not shown]\n",
-		         more);
-	text =
-	    clean_text(st->kept.data ? st->kept.data : "", st->kept.len, more > 0 ? marker : NULL);
-	v = cJSON_CreateString(text ? text : "");
-	free(text);
-	return v;
-}
-
-/* Complete a result object with the host's fields. */
-static cJSON *result_finish(cJSON *r, const xfer *x, int64_t ms, const char *limit, int lost)
-{
-	int cut;
-
-	if (!r)
-		return NULL;
-	obj_default(r, "error", cJSON_CreateNull());
-	obj_default(r, "value", cJSON_CreateNull());
-	obj_default(r, "tables", cJSON_CreateArray());
-	obj_default(r, "figures", cJSON_CreateArray());
-	obj_default(r, "images", cJSON_CreateArray());
-	obj_default(r, "artifacts", cJSON_CreateArray());
-	obj_set(r, "stdout", stream_json(&x->out, &cut));
-	obj_set(r, "stdout_truncated", cJSON_CreateBool(cut));
-	obj_set(r, "stderr", stream_json(&x->err, &cut));
-	obj_set(r, "stderr_truncated", cJSON_CreateBool(cut));
-	obj_set(r, "duration_ms", cJSON_CreateNumber((double)ms));
-	if (limit)
-		obj_set(r, "limit", cJSON_CreateString(limit));
-	else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "limit")))
-		obj_set(r, "limit", cJSON_CreateNull());
-	obj_set(r, "session_lost", cJSON_CreateBool(lost));
-	return r;
-}
-
-/* A result made by the host: the code did not finish in a session that lives on. */
-static cJSON *host_result(const char *type, const char *msg, const xfer *x, int64_t ms,
-                          const char *limit, int lost)
-{
-	cJSON *r = cJSON_CreateObject(), *e = cJSON_CreateObject();
-
-	if (!r || !e) {
-		cJSON_Delete(r);
-		cJSON_Delete(e);
-		return NULL;
-	}
-	cJSON_AddStringToObject(e, "type", type);
-	cJSON_AddStringToObject(e, "message", msg);
-	cJSON_AddStringToObject(e, "traceback", "");
-	cJSON_AddItemToObject(r, "error", e);
-	return result_finish(r, x, ms, limit, lost);
-}
-
 /* Empty the output pipes of what earlier code left there (a thread still printing, say). */
 static void drain_stale(sbx_local_box *s)
 {
-	stream dummy;
+	sbx_stream dummy;
 
-	stream_init(&dummy, 0, 0);
+	sbx_stream_init(&dummy, 0, 0);
 	pump(s, s->out_fd, &dummy, 64);
-	stream_init(&dummy, 0, 0);
+	sbx_stream_init(&dummy, 0, 0);
 	pump(s, s->err_fd, &dummy, 64);
 }
 
@@ -1309,7 +1022,7 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 	const sbx_limits *L = &s->b->lim;
 	char msg[300], how[160];
 	const char *limit = NULL;
-	cJSON *req, *lim, *reply = NULL, *res = NULL;
+	cJSON *reply = NULL, *res = NULL;
 	long long id;
 	int64_t t0;
 	int rc;
@@ -1317,43 +1030,29 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 
 	/* A reply larger than the limits allow is read and dropped, never held. */
 	xfer_init(&x, 1, L,
-	          sbx_result_frame_max(L) < MAX_FRAME ? sbx_result_frame_max(L) : MAX_FRAME);
+	          sbx_result_frame_max(L) < SBX_FRAME_MAX ? sbx_result_frame_max(L)
+	                                                  : SBX_FRAME_MAX);
 	if (!code)
 		code = "";
 	if (mk_utf8_valid_prefix((const unsigned char *)code, strlen(code)) != strlen(code)) {
-		res = host_result("ValueError", "the code is not valid UTF-8 and was not run", &x,
-		                  0, NULL, 0);
+		res = sbx_result_host("ValueError", "the code is not valid UTF-8 and was not run",
+		                      &x.out, &x.err, 0, NULL, 0);
 		xfer_release(&x);
 		return res;
 	}
 	if (s->dead) {
-		res = host_result("SandboxExited",
-		                  "the sandbox is no longer running; the session was reset", &x, 0,
-		                  NULL, 1);
+		res = sbx_result_host("SandboxExited",
+		                      "the sandbox is no longer running; the session was reset",
+		                      &x.out, &x.err, 0, NULL, 1);
 		xfer_release(&x);
 		return res;
 	}
 	drain_stale(s);
 	id = ++s->next_id;
-	req = cJSON_CreateObject();
-	cJSON_AddStringToObject(req, "t", "exec");
-	cJSON_AddNumberToObject(req, "id", (double)id);
-	cJSON_AddStringToObject(req, "code", code);
-	cJSON_AddNumberToObject(req, "cpu_s", (double)L->cpu_s);
-	lim = cJSON_AddObjectToObject(req, "limits");
-	cJSON_AddNumberToObject(lim, "table_rows", (double)L->table_rows);
-	cJSON_AddNumberToObject(lim, "table_cols", (double)L->table_cols);
-	cJSON_AddNumberToObject(lim, "value_bytes", (double)L->value_bytes);
-	cJSON_AddNumberToObject(lim, "figure_bytes", (double)L->figure_bytes);
-	cJSON_AddNumberToObject(lim, "image_bytes", (double)L->image_bytes);
-	cJSON_AddNumberToObject(lim, "artifact_bytes", (double)L->artifact_bytes);
-	cJSON_AddNumberToObject(lim, "artifacts_total", (double)L->artifacts_total);
-	cJSON_AddNumberToObject(lim, "max_items", (double)L->max_items);
-	x.req = frame_of(req, &x.req_len);
-	cJSON_Delete(req);
+	x.req = sbx_frame_exec(id, code, L, &x.req_len);
 	if (!x.req) {
-		res = host_result("MemoryError", "the code is too large to send to the sandbox", &x,
-		                  0, NULL, 0);
+		res = sbx_result_host("MemoryError", "the code is too large to send to the sandbox",
+		                      &x.out, &x.err, 0, NULL, 0);
 		xfer_release(&x);
 		return res;
 	}
@@ -1370,7 +1069,7 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 			rc = X_MEMORY;
 		if (rc != X_REPLY)
 			break;
-		reply = frame_json(&x);
+		reply = sbx_frame_rx_json(&x.rx, x.why, sizeof(x.why));
 		if (reply && mk_json_int(reply, "id", &rid) == 0 && rid < id) {
 			/*
 			 * An earlier request's reply, late: code that wrote a reply of
@@ -1379,8 +1078,7 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 			 */
 			cJSON_Delete(reply);
 			reply = NULL;
-			x.hdr_got = x.body_got = x.body_len = 0;
-			x.oversize = 0;
+			sbx_frame_rx_next(&x.rx);
 			continue;
 		}
 		if (!reply) {
@@ -1402,7 +1100,7 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 		/* What the code printed before the reply is in the pipes already. */
 		pump(s, s->out_fd, &x.out, 64);
 		pump(s, s->err_fd, &x.err, 64);
-		res = result_finish(res, &x, mk_mono_ms() - t0, NULL, 0);
+		res = sbx_result_finish(res, &x.out, &x.err, mk_mono_ms() - t0, NULL, 0);
 		xfer_release(&x);
 		return res;
 	}
@@ -1413,7 +1111,8 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 		snprintf(msg, sizeof(msg),
 		         "the code ran longer than %lld ms and was stopped; the session was reset",
 		         timeout_ms);
-		res = host_result("TimeoutError", msg, &x, mk_mono_ms() - t0, "wall_time", 1);
+		res = sbx_result_host("TimeoutError", msg, &x.out, &x.err, mk_mono_ms() - t0,
+		                      "wall_time", 1);
 		break;
 	case X_OUTPUT:
 		sandbox_stop(s, 0);
@@ -1422,7 +1121,8 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 		    "the code wrote more than %lld bytes of output and was stopped; the session "
 		    "was reset",
 		    L->output_kill_bytes);
-		res = host_result("OutputLimitError", msg, &x, mk_mono_ms() - t0, "output", 1);
+		res = sbx_result_host("OutputLimitError", msg, &x.out, &x.err, mk_mono_ms() - t0,
+		                      "output", 1);
 		break;
 	case X_MEMORY:
 		sandbox_stop(s, 0);
@@ -1430,7 +1130,8 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 		         "the sandbox's processes together used more than %lld bytes of memory and "
 		         "were stopped; the session was reset",
 		         L->memory_bytes);
-		res = host_result("MemoryError", msg, &x, mk_mono_ms() - t0, "memory", 1);
+		res = sbx_result_host("MemoryError", msg, &x.out, &x.err, mk_mono_ms() - t0,
+		                      "memory", 1);
 		break;
 	case X_EXITED:
 		sandbox_stop(s, EXIT_GRACE_MS);
@@ -1441,7 +1142,8 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 		    msg, sizeof(msg),
 		    "the Python session ended while running the code (%s); the session was reset",
 		    how);
-		res = host_result("SandboxExited", msg, &x, mk_mono_ms() - t0, limit, 1);
+		res = sbx_result_host("SandboxExited", msg, &x.out, &x.err, mk_mono_ms() - t0,
+		                      limit, 1);
 		break;
 	default:
 		sandbox_stop(s, 0);
@@ -1449,7 +1151,8 @@ static cJSON *local_exec(sbx *base, const char *code, long long timeout_ms)
 		    msg, sizeof(msg),
 		    "the sandbox broke the protocol (%s) and was stopped; the session was reset",
 		    x.why);
-		res = host_result("SandboxError", msg, &x, mk_mono_ms() - t0, NULL, 1);
+		res = sbx_result_host("SandboxError", msg, &x.out, &x.err, mk_mono_ms() - t0, NULL,
+		                      1);
 		break;
 	}
 	MK_INFO("EXEC-SBX-LOST", NULL, "sandbox %d lost during an execution: %s", (int)s->pid,
@@ -1483,12 +1186,13 @@ static cJSON *call(sbx_local_box *s, const char *op, unsigned char *frame, size_
 	if (oversize)
 		*oversize = 0;
 	rc = xfer_run(s, &x, mk_mono_ms() + CALL_TIMEOUT_MS);
-	if (rc == X_REPLY && x.oversize && oversize) {
+	if (rc == X_REPLY && x.rx.oversize && oversize) {
 		*oversize = 1;
 		xfer_release(&x);
 		return NULL;
 	}
-	if (rc == X_REPLY && !x.oversize && (reply = frame_json(&x))) {
+	if (rc == X_REPLY && !x.rx.oversize &&
+	    (reply = sbx_frame_rx_json(&x.rx, x.why, sizeof(x.why)))) {
 		const char *t = mk_json_str(reply, "t");
 
 		if (mk_json_int(reply, "id", &rid) != 0 || rid != id) {
@@ -1509,8 +1213,8 @@ static cJSON *call(sbx_local_box *s, const char *op, unsigned char *frame, size_
 		}
 		cJSON_Delete(reply);
 		reply = NULL;
-	} else if (rc == X_REPLY && x.oversize) {
-		snprintf(x.why, sizeof(x.why), "a reply of %zu bytes", x.body_len);
+	} else if (rc == X_REPLY && x.rx.oversize) {
+		snprintf(x.why, sizeof(x.why), "a reply of %zu bytes", x.rx.body_len);
 	}
 	sandbox_stop(s, 0);
 	if (rc == X_TIMEOUT)
@@ -1530,11 +1234,10 @@ static int local_put(sbx *base, const char *path, const void *data, size_t len, 
                      size_t errlen)
 {
 	sbx_local_box *s = (sbx_local_box *)base;
-	size_t b64, head, n;
-	cJSON *jpath, *reply;
-	char *qpath, prefix[128];
 	unsigned char *f;
+	cJSON *reply;
 	long long id;
+	size_t n;
 
 	if (!path_ok(path)) {
 		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
@@ -1544,39 +1247,18 @@ static int local_put(sbx *base, const char *path, const void *data, size_t len, 
 		mk_errf(err, errlen, "sandbox is no longer running");
 		return -1;
 	}
-	if (len > (MAX_FRAME - 4096 - strlen(path) * 6) / 4 * 3) {
+	if (len > sbx_frame_put_max(path)) {
 		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
 		        len);
 		return -1;
 	}
-	/* Built by hand: the data goes straight into the frame, without a JSON copy of it. */
-	jpath = cJSON_CreateString(path);
-	qpath = jpath ? cJSON_PrintUnformatted(jpath) : NULL;
-	cJSON_Delete(jpath);
-	if (!qpath) {
-		mk_errf(err, errlen, "out of memory");
-		return -1;
-	}
 	id = ++s->next_id;
-	snprintf(prefix, sizeof(prefix), "{\"t\":\"put\",\"id\":%lld,\"path\":", id);
-	b64 = (len + 2) / 3 * 4;
-	head = strlen(prefix) + strlen(qpath) + strlen(",\"data_b64\":\"");
-	n = head + b64 + 2;
-	f = malloc(4 + n + 1);
+	f = sbx_frame_put(id, path, data, len, &n);
 	if (!f) {
-		free(qpath);
 		mk_errf(err, errlen, "out of memory");
 		return -1;
 	}
-	snprintf((char *)f + 4, head + 1, "%s%s,\"data_b64\":\"", prefix, qpath);
-	free(qpath);
-	EVP_EncodeBlock(f + 4 + head, data, (int)len);
-	memcpy(f + 4 + head + b64, "\"}", 2);
-	f[0] = (unsigned char)(n >> 24);
-	f[1] = (unsigned char)(n >> 16);
-	f[2] = (unsigned char)(n >> 8);
-	f[3] = (unsigned char)n;
-	reply = call(s, "put", f, 4 + n, id, "ok", 1 << 16, NULL, err, errlen);
+	reply = call(s, "put", f, n, id, "ok", 1 << 16, NULL, err, errlen);
 	if (!reply)
 		return -1;
 	cJSON_Delete(reply);
@@ -1586,7 +1268,7 @@ static int local_put(sbx *base, const char *path, const void *data, size_t len, 
 static int local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t errlen)
 {
 	sbx_local_box *s = (sbx_local_box *)base;
-	size_t frame_max = MAX_FRAME, room, b64len, n;
+	size_t frame_max = SBX_FRAME_MAX, room, b64len, n;
 	unsigned char *f, *data;
 	const char *b64;
 	cJSON *req, *reply;
@@ -1602,14 +1284,14 @@ static int local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t
 		return -1;
 	}
 	room = out->max ? out->max - out->len : SIZE_MAX;
-	if (room < (MAX_FRAME - 4096) / 4 * 3)
+	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
 		frame_max = room / 3 * 4 + 4096 + strlen(path) * 6;
 	id = ++s->next_id;
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "t", "get");
 	cJSON_AddNumberToObject(req, "id", (double)id);
 	cJSON_AddStringToObject(req, "path", path);
-	f = frame_of(req, &n);
+	f = sbx_frame_encode(req, &n);
 	cJSON_Delete(req);
 	if (!f) {
 		mk_errf(err, errlen, "out of memory");
@@ -1668,7 +1350,7 @@ static cJSON *local_list(sbx *base, char *err, size_t errlen)
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "t", "list");
 	cJSON_AddNumberToObject(req, "id", (double)id);
-	f = frame_of(req, &n);
+	f = sbx_frame_encode(req, &n);
 	cJSON_Delete(req);
 	if (!f) {
 		mk_errf(err, errlen, "out of memory");
@@ -1730,37 +1412,12 @@ static void box_free(sbx_local_box *s)
 
 /* ---- start-up --------------------------------------------------------------- */
 
-/* The end of a start-up's stderr, on one line, for a message. */
-static void stderr_tail(const stream *st, char *buf, size_t len)
-{
-	const char *d = st->kept.data ? st->kept.data : "";
-	size_t n = st->kept.len, from;
-	char *t;
-
-	while (n > 0 && (d[n - 1] == '\n' || d[n - 1] == ' '))
-		n--;
-	from = n > DETAIL_MAX ? n - DETAIL_MAX : 0;
-	/* Start at a line when the tail is cut, so the message begins with a whole line. */
-	if (from > 0) {
-		const char *nl = memchr(d + from, '\n', n - from);
-
-		if (nl)
-			from = (size_t)(nl + 1 - d);
-	}
-	t = clean_text(d + from, n - from, NULL);
-	snprintf(buf, len, "%s", t ? t : "");
-	free(t);
-	for (char *p = buf; *p; p++)
-		if (*p == '\n' || *p == '\t')
-			*p = ' ';
-}
-
 /* Wait for the driver's ready frame. 0, or -1 with err (the sandbox is then stopped). */
 static int wait_ready(sbx_local_box *s, char *err, size_t errlen)
 {
 	const sbx_limits *L = &s->b->lim;
 	long long ms = L->start_timeout_ms > 0 ? L->start_timeout_ms : 60000;
-	char detail[DETAIL_MAX + 64], how[160];
+	char detail[SBX_STREAM_TAIL + 64], how[160];
 	const char *limit, *t, *py;
 	cJSON *ready = NULL;
 	xfer x;
@@ -1768,9 +1425,9 @@ static int wait_ready(sbx_local_box *s, char *err, size_t errlen)
 
 	xfer_init(&x, 0, L, 1 << 16);
 	/* Keep stderr (not stdout): it says why a start failed. */
-	stream_init(&x.err, 1, START_ERR_KEEP);
+	sbx_stream_init(&x.err, 1, START_ERR_KEEP);
 	rc = xfer_run(s, &x, mk_mono_ms() + ms);
-	if (rc == X_REPLY && (ready = frame_json(&x))) {
+	if (rc == X_REPLY && (ready = sbx_frame_rx_json(&x.rx, x.why, sizeof(x.why)))) {
 		t = mk_json_str(ready, "t");
 		if (strcmp(t, "ready") == 0) {
 			py = mk_json_str(ready, "python");
@@ -1798,7 +1455,7 @@ static int wait_ready(sbx_local_box *s, char *err, size_t errlen)
 		rc = X_BAD;
 	sandbox_stop(s, rc == X_EXITED ? EXIT_GRACE_MS : 0);
 	pump(s, s->err_fd, &x.err, 64);
-	stderr_tail(&x.err, detail, sizeof(detail));
+	sbx_stream_tail(&x.err, detail, sizeof(detail));
 	if (rc == X_TIMEOUT) {
 		mk_errf(err, errlen, "sandbox was not ready within %lld ms (preload '%s')%s%s", ms,
 		        s->b->preload, *detail ? ": " : "", detail);

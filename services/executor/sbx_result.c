@@ -1,6 +1,7 @@
 /*
- * sbx_result.c - the host's own limits on a sandbox's result (see
- * sbx_result.h). Nothing the sandbox sends is trusted to be within them.
+ * sbx_result.c - the host's own limits on a sandbox's result, and the
+ * fields it adds (see sbx_result.h). Nothing the sandbox sends is trusted
+ * to be within them.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -401,4 +402,63 @@ void sbx_result_enforce(cJSON *r, const sbx_limits *L)
 		cJSON_AddItemToObject(r, "notes", notes);
 	else
 		cJSON_Delete(notes);
+}
+
+/* ---- the host's fields ------------------------------------------------------ */
+
+static void obj_set(cJSON *o, const char *name, cJSON *v)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+	cJSON_AddItemToObject(o, name, v);
+}
+
+static void obj_default(cJSON *o, const char *name, cJSON *v)
+{
+	if (cJSON_GetObjectItemCaseSensitive(o, name))
+		cJSON_Delete(v);
+	else
+		cJSON_AddItemToObject(o, name, v);
+}
+
+cJSON *sbx_result_finish(cJSON *r, const sbx_stream *out, const sbx_stream *err, long long ms,
+                         const char *limit, int lost)
+{
+	int cut;
+
+	if (!r)
+		return NULL;
+	obj_default(r, "error", cJSON_CreateNull());
+	obj_default(r, "value", cJSON_CreateNull());
+	obj_default(r, "tables", cJSON_CreateArray());
+	obj_default(r, "figures", cJSON_CreateArray());
+	obj_default(r, "images", cJSON_CreateArray());
+	obj_default(r, "artifacts", cJSON_CreateArray());
+	obj_set(r, "stdout", sbx_stream_json(out, &cut));
+	obj_set(r, "stdout_truncated", cJSON_CreateBool(cut));
+	obj_set(r, "stderr", sbx_stream_json(err, &cut));
+	obj_set(r, "stderr_truncated", cJSON_CreateBool(cut));
+	obj_set(r, "duration_ms", cJSON_CreateNumber((double)ms));
+	if (limit)
+		obj_set(r, "limit", cJSON_CreateString(limit));
+	else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r, "limit")))
+		obj_set(r, "limit", cJSON_CreateNull());
+	obj_set(r, "session_lost", cJSON_CreateBool(lost));
+	return r;
+}
+
+cJSON *sbx_result_host(const char *type, const char *msg, const sbx_stream *out,
+                       const sbx_stream *err, long long ms, const char *limit, int lost)
+{
+	cJSON *r = cJSON_CreateObject(), *e = cJSON_CreateObject();
+
+	if (!r || !e) {
+		cJSON_Delete(r);
+		cJSON_Delete(e);
+		return NULL;
+	}
+	cJSON_AddStringToObject(e, "type", type);
+	cJSON_AddStringToObject(e, "message", msg);
+	cJSON_AddStringToObject(e, "traceback", "");
+	cJSON_AddItemToObject(r, "error", e);
+	return sbx_result_finish(r, out, err, ms, limit, lost);
 }
