@@ -4,8 +4,9 @@
  * backend's and a sandbox's structs, and the calls between its files.
  *
  *   sbx_local.c     the backend: its settings checked, the table of
- *                   operations, a sandbox's start-up, requests, liveness
- *                   and end, the memory watch
+ *                   operations, a sandbox made and freed, its liveness,
+ *                   the memory watch
+ *   sbx_local_run.c requests to the driver: ready, exec, put, get, list
  *   sbx_spawn.c     the bwrap command line and rlimits, the spawner
  *                   thread, uid slots, starting a sandbox's processes
  *   sbx_stop.c      the sandbox's init, stopping and reaping a sandbox,
@@ -47,6 +48,7 @@
 #endif
 
 #define MAX_SLOTS        1024 /* concurrent sandboxes with their own uid */
+#define MEM_CHECK_MS     100  /* how often a running sandbox's memory is checked */
 #define INFO_MAX         2048 /* bwrap's --info-fd JSON */
 #define IOBUF            (64 << 10)
 #define SBX_LOCAL_NTMPFS 3 /* /workspace, /tmp, /dev/shm */
@@ -54,7 +56,7 @@
 typedef struct sbx_local sbx_local;
 typedef struct sbx_local_box sbx_local_box;
 
-struct spawn;
+struct spawn; /* one fork handed to the spawner thread (sbx_spawn.c) */
 
 struct sbx_local {
 	sbx_backend base; /* ops: the local table (sbx_local.c) */
@@ -81,7 +83,7 @@ struct sbx_local {
 	pthread_mutex_t mu; /* guards slot_used, job, stop */
 	pthread_cond_t cv;
 	unsigned char slot_used[MAX_SLOTS];
-	struct spawn *job; /* handed to the spawner thread (sbx_spawn.c) */
+	struct spawn *job;
 	int stop;
 	pthread_t spawner;
 	int spawner_started;
@@ -122,6 +124,25 @@ static inline void sbx_local_close_fd(int *fd)
 		close(*fd);
 	*fd = -1;
 }
+
+/* ---- sbx_local.c */
+
+/*
+ * 1 when the sandbox holds more than the memory limit: with a cgroup, when
+ * the kernel had to OOM-kill inside it; without one, when its processes
+ * and tmpfs files together hold more than the limit (then the next check
+ * is due MEM_CHECK_MS later, in s->mem_check).
+ */
+int sbx_local_memory_over(sbx_local_box *s);
+
+/* ---- sbx_local_run.c: the operations of sbx.h that talk to the driver */
+
+/* Wait for the driver's ready frame. 0, or -1 with err (the sandbox is then stopped). */
+int sbx_local_ready(sbx_local_box *s, char *err, size_t errlen);
+cJSON *sbx_local_exec(sbx *s, const char *code, long long timeout_ms);
+int sbx_local_put(sbx *s, const char *path, const void *data, size_t len, char *err, size_t errlen);
+int sbx_local_get(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen);
+cJSON *sbx_local_list(sbx *s, char *err, size_t errlen);
 
 /* ---- sbx_spawn.c */
 
