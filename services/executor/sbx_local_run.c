@@ -173,7 +173,7 @@ cJSON *sbx_local_exec(sbx *base, const char *code, long long timeout_ms)
 	sbx_local_box *s = (sbx_local_box *)base;
 	const sbx_limits *L = &s->b->lim;
 	char msg[300], how[160];
-	const char *limit = NULL;
+	const char *limit = NULL, *type;
 	cJSON *reply = NULL, *res = NULL;
 	long long id;
 	int64_t t0;
@@ -257,56 +257,51 @@ cJSON *sbx_local_exec(sbx *base, const char *code, long long timeout_ms)
 		return res;
 	}
 
+	sbx_local_stop(s, rc == X_EXITED ? EXIT_GRACE_MS : 0);
 	switch (rc) {
 	case X_TIMEOUT:
-		sbx_local_stop(s, 0);
+		type = "TimeoutError";
+		limit = "wall_time";
 		snprintf(msg, sizeof(msg),
 		         "the code ran longer than %lld ms and was stopped; the session was reset",
 		         timeout_ms);
-		res = sbx_result_host("TimeoutError", msg, &x.out, &x.err, mk_mono_ms() - t0,
-		                      "wall_time", 1);
 		break;
 	case X_OUTPUT:
-		sbx_local_stop(s, 0);
+		type = "OutputLimitError";
+		limit = "output";
 		snprintf(
 		    msg, sizeof(msg),
 		    "the code wrote more than %lld bytes of output and was stopped; the session "
 		    "was reset",
 		    L->output_kill_bytes);
-		res = sbx_result_host("OutputLimitError", msg, &x.out, &x.err, mk_mono_ms() - t0,
-		                      "output", 1);
 		break;
 	case X_MEMORY:
-		sbx_local_stop(s, 0);
+		type = "MemoryError";
+		limit = "memory";
 		snprintf(msg, sizeof(msg),
 		         "the sandbox's processes together used more than %lld bytes of memory and "
 		         "were stopped; the session was reset",
 		         L->memory_bytes);
-		res = sbx_result_host("MemoryError", msg, &x.out, &x.err, mk_mono_ms() - t0,
-		                      "memory", 1);
 		break;
 	case X_EXITED:
-		sbx_local_stop(s, EXIT_GRACE_MS);
 		pump(s, s->out_fd, &x.out, 64);
 		pump(s, s->err_fd, &x.err, 64);
+		type = "SandboxExited";
 		sbx_local_death_text(s, how, sizeof(how), &limit);
 		snprintf(
 		    msg, sizeof(msg),
 		    "the Python session ended while running the code (%s); the session was reset",
 		    how);
-		res = sbx_result_host("SandboxExited", msg, &x.out, &x.err, mk_mono_ms() - t0,
-		                      limit, 1);
 		break;
 	default:
-		sbx_local_stop(s, 0);
+		type = "SandboxError";
 		snprintf(
 		    msg, sizeof(msg),
 		    "the sandbox broke the protocol (%s) and was stopped; the session was reset",
 		    x.why);
-		res = sbx_result_host("SandboxError", msg, &x.out, &x.err, mk_mono_ms() - t0, NULL,
-		                      1);
 		break;
 	}
+	res = sbx_result_host(type, msg, &x.out, &x.err, mk_mono_ms() - t0, limit, 1);
 	MK_INFO("EXEC-SBX-LOST", NULL, "sandbox %d lost during an execution: %s", (int)s->pid,
 	        rc == X_TIMEOUT  ? "wall-clock timeout"
 	        : rc == X_OUTPUT ? "output limit"
@@ -403,6 +398,20 @@ static int path_ok(const char *path)
 	return 1;
 }
 
+/* A path to ask for, of a sandbox that runs: 0, or -1 with err. */
+static int file_request_ok(const sbx_local_box *s, const char *path, char *err, size_t errlen)
+{
+	if (!path_ok(path)) {
+		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
+		return -1;
+	}
+	if (s->dead) {
+		mk_errf(err, errlen, "sandbox is no longer running");
+		return -1;
+	}
+	return 0;
+}
+
 int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, char *err,
                   size_t errlen)
 {
@@ -412,14 +421,8 @@ int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, cha
 	long long id;
 	size_t n;
 
-	if (!path_ok(path)) {
-		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
+	if (file_request_ok(s, path, err, errlen) != 0)
 		return -1;
-	}
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return -1;
-	}
 	if (len > sbx_frame_put_max(path)) {
 		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
 		        len);
@@ -448,14 +451,8 @@ int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t er
 	long long id, bytes;
 	int oversize, dn;
 
-	if (!path_ok(path)) {
-		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
+	if (file_request_ok(s, path, err, errlen) != 0)
 		return -1;
-	}
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return -1;
-	}
 	room = out->max ? out->max - out->len : SIZE_MAX;
 	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
 		frame_max = room / 3 * 4 + 4096 + strlen(path) * 6;
