@@ -17,8 +17,11 @@
  * Files: exec_router.c (the router), exec_worker.c (a worker's link to the
  * router), exec_sessions.c (sessions and the warm pool), exec_ops.c (the
  * exec.* handlers and their records), exec_uploads.c (the files users
- * upload, and attaching them to a chat), sbx.h (the sandbox interface) with
- * sbx_local.c (bubblewrap).
+ * upload, and attaching them to a chat), sbx.h (the sandbox interface, a
+ * table of operations per backend, chosen in sbx.c) with the local backend
+ * (bubblewrap: sbx_local.c and the files sbx_local_int.h names), and what
+ * every backend shares: sbx_frame.c (the driver's frames, a run's output)
+ * and sbx_result.c (the host's hold on a result).
  */
 #ifndef EXECUTOR_H
 #define EXECUTOR_H

@@ -1,6 +1,7 @@
 /*
- * sandbox_test.c - the local sandbox backend (services/executor/sbx_local.c)
- * with real bubblewrap and the real embedded driver.
+ * sandbox_test.c - the local sandbox backend (services/executor/sbx_local.c
+ * and the files it is made of) with real bubblewrap and the real embedded
+ * driver.
  *
  * Each test makes its own backend (one per forked test process: the
  * backend's spawner thread does not survive a fork). Its limits are small
