@@ -15,6 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -326,11 +330,31 @@ void mk_rpc_server_free(mk_rpc_server *s)
 
 /* ------------------------------------------------------------------ client */
 
+#define DIAL_MAX 64 /* addresses of one service dialled at once */
+
+typedef struct {
+	char url[320];
+	nng_dialer d;
+} dial;
+
 struct mk_rpc_client {
 	nng_socket sock;
 	mk_seal_key key;
 	char *url;
 	atomic_int pipes; /* connected pipes; 0 means the peer is down */
+	/* tcp://NAME:PORT: every address NAME resolves to is dialled, and kept so */
+	char host[256], port[16];
+	mk_rpc_resolver resolve;
+	void *resolve_ud;
+	long long refresh_ms;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop, threaded;
+	pthread_t th;
+	dial dials[DIAL_MAX];
+	int ndials;
+	nng_dialer by_name; /* the name itself, while it resolves to nothing */
+	int has_by_name;
 };
 
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -344,8 +368,126 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 		atomic_fetch_sub(&c->pipes, 1);
 }
 
+int mk_rpc_resolve_dns(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *a;
+	int n = 0;
+
+	(void)ud;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		return -1;
+	for (a = res; a && n < max; a = a->ai_next) {
+		char text[MK_RPC_ADDR_MAX];
+		const void *in = a->ai_family == AF_INET
+		                     ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+		                     : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+		int dup = 0;
+
+		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+		    !inet_ntop(a->ai_family, in, text, sizeof(text)))
+			continue;
+		for (int i = 0; i < n; i++)
+			dup |= strcmp(addrs[i], text) == 0;
+		if (!dup)
+			snprintf(addrs[n++], MK_RPC_ADDR_MAX, "%s", text);
+	}
+	freeaddrinfo(res);
+	return n;
+}
+
+/* Dial what the name resolves to now; drop what it no longer does. Under c->mu. */
+static void redial(mk_rpc_client *c)
+{
+	char addrs[DIAL_MAX][MK_RPC_ADDR_MAX], url[320];
+	int n = c->resolve(c->resolve_ud, c->host, addrs, DIAL_MAX), i, j;
+
+	if (n <= 0) {
+		/* Nothing (yet): NNG dials the name itself and keeps trying. */
+		if (c->ndials == 0 && !c->has_by_name &&
+		    nng_dial(c->sock, c->url, &c->by_name, NNG_FLAG_NONBLOCK) == 0)
+			c->has_by_name = 1;
+		return;
+	}
+	for (i = 0; i < c->ndials;) {
+		for (j = 0; j < n; j++) {
+			snprintf(url, sizeof(url), strchr(addrs[j], ':') ? "tcp://[%s]:%s" : "tcp://%s:%s",
+			         addrs[j], c->port);
+			if (strcmp(url, c->dials[i].url) == 0)
+				break;
+		}
+		if (j < n) {
+			i++;
+			continue;
+		}
+		MK_INFO("RPC-PEER-GONE", NULL, "%s no longer resolves to %s", c->url, c->dials[i].url);
+		nng_dialer_close(c->dials[i].d);
+		c->dials[i] = c->dials[--c->ndials];
+	}
+	for (j = 0; j < n && c->ndials < DIAL_MAX; j++) {
+		snprintf(url, sizeof(url), strchr(addrs[j], ':') ? "tcp://[%s]:%s" : "tcp://%s:%s",
+		         addrs[j], c->port);
+		for (i = 0; i < c->ndials && strcmp(c->dials[i].url, url) != 0; i++)
+			;
+		if (i < c->ndials)
+			continue;
+		if (nng_dial(c->sock, url, &c->dials[c->ndials].d, NNG_FLAG_NONBLOCK) != 0)
+			continue;
+		snprintf(c->dials[c->ndials++].url, sizeof(c->dials[0].url), "%s", url);
+		MK_DEBUG("RPC-PEER", NULL, "%s: dialling %s", c->url, url);
+	}
+	if (c->has_by_name && c->ndials > 0) {
+		nng_dialer_close(c->by_name);
+		c->has_by_name = 0;
+	}
+}
+
+static void *refresh_main(void *arg)
+{
+	mk_rpc_client *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	while (!c->stop) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)(c->refresh_ms / 1000);
+		until.tv_nsec += (long)(c->refresh_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &until);
+		if (!c->stop)
+			redial(c);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* "tcp://NAME:PORT" with NAME not an address: *c gets the parts; 1, else 0. */
+static int named_tcp(mk_rpc_client *c, const char *url)
+{
+	const char *h = url + 6, *colon = strrchr(url, ':');
+	struct in_addr a4;
+
+	if (strncmp(url, "tcp://", 6) != 0 || *h == '[' || !colon || colon <= h ||
+	    (size_t)(colon - h) >= sizeof(c->host) || strlen(colon + 1) >= sizeof(c->port))
+		return 0;
+	snprintf(c->host, sizeof(c->host), "%.*s", (int)(colon - h), h);
+	snprintf(c->port, sizeof(c->port), "%s", colon + 1);
+	return inet_pton(AF_INET, c->host, &a4) != 1 && strcmp(c->host, "*") != 0;
+}
+
 mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_key *key, char *err,
                                  size_t errlen)
+{
+	return mk_rpc_client_new_resolving(url, max_msg, key, NULL, NULL, 0, err, errlen);
+}
+
+mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg,
+                                           const mk_seal_key *key, mk_rpc_resolver resolve,
+                                           void *ud, long long refresh_ms, char *err,
+                                           size_t errlen)
 {
 	mk_rpc_client *c = calloc(1, sizeof(*c));
 	int rv;
@@ -356,11 +498,14 @@ mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_
 		return NULL;
 	}
 	c->key = *key;
+	c->resolve = resolve ? resolve : mk_rpc_resolve_dns;
+	c->resolve_ud = ud;
+	c->refresh_ms = refresh_ms > 0 ? refresh_ms : MK_RPC_REFRESH_MS;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		snprintf(err, errlen, "cannot open socket: %s", nng_strerror(rv));
-		free(c->url);
-		free(c);
-		return NULL;
+		goto fail;
 	}
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
 	                    (max_msg ? max_msg : 16 << 20) + MK_SEAL_LEN);
@@ -370,23 +515,52 @@ mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event, c);
 	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event, c);
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	if (named_tcp(c, url)) {
+		/* Every replica behind the name (a headless Service, a scaled compose service). */
+		pthread_mutex_lock(&c->mu);
+		redial(c);
+		pthread_mutex_unlock(&c->mu);
+		if (pthread_create(&c->th, NULL, refresh_main, c) != 0) {
+			snprintf(err, errlen, "cannot start the resolver of '%s'", url);
+			nng_close(c->sock);
+			goto fail;
+		}
+		c->threaded = 1;
+	} else if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		snprintf(err, errlen, "cannot dial '%s': %s", url, nng_strerror(rv));
 		nng_close(c->sock);
-		free(c->url);
-		free(c);
-		return NULL;
+		goto fail;
 	}
 	return c;
+fail:
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->url);
+	free(c);
+	return NULL;
 }
 
 void mk_rpc_client_free(mk_rpc_client *c)
 {
 	if (!c)
 		return;
+	if (c->threaded) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = 1;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->th, NULL);
+	}
 	nng_close(c->sock);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
 	free(c->url);
 	free(c);
+}
+
+int mk_rpc_client_peers(const mk_rpc_client *c)
+{
+	return atomic_load(&((mk_rpc_client *)c)->pipes);
 }
 
 const char *mk_rpc_client_url(const mk_rpc_client *c)

@@ -95,7 +95,27 @@ typedef struct mk_rpc_client mk_rpc_client;
  */
 mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_key *key, char *err,
                                  size_t errlen);
+/*
+ * A url of the form tcp://NAME:PORT, NAME not an address (a Kubernetes
+ * headless Service, a compose service scaled to N): every address NAME
+ * resolves to is dialled, so calls spread over every replica; the name is
+ * resolved again every refresh_ms, new replicas dialled and vanished ones
+ * dropped. While NAME resolves to nothing, NNG dials the name itself.
+ * resolve NULL: DNS (mk_rpc_resolve_dns); refresh_ms 0: MK_RPC_REFRESH_MS.
+ * mk_rpc_client_new is this with both defaults.
+ */
+#define MK_RPC_ADDR_MAX   64
+#define MK_RPC_REFRESH_MS 5000
+/* Numeric addresses (IPv4 or IPv6 text) of host, at most max; the count, or -1. */
+typedef int (*mk_rpc_resolver)(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max);
+int mk_rpc_resolve_dns(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max);
+mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg,
+                                           const mk_seal_key *key, mk_rpc_resolver resolve,
+                                           void *ud, long long refresh_ms, char *err,
+                                           size_t errlen);
 void mk_rpc_client_free(mk_rpc_client *c); /* NULL ok */
+/* Connections up now: the replicas of the peer this client reaches. */
+int mk_rpc_client_peers(const mk_rpc_client *c);
 const char *mk_rpc_client_url(const mk_rpc_client *c);
 
 /* The outcome of a call. Release with mk_rpc_result_release. */

@@ -78,6 +78,8 @@ static void readyz(gw_req *r)
 		s = cJSON_AddObjectToObject(svcs, gw_service_names[i]);
 		cJSON_AddBoolToObject(s, "ready", ok);
 		cJSON_AddNumberToObject(s, "ms", (double)jobs[i].ms);
+		/* Connections to the service's replicas (every address its name resolves to). */
+		cJSON_AddNumberToObject(s, "replicas", mk_rpc_client_peers(r->gw->svc[i]));
 		if (db)
 			cJSON_AddStringToObject(s, "db", db);
 		if (jobs[i].res.err ==

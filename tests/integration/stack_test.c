@@ -53,8 +53,15 @@ START_TEST(test_readyz_lists_five_ready_services)
 	for (i = 0; i < 5; i++) {
 		const cJSON *s = cJSON_GetObjectItemCaseSensitive(svcs, names[i]);
 
+		long long replicas = -1;
+
 		ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "ready")),
 		              "%s not ready", names[i]);
+		/* One process of each behind the gateway: one replica connected. */
+		if (i > 0) {
+			ck_assert_int_eq(mk_json_int(s, "replicas", &replicas), 0);
+			ck_assert_int_eq(replicas, 1);
+		}
 	}
 	mt_resp_release(&r);
 }

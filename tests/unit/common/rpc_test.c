@@ -408,6 +408,118 @@ START_TEST(test_a_reply_not_sealed_with_the_bus_key_is_not_taken)
 }
 END_TEST
 
+
+/* A name whose addresses the test sets: 127.0.0.1 and 127.0.0.2 are both loopback. */
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+static int names_n;
+
+static int fake_resolve(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max)
+{
+	int n;
+
+	(void)ud;
+	ck_assert_str_eq(host, "replicas.test");
+	pthread_mutex_lock(&names_mu);
+	n = names_n < max ? names_n : max;
+	for (int i = 0; i < n; i++)
+		snprintf(addrs[i], MK_RPC_ADDR_MAX, "127.0.0.%d", i + 1);
+	pthread_mutex_unlock(&names_mu);
+	return n;
+}
+
+static mk_rpc_server *serve_as(const char *name, const char *at)
+{
+	mk_rpc_server_opts o = {
+	    .service = name, .url = at, .workers = 2, .key = mt_bus_key(), .handler = no_ops};
+	mk_rpc_server *s = NULL;
+	char err[256];
+
+	ck_assert_msg(mk_rpc_server_start(&o, &s, err, sizeof(err)) == 0, "%s", err);
+	return s;
+}
+
+/* Which servers answer 40 pings: bit 1 "a", bit 2 "b". */
+static int who_answers(mk_rpc_client *c)
+{
+	int seen = 0;
+
+	for (int i = 0; i < 40; i++) {
+		mk_rpc_result res;
+
+		if (mk_rpc_call(c, MK_OP_SYS_PING, "who", NULL, NULL, 30000, &res) == MK_OK) {
+			const char *svc = mk_json_str(res.body, "service");
+
+			seen |= strcmp(svc, "a") == 0 ? 1 : strcmp(svc, "b") == 0 ? 2 : 4;
+		}
+		mk_rpc_result_release(&res);
+	}
+	return seen;
+}
+
+static void wait_peers(mk_rpc_client *c, int n)
+{
+	int64_t until = mk_mono_ms() + 60000;
+
+	while (mk_rpc_client_peers(c) != n && mk_mono_ms() < until)
+		mk_sleep_ms(20);
+	ck_assert_int_eq(mk_rpc_client_peers(c), n);
+}
+
+START_TEST(test_a_name_with_two_addresses_reaches_both_replicas_and_follows_the_name)
+{
+	int port = mt_free_port();
+	char at1[64], at2[64], named[64], err[256];
+	mk_rpc_server *a, *b;
+	mk_rpc_client *c;
+
+	snprintf(at1, sizeof(at1), "tcp://127.0.0.1:%d", port);
+	snprintf(at2, sizeof(at2), "tcp://127.0.0.2:%d", port);
+	snprintf(named, sizeof(named), "tcp://replicas.test:%d", port);
+	a = serve_as("a", at1);
+	b = serve_as("b", at2);
+	names_n = 2;
+	c = mk_rpc_client_new_resolving(named, 1 << 20, mt_bus_key(), fake_resolve, NULL, 50, err,
+	                                sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	wait_peers(c, 2);
+	ck_assert_int_eq(who_answers(c), 3);
+	/* The name loses an address: that replica is dropped, the other still serves. */
+	pthread_mutex_lock(&names_mu);
+	names_n = 1;
+	pthread_mutex_unlock(&names_mu);
+	wait_peers(c, 1);
+	ck_assert_int_eq(who_answers(c), 1);
+	/* And gains it back. */
+	pthread_mutex_lock(&names_mu);
+	names_n = 2;
+	pthread_mutex_unlock(&names_mu);
+	wait_peers(c, 2);
+	ck_assert_int_eq(who_answers(c), 3);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(a);
+	mk_rpc_server_free(b);
+}
+END_TEST
+
+START_TEST(test_a_name_that_resolves_through_dns_is_dialled)
+{
+	char named[64], err[256];
+	mk_rpc_server *s = serve(2);
+	mk_rpc_client *c;
+	mk_rpc_result res;
+
+	/* url is tcp://127.0.0.1:PORT; the same port by name. */
+	snprintf(named, sizeof(named), "tcp://localhost:%s", strrchr(url, ':') + 1);
+	c = mk_rpc_client_new(named, 1 << 20, mt_bus_key(), err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	wait_peers(c, 1);
+	ck_assert_int_eq(mk_rpc_call(c, MK_OP_SYS_PING, "dns", NULL, NULL, 30000, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	mk_rpc_client_free(c);
+	mk_rpc_server_free(s);
+}
+END_TEST
+
 START_TEST(test_a_second_server_on_a_used_address_fails_cleanly)
 {
 	mk_rpc_server *s = serve(1), *s2 = NULL;
@@ -439,6 +551,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_client_with_another_bus_key_is_refused_before_any_handler_runs);
 	tcase_add_test(tc, test_an_unsealed_request_with_a_forged_caller_gets_only_a_refusal);
 	tcase_add_test(tc, test_a_reply_not_sealed_with_the_bus_key_is_not_taken);
+	tcase_add_test(tc, test_a_name_with_two_addresses_reaches_both_replicas_and_follows_the_name);
+	tcase_add_test(tc, test_a_name_that_resolves_through_dns_is_dialled);
 	suite_add_tcase(s, tc);
 	return s;
 }
