@@ -378,9 +378,10 @@ int mk_rpc_resolve_dns(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX]
 		return -1;
 	for (a = res; a && n < max; a = a->ai_next) {
 		char text[MK_RPC_ADDR_MAX];
-		const void *in = a->ai_family == AF_INET
-		                     ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
-		                     : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+		const void *in =
+		    a->ai_family == AF_INET
+		        ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+		        : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
 		int dup = 0;
 
 		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
@@ -410,8 +411,9 @@ static void redial(mk_rpc_client *c)
 	}
 	for (i = 0; i < c->ndials;) {
 		for (j = 0; j < n; j++) {
-			snprintf(url, sizeof(url), strchr(addrs[j], ':') ? "tcp://[%s]:%s" : "tcp://%s:%s",
-			         addrs[j], c->port);
+			snprintf(url, sizeof(url),
+			         strchr(addrs[j], ':') ? "tcp://[%s]:%s" : "tcp://%s:%s", addrs[j],
+			         c->port);
 			if (strcmp(url, c->dials[i].url) == 0)
 				break;
 		}
@@ -419,7 +421,8 @@ static void redial(mk_rpc_client *c)
 			i++;
 			continue;
 		}
-		MK_INFO("RPC-PEER-GONE", NULL, "%s no longer resolves to %s", c->url, c->dials[i].url);
+		MK_INFO("RPC-PEER-GONE", NULL, "%s no longer resolves to %s", c->url,
+		        c->dials[i].url);
 		nng_dialer_close(c->dials[i].d);
 		c->dials[i] = c->dials[--c->ndials];
 	}
@@ -484,10 +487,9 @@ mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_
 	return mk_rpc_client_new_resolving(url, max_msg, key, NULL, NULL, 0, err, errlen);
 }
 
-mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg,
-                                           const mk_seal_key *key, mk_rpc_resolver resolve,
-                                           void *ud, long long refresh_ms, char *err,
-                                           size_t errlen)
+mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg, const mk_seal_key *key,
+                                           mk_rpc_resolver resolve, void *ud, long long refresh_ms,
+                                           char *err, size_t errlen)
 {
 	mk_rpc_client *c = calloc(1, sizeof(*c));
 	int rv;

@@ -109,10 +109,9 @@ mk_rpc_client *mk_rpc_client_new(const char *url, size_t max_msg, const mk_seal_
 /* Numeric addresses (IPv4 or IPv6 text) of host, at most max; the count, or -1. */
 typedef int (*mk_rpc_resolver)(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max);
 int mk_rpc_resolve_dns(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max);
-mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg,
-                                           const mk_seal_key *key, mk_rpc_resolver resolve,
-                                           void *ud, long long refresh_ms, char *err,
-                                           size_t errlen);
+mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg, const mk_seal_key *key,
+                                           mk_rpc_resolver resolve, void *ud, long long refresh_ms,
+                                           char *err, size_t errlen);
 void mk_rpc_client_free(mk_rpc_client *c); /* NULL ok */
 /* Connections up now: the replicas of the peer this client reaches. */
 int mk_rpc_client_peers(const mk_rpc_client *c);

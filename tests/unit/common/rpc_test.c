@@ -408,7 +408,6 @@ START_TEST(test_a_reply_not_sealed_with_the_bus_key_is_not_taken)
 }
 END_TEST
 
-
 /* A name whose addresses the test sets: 127.0.0.1 and 127.0.0.2 are both loopback. */
 static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
 static int names_n;
@@ -551,7 +550,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_client_with_another_bus_key_is_refused_before_any_handler_runs);
 	tcase_add_test(tc, test_an_unsealed_request_with_a_forged_caller_gets_only_a_refusal);
 	tcase_add_test(tc, test_a_reply_not_sealed_with_the_bus_key_is_not_taken);
-	tcase_add_test(tc, test_a_name_with_two_addresses_reaches_both_replicas_and_follows_the_name);
+	tcase_add_test(tc,
+	               test_a_name_with_two_addresses_reaches_both_replicas_and_follows_the_name);
 	tcase_add_test(tc, test_a_name_that_resolves_through_dns_is_dialled);
 	suite_add_tcase(s, tc);
 	return s;
