@@ -163,7 +163,8 @@ void gw_reply_bytes(gw_req *r, int status, const char *ctype, const void *data, 
 void gw_reply_rpc_error(gw_req *r, const mk_rpc_result *res);
 
 /* ---- gateway_turn.c */
-void gw_chat_turn(gw_req *r); /* POST /api/v1/chat, JSON or Server-Sent Events */
+void gw_chat_turn(gw_req *r);        /* POST /api/v1/chat, JSON or Server-Sent Events */
+void gw_chat_turn_events(gw_req *r); /* GET /api/v1/chat/turns/{id}/events (resume) */
 
 /* ---- gateway_feedback.c, gateway_artifacts.c, gateway_usage.c */
 void gw_messages_feedback(gw_req *r);

@@ -128,6 +128,7 @@ const gw_route gw_routes[] = {
     {"DELETE", "/api/v1/chats/{}", gw_chats_delete, GW_R_AUTH},
     {"GET", "/api/v1/chats/{}/messages", gw_chats_messages, GW_R_AUTH},
     {"POST", "/api/v1/chat", gw_chat_turn, GW_R_AUTH | GW_R_JSON},
+    {"GET", "/api/v1/chat/turns/{}/events", gw_chat_turn_events, GW_R_AUTH},
     {"POST", "/api/v1/messages/{}/feedback", gw_messages_feedback, GW_R_AUTH | GW_R_JSON},
     {"GET", "/api/v1/artifacts/{}", gw_artifacts_get, GW_R_AUTH},
     {"GET", "/api/v1/usage", gw_usage_get, GW_R_AUTH},

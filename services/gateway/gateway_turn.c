@@ -13,6 +13,7 @@
 #include "gateway.h"
 #include "mk_buf.h"
 #include "mk_json.h"
+#include "mk_time.h"
 
 /* How long one events poll may wait in llm. */
 #define EVENTS_WAIT_MS 15000
@@ -34,9 +35,10 @@ static int send_event(gw_req *r, long long seq, const char *name, const cJSON *d
 	return rc < 0 ? -1 : 0;
 }
 
-static void relay(gw_req *r, const char *turn_id)
+static void relay(gw_req *r, const char *turn_id, long long after)
 {
-	long long after = 0;
+	/* How long polls may fail for want of an llm replica before the client is told. */
+	int64_t retry_until = mk_mono_ms() + 60000;
 
 	for (;;) {
 		cJSON *body = cJSON_CreateObject();
@@ -50,6 +52,15 @@ static void relay(gw_req *r, const char *turn_id)
 		mk_rpc_call(r->gw->svc[GW_LLM], MK_OP_CHAT_TURN_EVENTS, r->rid, &r->caller, body,
 		            EVENTS_WAIT_MS + 5000, &res);
 		cJSON_Delete(body);
+		/* The replica polled went away: another one (or its restart) serves the events. */
+		if ((res.err == MK_E_UNAVAILABLE || res.err == MK_E_WORKER_LOST) &&
+		    mk_mono_ms() < retry_until) {
+			mk_rpc_result_release(&res);
+			if (mg_send_chunk(r->conn, ": keep-alive\n\n", 14) < 0)
+				return;
+			mk_sleep_ms(500);
+			continue;
+		}
 		if (res.err != MK_OK) {
 			cJSON *d = cJSON_CreateObject();
 
@@ -85,6 +96,8 @@ static void relay(gw_req *r, const char *turn_id)
 	}
 }
 
+static void stream(gw_req *r, const char *turn_id, long long after);
+
 void gw_chat_turn(gw_req *r)
 {
 	const char *accept = mg_get_header(r->conn, "Accept");
@@ -115,6 +128,59 @@ void gw_chat_turn(gw_req *r)
 		mk_rpc_result_release(&res);
 		return;
 	}
+	stream(r, mk_json_str(res.body, "turn_id"), 0);
+	mk_rpc_result_release(&res);
+}
+
+/*
+ * GET /api/v1/chat/turns/{id}/events: a streamed turn's events again, from
+ * any llm replica, after the event named by Last-Event-ID (or ?after=N;
+ * none: from the start), ending with `final`. A client whose stream broke
+ * resumes it here.
+ */
+void gw_chat_turn_events(gw_req *r)
+{
+	const char *last = mg_get_header(r->conn, "Last-Event-ID");
+	char q[32] = "";
+	long long after = 0;
+	const char *v = last;
+
+	if (!v && r->ri->query_string &&
+	    mg_get_var(r->ri->query_string, strlen(r->ri->query_string), "after", q, sizeof(q)) > 0)
+		v = q;
+	if (v && *v) {
+		char *end;
+
+		after = strtoll(v, &end, 10);
+		if (*end || after < 0 || after > 1000000) {
+			gw_reply_error(r, MK_E_VALIDATION,
+			               "Last-Event-ID (or after) must be the number of an event");
+			return;
+		}
+	}
+	/* A turn that is not the caller's, or none: the first poll says so, before any stream. */
+	{
+		cJSON *body = cJSON_CreateObject();
+		mk_rpc_result res;
+
+		cJSON_AddStringToObject(body, "turn_id", r->params[0]);
+		cJSON_AddNumberToObject(body, "after", (double)after);
+		cJSON_AddNumberToObject(body, "wait_ms", 0);
+		mk_rpc_call(r->gw->svc[GW_LLM], MK_OP_CHAT_TURN_EVENTS, r->rid, &r->caller, body,
+		            (int)r->gw->cfg->rpc_timeout_ms, &res);
+		cJSON_Delete(body);
+		if (res.err != MK_OK) {
+			gw_reply_rpc_error(r, &res);
+			mk_rpc_result_release(&res);
+			return;
+		}
+		mk_rpc_result_release(&res);
+	}
+	stream(r, r->params[0], after);
+}
+
+static void stream(gw_req *r, const char *turn_id, long long after)
+{
 	mg_response_header_start(r->conn, 200);
 	mg_response_header_add(r->conn, "Content-Type", "text/event-stream; charset=utf-8", -1);
 	mg_response_header_add(r->conn, "Cache-Control", "no-cache", -1);
@@ -123,7 +189,6 @@ void gw_chat_turn(gw_req *r)
 	mg_response_header_add(r->conn, "Transfer-Encoding", "chunked", -1);
 	mg_response_header_send(r->conn);
 	r->status = 200;
-	relay(r, mk_json_str(res.body, "turn_id"));
+	relay(r, turn_id, after);
 	mg_send_chunk(r->conn, "", 0);
-	mk_rpc_result_release(&res);
 }

@@ -64,6 +64,10 @@ const mk_cfg_var llm_config_vars[] = {
      L(turn_max_calls_per_reply)},
     {"LLM_TURN_TIMEOUT", MK_CFG_DURATION, "5m", 1000, 3600000, 0, 0, NULL,
      "wall-clock time of one chat turn", L(turn_timeout_ms)},
+    {"LLM_TURN_LOST_AFTER", MK_CFG_DURATION, "30s", 1000, 3600000, 0, 0, NULL,
+     "a streamed turn whose replica has not beaten its heartbeat this long is over: its "
+     "readers get a final event saying so (the heartbeat beats every quarter of it)",
+     L(turn_lost_after_ms)},
     {"LLM_TURN_MAX_TOKENS", MK_CFG_INT, "200000", 1000, 100000000, 0, 0, NULL,
      "prompt plus completion tokens one chat turn may use", L(turn_max_tokens)},
     {"LLM_MESSAGE_MAX", MK_CFG_SIZE, "32K", 1, 1048576, 0, 0, NULL,

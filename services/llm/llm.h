@@ -36,6 +36,7 @@ typedef struct {
 	long long turn_max_steps;
 	long long turn_max_calls_per_reply;
 	long long turn_timeout_ms;
+	long long turn_lost_after_ms;
 	long long turn_max_tokens;
 	long long message_max;
 	long long tool_output_max;
@@ -58,7 +59,7 @@ typedef struct {
 	mk_rpc_client *executor;
 	mk_rpc_client *metadata;
 	char *system_prompt;     /* prompts/system.md, or LLM_PROMPTS_DIR's */
-	struct llm_turns *turns; /* turns running or recently ended (llm_turn.c) */
+	struct llm_turns *turns; /* turns running or recently ended (llm_turn_events.c) */
 } llm;
 
 #define LLM_HANDLER_ARGS llm *l, const mk_env *req, cJSON **reply, char *err, size_t errlen
@@ -89,9 +90,28 @@ int llm_message_add(PGconn *c, const char *chat_id, const char *role, const char
 cJSON *llm_history(PGconn *c, const char *chat_id, long budget, char *err, size_t errlen);
 
 /* ---- llm_turn.c: one chat turn, from question to story */
-mk_err llm_turn(LLM_HANDLER_ARGS);        /* chat.turn */
+mk_err llm_turn(LLM_HANDLER_ARGS); /* chat.turn */
+
+/* ---- llm_turn_events.c: a streamed turn's events, readable from any replica */
 mk_err llm_turn_events(LLM_HANDLER_ARGS); /* chat.turn_events */
-/* The registry of running turns; free waits for none (turn threads are detached). */
+typedef struct llm_stream llm_stream;
+/*
+ * Register a streamed turn of owner in chat_id (its row in chat.turns, on
+ * db): its events can be read from every replica from now on. NULL with
+ * err when the database fails or memory runs out.
+ */
+llm_stream *llm_stream_open(llm *l, PGconn *db, const char *owner, const char *chat_id, char *err,
+                            size_t errlen);
+const char *llm_stream_id(const llm_stream *t);
+/* Add an event (takes data; NULL: {}). t NULL (a turn not streamed): dropped. */
+void llm_stream_emit(llm *l, llm_stream *t, const char *event, cJSON *data);
+/* The turn ended (after its final event). */
+void llm_stream_close(llm *l, llm_stream *t);
+/*
+ * The registry of streamed turns and its bus thread (writes events to the
+ * database, wakes pollers on other replicas' notifications, beats the
+ * heartbeat); free stops the bus after it wrote what is left.
+ */
 int llm_turns_init(llm *l, char *err, size_t errlen);
 /* Wait up to grace_ms for streamed turns still running; returns how many still are. */
 int llm_turns_wait(llm *l, int grace_ms);

@@ -27,92 +27,6 @@
 #include "mk_log.h"
 #include "mk_time.h"
 
-/* How long an ended turn's events stay for a late reader. */
-#define TURN_KEEP_MS (5 * 60 * 1000)
-/* Events kept per turn; answer text beyond it still reaches the final event. */
-#define TURN_MAX_EVENTS 4000
-
-typedef struct turn {
-	char id[37];
-	char owner[MK_CALLER_MAX + 1];
-	cJSON *events; /* array of {seq, event, data} */
-	int done;
-	int64_t ended_ms;
-	struct turn *next;
-} turn;
-
-struct llm_turns {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	turn *list;
-	int running; /* streamed turns on their own threads */
-};
-
-/* ------------------------------------------------------------------ registry */
-
-int llm_turns_init(llm *l, char *err, size_t errlen)
-{
-	l->turns = calloc(1, sizeof(*l->turns));
-	if (!l->turns) {
-		mk_errf(err, errlen, "out of memory");
-		return -1;
-	}
-	pthread_mutex_init(&l->turns->mu, NULL);
-	pthread_cond_init(&l->turns->cv, NULL);
-	return 0;
-}
-
-int llm_turns_wait(llm *l, int grace_ms)
-{
-	int64_t until = mk_mono_ms() + grace_ms;
-	int n;
-
-	for (;;) {
-		pthread_mutex_lock(&l->turns->mu);
-		n = l->turns->running;
-		pthread_mutex_unlock(&l->turns->mu);
-		if (n == 0 || mk_mono_ms() >= until)
-			return n;
-		mk_sleep_ms(50);
-	}
-}
-
-void llm_turns_free(llm *l)
-{
-	turn *t;
-
-	if (!l->turns)
-		return;
-	while ((t = l->turns->list) != NULL) {
-		l->turns->list = t->next;
-		cJSON_Delete(t->events);
-		free(t);
-	}
-	pthread_mutex_destroy(&l->turns->mu);
-	pthread_cond_destroy(&l->turns->cv);
-	free(l->turns);
-	l->turns = NULL;
-}
-
-/* Forget turns that ended long ago. Lock held. */
-static void turns_prune(struct llm_turns *ts)
-{
-	turn **pp = &ts->list;
-	int64_t now = mk_mono_ms();
-
-	while (*pp) {
-		turn *t = *pp;
-
-		if (t->done && now - t->ended_ms > TURN_KEEP_MS) {
-			*pp = t->next;
-			cJSON_Delete(t->events);
-			free(t);
-		} else {
-			pp = &t->next;
-		}
-	}
-}
-
 /* ------------------------------------------------------------------ the turn */
 
 typedef struct {
@@ -124,7 +38,7 @@ typedef struct {
 	char *question;
 	const cJSON *attachments_in; /* the request's file ids (borrowed, during llm_turn) */
 	cJSON *attachments;          /* [{file_id, path, bytes, kind}] placed in the workspace */
-	turn *t;                     /* NULL when not streamed */
+	llm_stream *t;               /* NULL when not streamed */
 	int64_t deadline;
 	int warehouse; /* a warehouse answers: the SQL tools are offered */
 
@@ -138,25 +52,7 @@ typedef struct {
 
 static void emit(turn_ctx *c, const char *event, cJSON *data)
 {
-	struct llm_turns *ts = c->l->turns;
-	cJSON *e;
-
-	if (!c->t) {
-		cJSON_Delete(data);
-		return;
-	}
-	pthread_mutex_lock(&ts->mu);
-	if (cJSON_GetArraySize(c->t->events) < TURN_MAX_EVENTS || strcmp(event, "final") == 0) {
-		e = cJSON_CreateObject();
-		cJSON_AddNumberToObject(e, "seq", (double)cJSON_GetArraySize(c->t->events) + 1);
-		cJSON_AddStringToObject(e, "event", event);
-		cJSON_AddItemToObject(e, "data", data ? data : cJSON_CreateObject());
-		cJSON_AddItemToArray(c->t->events, e);
-		data = NULL;
-	}
-	pthread_cond_broadcast(&ts->cv);
-	pthread_mutex_unlock(&ts->mu);
-	cJSON_Delete(data);
+	llm_stream_emit(c->l, c->t, event, data);
 }
 
 static int on_text(void *ud, const char *delta, size_t len)
@@ -940,16 +836,10 @@ static cJSON *conduct(turn_ctx *c)
 static void *turn_main(void *arg)
 {
 	turn_ctx *c = arg;
-	struct llm_turns *ts = c->l->turns;
 	cJSON *resp = conduct(c);
 
 	emit(c, "final", resp);
-	pthread_mutex_lock(&ts->mu);
-	c->t->done = 1;
-	c->t->ended_ms = mk_mono_ms();
-	ts->running--;
-	pthread_cond_broadcast(&ts->cv);
-	pthread_mutex_unlock(&ts->mu);
+	llm_stream_close(c->l, c->t);
 	ctx_free(c);
 	return NULL;
 }
@@ -1219,47 +1109,28 @@ mk_err llm_turn(LLM_HANDLER_ARGS)
 		e = MK_E_DB;
 		goto out;
 	}
-	mk_db_release(l->svc.db, db);
-	db = NULL;
 	if (stream) {
-		struct llm_turns *ts = l->turns;
-		turn *t = calloc(1, sizeof(*t));
 		pthread_t th;
 		pthread_attr_t at;
 		cJSON *d;
+		/* Registered before the reply: any replica can serve its events from now on. */
+		llm_stream *t =
+		    llm_stream_open(l, db, req->caller.user_id, c->chat_id, err, errlen);
 
+		mk_db_release(l->svc.db, db);
+		db = NULL;
 		if (!t) {
-			e = MK_E_INTERNAL;
+			e = MK_E_DB;
 			goto out;
 		}
-		{
-			unsigned char b[16];
-
-			randombytes_buf(b, sizeof(b));
-			b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-			b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-			snprintf(
-			    t->id, sizeof(t->id),
-			    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-			    b[11], b[12], b[13], b[14], b[15]);
-		}
-		snprintf(t->owner, sizeof(t->owner), "%s", req->caller.user_id);
-		t->events = cJSON_CreateArray();
-		pthread_mutex_lock(&ts->mu);
-		turns_prune(ts);
-		t->next = ts->list;
-		ts->list = t;
-		ts->running++;
-		pthread_mutex_unlock(&ts->mu);
 		c->t = t;
 		d = cJSON_CreateObject();
-		cJSON_AddStringToObject(d, "turn_id", t->id);
+		cJSON_AddStringToObject(d, "turn_id", llm_stream_id(t));
 		cJSON_AddStringToObject(d, "chat_id", c->chat_id);
 		cJSON_AddStringToObject(d, "question_id", c->user_msg_id);
 		emit(c, "turn_started", d);
 		*reply = cJSON_CreateObject();
-		cJSON_AddStringToObject(*reply, "turn_id", t->id);
+		cJSON_AddStringToObject(*reply, "turn_id", llm_stream_id(t));
 		cJSON_AddStringToObject(*reply, "chat_id", c->chat_id);
 		cJSON_AddStringToObject(*reply, "question_id", c->user_msg_id);
 		pthread_attr_init(&at);
@@ -1272,6 +1143,8 @@ mk_err llm_turn(LLM_HANDLER_ARGS)
 		free(content);
 		return MK_OK;
 	}
+	mk_db_release(l->svc.db, db);
+	db = NULL;
 	*reply = conduct(c);
 out:
 	if (db)
@@ -1279,53 +1152,4 @@ out:
 	free(content);
 	ctx_free(c);
 	return e;
-}
-
-mk_err llm_turn_events(LLM_HANDLER_ARGS)
-{
-	struct llm_turns *ts = l->turns;
-	const char *id = mk_json_str(req->body, "turn_id");
-	long long after = 0, wait = 15000;
-	int64_t until;
-	turn *t;
-	cJSON *events;
-	int done;
-
-	mk_json_int(req->body, "after", &after);
-	mk_json_int(req->body, "wait_ms", &wait);
-	if (req->deadline_ms && req->deadline_ms - mk_now_ms() - 500 < wait)
-		wait = req->deadline_ms - mk_now_ms() - 500;
-	until = mk_mono_ms() + (wait > 0 ? wait : 0);
-	pthread_mutex_lock(&ts->mu);
-	for (t = ts->list; t; t = t->next)
-		if (strcmp(t->id, id) == 0 && strcmp(t->owner, req->caller.user_id) == 0)
-			break;
-	if (!t) {
-		pthread_mutex_unlock(&ts->mu);
-		mk_errf(err, errlen, "no turn '%s'", id);
-		return MK_E_NOT_FOUND;
-	}
-	/* Long poll: wait for an event past `after`, or the end. */
-	while (!t->done && cJSON_GetArraySize(t->events) <= after && mk_mono_ms() < until) {
-		struct timespec tsp;
-		int64_t left = until - mk_mono_ms();
-
-		clock_gettime(CLOCK_REALTIME, &tsp);
-		tsp.tv_sec += (time_t)(left / 1000);
-		tsp.tv_nsec += (long)(left % 1000) * 1000000L;
-		if (tsp.tv_nsec >= 1000000000L) {
-			tsp.tv_sec++;
-			tsp.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&ts->cv, &ts->mu, &tsp);
-	}
-	events = cJSON_CreateArray();
-	for (int i = (int)after; i < cJSON_GetArraySize(t->events); i++)
-		cJSON_AddItemToArray(events, cJSON_Duplicate(cJSON_GetArrayItem(t->events, i), 1));
-	done = t->done && cJSON_GetArraySize(t->events) <= after + cJSON_GetArraySize(events);
-	pthread_mutex_unlock(&ts->mu);
-	*reply = cJSON_CreateObject();
-	cJSON_AddItemToObject(*reply, "events", events);
-	cJSON_AddBoolToObject(*reply, "done", done);
-	return MK_OK;
 }
