@@ -17,7 +17,6 @@
  * when MARK_BIN_DIR is set, else build/tests/doubles), MARK_TEST_LOG_DIR
  * (default build/test-logs).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,34 +56,6 @@ static int all_ok(const char *out, int min)
 	              passed, total, out);
 	ck_assert_msg(oks >= min, "only %d checks ran, want at least %d:\n%s", oks, min, out);
 	return oks;
-}
-
-/* How many running processes have `needle` in their command line. */
-static int processes_naming(const char *needle)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(proc);
-	while ((e = readdir(proc))) {
-		char path[300], err[128], *text;
-		size_t len, i;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		text = mt_read_file(path, &len, err, sizeof(err));
-		if (!text)
-			continue; /* gone meanwhile */
-		for (i = 0; i + 1 < len; i++)
-			if (text[i] == '\0')
-				text[i] = ' ';
-		n += strstr(text, needle) != NULL;
-		free(text);
-	}
-	closedir(proc);
-	return n;
 }
 
 /* The names in directory dir, sorted, space-separated (malloc'd). */
@@ -142,11 +113,11 @@ START_TEST(test_the_official_sdk_drives_the_double_and_leaves_nothing_behind)
 	ck_assert_msg(cJSON_IsArray(left) && cJSON_GetArraySize(left) == 0,
 	              "sandboxes left behind: %s", left ? cJSON_PrintUnformatted(left) : "(none)");
 	cJSON_Delete(left);
-	ck_assert_int_eq(processes_naming(root) - 1, 0); /* the double itself names root */
+	ck_assert_int_eq(mt_daytona_processes(root), 1); /* the double itself names root */
 
 	st = mt_daytona_stop(&d);
 	ck_assert_msg(st == 0, "daytona-double exited %d on SIGTERM, want 0", st);
-	ck_assert_int_eq(processes_naming(root), 0);
+	ck_assert_int_eq(mt_daytona_processes(root), 0);
 	out = dir_names(root);
 	ck_assert_msg(strcmp(out, "etc ") == 0, "%s holds more than etc: %s", root, out);
 	free(out);

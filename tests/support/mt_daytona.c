@@ -2,6 +2,7 @@
  * mt_daytona.c - test support: the Daytona double as a process and its
  * control endpoints (see mt_daytona.h).
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,4 +133,175 @@ int mt_daytona_wait(const mt_daytona *d, const char *key, const char *id, const 
 		}
 		mk_sleep_ms(50);
 	}
+}
+
+int mt_daytona_processes(const char *dir)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (!proc)
+		return -1;
+	while ((e = readdir(proc))) {
+		char path[300], err[128], *text;
+		size_t len, i;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		text = mt_read_file(path, &len, err, sizeof(err));
+		if (!text)
+			continue; /* gone meanwhile */
+		for (i = 0; i + 1 < len; i++)
+			if (text[i] == '\0')
+				text[i] = ' ';
+		n += strstr(text, dir) != NULL;
+		free(text);
+	}
+	closedir(proc);
+	return n;
+}
+
+int mt_daytona_tb(const mt_daytona *d, const char *key, const char *id, const char *method,
+                  const char *sub, const char *body, const char *const *extra, mt_resp *r)
+{
+	const char *hdrs[8] = {NULL};
+	char auth[256], url[1024];
+	int n = 0;
+
+	if (key) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+		hdrs[n++] = auth;
+	}
+	if (body)
+		hdrs[n++] = "Content-Type: application/json";
+	while (extra && *extra && n < 7)
+		hdrs[n++] = *extra++;
+	snprintf(url, sizeof(url), "%s/toolbox/%s%s", d->base, id, sub);
+	return mt_http(method, url, hdrs, body, body ? strlen(body) : 0, r);
+}
+
+int mt_daytona_run(const mt_daytona *d, const char *key, const char *id, const char *command,
+                   long *code, char *out, size_t outlen, char *err, size_t errlen)
+{
+	cJSON *b = cJSON_CreateObject();
+	char *body;
+	mt_resp r;
+	int rc = -1;
+
+	memset(&r, 0, sizeof(r));
+	cJSON_AddStringToObject(b, "command", command);
+	body = cJSON_PrintUnformatted(b);
+	cJSON_Delete(b);
+	if (body && mt_daytona_tb(d, key, id, "POST", "/process/execute", body, NULL, &r) == 0 &&
+	    r.status == 200 && mk_json_str(r.json, "result")) {
+		*code = (long)cJSON_GetNumberValue(
+		    cJSON_GetObjectItemCaseSensitive(r.json, "exitCode"));
+		if (out)
+			snprintf(out, outlen, "%s", mk_json_str(r.json, "result"));
+		rc = 0;
+	} else {
+		snprintf(err, errlen, "execute '%s': HTTP %ld: %.300s", command, r.status,
+		         r.body ? r.body : "");
+	}
+	mt_resp_release(&r);
+	free(body);
+	return rc;
+}
+
+int mt_daytona_live(const mt_daytona *d, int *processes)
+{
+	cJSON *all = mt_daytona_sandboxes(d), *s;
+	int n = 0;
+
+	*processes = 0;
+	if (!all)
+		return -1;
+	cJSON_ArrayForEach(s, all)
+	{
+		*processes +=
+		    (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "processes"));
+		n++;
+	}
+	cJSON_Delete(all);
+	return n;
+}
+
+int mt_daytona_clear(const mt_daytona *d, int timeout_ms, char *err, size_t errlen)
+{
+	int64_t until = mk_mono_ms() + timeout_ms;
+	int n, procs;
+
+	if (mt_daytona_reset(d) != 0 ||
+	    mt_double_control(d, "DELETE", "/_double/sandboxes", NULL, NULL, err, errlen) != 0) {
+		snprintf(err, errlen, "the double does not answer its control endpoints");
+		return -1;
+	}
+	while ((n = mt_daytona_live(d, &procs)) != 0) {
+		if (n < 0 || mk_mono_ms() > until) {
+			snprintf(err, errlen, "%d sandbox(es) never destroyed", n);
+			return -1;
+		}
+		mk_sleep_ms(50);
+	}
+	return 0;
+}
+
+/* Check one member of an error body; 0, or -1 with why. */
+static int member(const mt_resp *r, const char *name, const char *want, char *why, size_t whylen)
+{
+	const char *got = mk_json_str(r->json, name);
+
+	if (got && (!want || strcmp(got, want) == 0))
+		return 0;
+	snprintf(why, whylen, "'%s' is '%s', want '%s': %.300s", name, got ? got : "(none)",
+	         want ? want : "(any)", r->body ? r->body : "");
+	return -1;
+}
+
+static int status_is(const mt_resp *r, long status, char *why, size_t whylen)
+{
+	const cJSON *sc = cJSON_GetObjectItemCaseSensitive(r->json, "statusCode");
+
+	if (r->status == status && cJSON_IsNumber(sc) && (long)sc->valuedouble == status)
+		return 0;
+	snprintf(why, whylen, "HTTP %ld, want %ld: %.300s", r->status, status,
+	         r->body ? r->body : "");
+	return -1;
+}
+
+int mt_daytona_api_error(const mt_resp *r, long status, const char *reason, const char *message,
+                         char *why, size_t whylen)
+{
+	const char *ts = mk_json_str(r->json, "timestamp");
+
+	if (status_is(r, status, why, whylen) != 0 ||
+	    member(r, "error", reason, why, whylen) != 0 ||
+	    member(r, "message", message, why, whylen) != 0 ||
+	    member(r, "path", NULL, why, whylen) != 0)
+		return -1;
+	if (!ts || strlen(ts) != 24 || ts[10] != 'T' || ts[23] != 'Z') {
+		snprintf(why, whylen, "timestamp '%s' is not ISO-8601 UTC", ts ? ts : "(none)");
+		return -1;
+	}
+	return 0;
+}
+
+int mt_daytona_tb_error(const mt_resp *r, long status, const char *code, const char *needle,
+                        const char *source, char *why, size_t whylen)
+{
+	const char *msg = mk_json_str(r->json, "message");
+
+	if (status_is(r, status, why, whylen) != 0 || member(r, "code", code, why, whylen) != 0 ||
+	    member(r, "source", source, why, whylen) != 0 ||
+	    member(r, "timestamp", NULL, why, whylen) != 0 ||
+	    member(r, "method", NULL, why, whylen) != 0 ||
+	    member(r, "path", NULL, why, whylen) != 0)
+		return -1;
+	if (!msg || !strstr(msg, needle)) {
+		snprintf(why, whylen, "message '%s' lacks '%s'", msg ? msg : "(none)", needle);
+		return -1;
+	}
+	return 0;
 }

@@ -80,4 +80,51 @@ int mt_daytona_create(const mt_daytona *d, const char *key, const char *body, ch
 int mt_daytona_wait(const mt_daytona *d, const char *key, const char *id, const char *state,
                     int timeout_ms, char *err, size_t errlen);
 
+/*
+ * A toolbox request for sandbox id (sub: the path after it, with its
+ * query), with the key, JSON content type and extra headers (may be NULL).
+ * 0, or -1 when no answer came; *r must be released either way.
+ */
+int mt_daytona_tb(const mt_daytona *d, const char *key, const char *id, const char *method,
+                  const char *sub, const char *body, const char *const *extra, mt_resp *r);
+
+/*
+ * POST /process/execute {"command"} in sandbox id: its exit code into
+ * *code and its output into out (may be NULL). 0, or -1 with err when it
+ * was not answered 200.
+ */
+int mt_daytona_run(const mt_daytona *d, const char *key, const char *id, const char *command,
+                   long *code, char *out, size_t outlen, char *err, size_t errlen);
+
+/* The number of live sandboxes and, into *processes, of their processes; -1 on failure. */
+int mt_daytona_live(const mt_daytona *d, int *processes);
+
+/*
+ * Start over: knobs, faults and log reset, every sandbox deleted and
+ * waited for (at most timeout_ms). 0, or -1 with err.
+ */
+int mt_daytona_clear(const mt_daytona *d, int timeout_ms, char *err, size_t errlen);
+
+/*
+ * Whether r is the control plane's error: status, its reason phrase in
+ * "error", message, a path and an ISO-8601 timestamp. 0, or -1 with why.
+ */
+int mt_daytona_api_error(const mt_resp *r, long status, const char *reason, const char *message,
+                         char *why, size_t whylen);
+
+/*
+ * Whether r is the toolbox's error: status, code, a message containing
+ * needle, source (DAYTONA_DAEMON or DAYTONA_PROXY), timestamp and method.
+ * 0, or -1 with why.
+ */
+int mt_daytona_tb_error(const mt_resp *r, long status, const char *code, const char *needle,
+                        const char *source, char *why, size_t whylen);
+
+/*
+ * How many processes have `dir` in their command line (the double started
+ * with --root dir, and every bubblewrap of its sandboxes); -1 when /proc
+ * cannot be read.
+ */
+int mt_daytona_processes(const char *dir);
+
 #endif
