@@ -451,6 +451,10 @@ static int toolbox_gate(dt_req *r)
 
 static void serve_toolbox(dt_req *r)
 {
+	if (r->nseg < 1 || !*r->seg[0]) {
+		dt_send(r, 404, "text/plain", NULL, "404 page not found", 18);
+		return;
+	}
 	if (toolbox_gate(r) != 0)
 		return;
 	if (!r->route)

@@ -302,15 +302,16 @@ check('errors: a wrong key, an unknown sandbox and a transition clash have their
 	const nf = await rejection(() => daytona.get('00000000-0000-4000-8000-000000000000'));
 	assert.ok(nf instanceof DaytonaNotFoundError, `${nf?.constructor?.name}`);
 	assert.match(nf.message, /^Sandbox with ID or name 00000000-0000-4000-8000-000000000000 not found$/);
-	// Stopping twice: the second call meets the first one's transition.
-	await knobs({ stop_delay_ms: 3000 });
+	// Stopping twice: the second call meets the first one's transition (made
+	// to last; the knob set back ends it at once).
+	await knobs({ stop_delay_ms: 3600000 });
 	const s = await daytona.get(sandbox.id);
 	await daytona['sandboxApi'].stopSandbox(s.id);
 	const clash = await rejection(() => daytona['sandboxApi'].stopSandbox(s.id));
 	assert.ok(clash instanceof DaytonaConflictError, `${clash?.constructor?.name}`);
 	assert.equal(clash.message, 'Sandbox state change in progress');
-	await until(sandbox.id, 'stopped');
 	await knobs({ stop_delay_ms: 200 });
+	await until(sandbox.id, 'stopped');
 	await sandbox.start();
 });
 
