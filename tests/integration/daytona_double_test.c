@@ -142,12 +142,18 @@ static void double_up(void)
 	              "%s", err);
 }
 
+/* Stop the double: it exits 0, and no process of its sandboxes, nor their files, is left. */
 static void double_down(void)
 {
 	char cmd[256], *out = NULL;
 	int st = mt_daytona_stop(&dbl);
 
 	ck_assert_msg(st == 0, "daytona-double exited %d on SIGTERM, want 0", st);
+	ck_assert_int_eq(mt_daytona_processes(root), 0);
+	snprintf(cmd, sizeof(cmd), "ls -A '%s'", root);
+	ck_assert_int_eq(mt_sh(cmd, &out), 0);
+	ck_assert_str_eq(out, "etc\n");
+	free(out);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	mt_sh(cmd, &out);
 	free(out);

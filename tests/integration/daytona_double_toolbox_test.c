@@ -135,12 +135,18 @@ static void double_up(void)
 	              "%s", err);
 }
 
+/* Stop the double: it exits 0, and no process of its sandboxes, nor their files, is left. */
 static void double_down(void)
 {
 	char cmd[256], *out = NULL;
 	int st = mt_daytona_stop(&dbl);
 
 	ck_assert_msg(st == 0, "daytona-double exited %d on SIGTERM, want 0", st);
+	ck_assert_int_eq(mt_daytona_processes(root), 0);
+	snprintf(cmd, sizeof(cmd), "ls -A '%s'", root);
+	ck_assert_int_eq(mt_sh(cmd, &out), 0);
+	ck_assert_str_eq(out, "etc\n");
+	free(out);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	mt_sh(cmd, &out);
 	free(out);
@@ -406,6 +412,34 @@ START_TEST(test_stopping_ends_every_process_of_the_sandbox)
 }
 END_TEST
 
+/* Bubblewrap's second process misses --die-with-parent while it is being set up. */
+START_TEST(test_a_sandbox_stopped_while_its_shells_start_leaves_no_process)
+{
+	char id[40];
+	mt_resp r;
+	int i, procs;
+
+	fresh();
+	started(NULL, id);
+	for (i = 0; i < 8; i++) {
+		tb(id, "POST", "/process/session", "{\"sessionId\":\"race\"}", NULL, &r);
+		ck_assert_int_eq(r.status, 201);
+		mt_resp_release(&r);
+		tb(id, "POST", "/process/session/race/exec",
+		   "{\"command\":\"sleep 600\",\"runAsync\":true}", NULL, &r);
+		mt_resp_release(&r);
+		ck_assert_int_eq(lifecycle(id, "stop", NULL), 200);
+		wait_state(id, "stopped");
+		ck_assert_int_eq(lifecycle(id, "start", NULL), 200);
+		wait_state(id, "started");
+	}
+	ck_assert_int_eq(live(&procs), 1);
+	ck_assert_int_eq(procs, 0);
+	/* Only the double itself names its directory: no orphaned sandbox process. */
+	ck_assert_int_eq(mt_daytona_processes(root), 1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("daytona_double_toolbox");
@@ -420,6 +454,7 @@ static Suite *suite(void)
 	    tc, test_sessions_keep_shell_state_and_answer_in_the_format_the_sdk_version_asks);
 	tcase_add_test(tc, test_files_stay_inside_their_sandbox);
 	tcase_add_test(tc, test_stopping_ends_every_process_of_the_sandbox);
+	tcase_add_test(tc, test_a_sandbox_stopped_while_its_shells_start_leaves_no_process);
 	suite_add_tcase(s, tc);
 	return s;
 }

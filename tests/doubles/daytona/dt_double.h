@@ -256,6 +256,12 @@ void dt_argv_free(char **argv);
  */
 pid_t dt_proc_spawn(const dt_double *d, char *const *argv, int in_fd, int out_fd);
 
+/*
+ * SIGKILL a process from dt_proc_spawn and its group (all of its sandbox).
+ * Only for a child not yet reaped, so that the pid is still its own.
+ */
+void dt_proc_kill(pid_t pid);
+
 /* How a command run ended. */
 typedef struct {
 	int exit_code; /* -1 when it did not start or was killed */

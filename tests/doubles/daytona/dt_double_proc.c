@@ -209,6 +209,17 @@ pid_t dt_proc_spawn(const dt_double *d, char *const *argv, int in_fd, int out_fd
 	return pid;
 }
 
+void dt_proc_kill(pid_t pid)
+{
+	/*
+	 * The group first: it holds bubblewrap's second process (the sandbox's
+	 * pid 1), which --die-with-parent misses while it is still being set
+	 * up; its end takes the whole pid namespace along.
+	 */
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+}
+
 /* ------------------------------------------------------------------ one command */
 
 /* Take a free run slot of s (-1 marks it starting); its index, or -1. Under d->mu. */
@@ -246,7 +257,7 @@ static void pump(int in_w, int out_r, const char *input, size_t input_len, int64
 
 			if (left <= 0) {
 				run->timed_out = 1;
-				kill(pid, SIGKILL); /* ours until we reap it: no pid reuse */
+				dt_proc_kill(pid); /* ours until we reap it: no pid reuse */
 			} else if (left < wait_ms) {
 				wait_ms = (int)left;
 			}
@@ -321,7 +332,7 @@ int dt_proc_run(dt_double *d, dt_sandbox *s, const char *cwd, const cJSON *envs,
 	s->runs[slot] = pid > 0 ? pid : 0;
 	/* A stop that came while it was being forked did not see it. */
 	if (pid > 0 && (s->state != DT_STARTED || d->stopping))
-		kill(pid, SIGKILL);
+		dt_proc_kill(pid);
 	pthread_mutex_unlock(&d->mu);
 	if (in[0] >= 0)
 		close(in[0]);
@@ -356,7 +367,7 @@ int dt_proc_run(dt_double *d, dt_sandbox *s, const char *cwd, const cJSON *envs,
 		if (timeout_s > 0 && !run->timed_out &&
 		    deadline_now >= started + timeout_s * 1000) {
 			run->timed_out = 1;
-			kill(pid, SIGKILL);
+			dt_proc_kill(pid);
 		}
 		mk_sleep_ms(20);
 	}

@@ -155,10 +155,10 @@ void dt_sandbox_kill(dt_sandbox *s)
 
 	for (i = 0; i < DT_MAX_RUNS; i++)
 		if (s->runs[i] > 0)
-			kill(s->runs[i], SIGKILL);
+			dt_proc_kill(s->runs[i]);
 	for (se = s->sessions; se; se = se->next)
 		if (se->pid > 0)
-			kill(se->pid, SIGKILL);
+			dt_proc_kill(se->pid);
 }
 
 void dt_sandbox_set(dt_double *d, dt_sandbox *s, dt_state state, dt_state desired,

@@ -68,7 +68,7 @@ void dt_session_reap(dt_sandbox *s)
 static void session_free(dt_session *se)
 {
 	if (se->pid > 0) {
-		kill(se->pid, SIGKILL);
+		dt_proc_kill(se->pid);
 		while (waitpid(se->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
@@ -318,7 +318,7 @@ static void create(dt_req *r)
 		se->commands = cJSON_CreateArray();
 	if (!se || !se->commands) {
 		if (pid > 0) {
-			kill(pid, SIGKILL);
+			dt_proc_kill(pid);
 			waitpid(pid, NULL, 0);
 		}
 		if (in[1] >= 0)
