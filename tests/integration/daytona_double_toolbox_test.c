@@ -385,6 +385,42 @@ START_TEST(test_files_stay_inside_their_sandbox)
 }
 END_TEST
 
+/* Both single-file uploads: upload-v2 (multipart or raw) and the older /files/upload. */
+START_TEST(test_single_file_uploads_land_where_asked)
+{
+	static const char mp[] = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
+	                         "filename=\"x\"\r\n\r\nmultipart bytes\r\n--XyZ--\r\n";
+	const char *multipart[] = {"Authorization: Bearer " KEY,
+	                           "Content-Type: multipart/form-data; boundary=XyZ", NULL};
+	const char *raw[] = {"Authorization: Bearer " KEY, "Content-Type: application/octet-stream",
+	                     NULL};
+	char id[40], url[512], out[256];
+	mt_resp r;
+
+	fresh();
+	started(NULL, id);
+	snprintf(url, sizeof(url), "%s/toolbox/%s/files/upload-v2?path=up/one.txt", dbl.base, id);
+	ck_assert_int_eq(mt_http("POST", url, multipart, mp, sizeof(mp) - 1, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(mk_json_str(r.json, "path"), "/home/daytona/up/one.txt");
+	ck_assert_str_eq(mk_json_str(r.json, "name"), "one.txt");
+	mt_resp_release(&r);
+	snprintf(url, sizeof(url), "%s/toolbox/%s/files/upload-v2?path=/tmp/two.txt", dbl.base, id);
+	ck_assert_int_eq(mt_http("POST", url, raw, "raw bytes", 9, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	mt_resp_release(&r);
+	snprintf(url, sizeof(url), "%s/toolbox/%s/files/upload?path=three.txt", dbl.base, id);
+	ck_assert_int_eq(mt_http("POST", url, multipart, mp, sizeof(mp) - 1, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq((long)r.len, 0);
+	mt_resp_release(&r);
+	ck_assert_int_eq(run(id, "cat up/one.txt; echo; cat /tmp/two.txt; echo; cat three.txt", out,
+	                     sizeof(out)),
+	                 0);
+	ck_assert_str_eq(out, "multipart bytes\nraw bytes\nmultipart bytes");
+}
+END_TEST
+
 START_TEST(test_stopping_ends_every_process_of_the_sandbox)
 {
 	char id[40];
@@ -453,6 +489,7 @@ static Suite *suite(void)
 	tcase_add_test(
 	    tc, test_sessions_keep_shell_state_and_answer_in_the_format_the_sdk_version_asks);
 	tcase_add_test(tc, test_files_stay_inside_their_sandbox);
+	tcase_add_test(tc, test_single_file_uploads_land_where_asked);
 	tcase_add_test(tc, test_stopping_ends_every_process_of_the_sandbox);
 	tcase_add_test(tc, test_a_sandbox_stopped_while_its_shells_start_leaves_no_process);
 	suite_add_tcase(s, tc);

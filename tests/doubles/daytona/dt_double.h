@@ -31,7 +31,6 @@
 #ifndef DT_DOUBLE_H
 #define DT_DOUBLE_H
 
-#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,11 +53,10 @@
 #define DT_TICK_MS        20          /* the state machine's pace */
 
 #define DT_HOME     "/home/daytona" /* the sandbox user's home and working directory */
-#define DT_UID      1000
 #define DT_SHELL    "/usr/bin/bash"
 #define DT_ORG_ID   "7d5a3b52-9c1e-4f6a-8e0b-2f4d6c8a1b3e"
 #define DT_VERSION  "0.190.0-double"   /* daemonVersion and GET /version */
-#define DT_PROC_MAX 1024               /* path buffers (paths inside a sandbox are shorter) */
+#define DT_PATH_MAX 1024               /* path buffers (paths inside a sandbox are shorter) */
 #define DT_ROOT_MAX 1024               /* the double's directory */
 #define DT_DIR_MAX  (DT_ROOT_MAX + 64) /* a sandbox's directory, <root>/<id> */
 

@@ -41,7 +41,7 @@
 
 void dt_fs_abs(const char *path, char *out, size_t len)
 {
-	char tmp[DT_PROC_MAX];
+	char tmp[DT_PATH_MAX];
 	const char *seg[256];
 	size_t nseg = 0, i, used = 0;
 	char *p, *save = NULL;
@@ -86,7 +86,7 @@ static int openat2_in(const dt_sandbox *s, const char *rel, int flags, mode_t mo
 
 int dt_fs_open(const dt_sandbox *s, const char *path, int flags)
 {
-	char abs[DT_PROC_MAX];
+	char abs[DT_PATH_MAX];
 
 	dt_fs_abs(path, abs, sizeof(abs));
 	return openat2_in(s, abs + 1, flags, 0644);
@@ -94,7 +94,7 @@ int dt_fs_open(const dt_sandbox *s, const char *path, int flags)
 
 int dt_fs_mkdirs(const dt_sandbox *s, const char *path, unsigned mode)
 {
-	char abs[DT_PROC_MAX], prefix[DT_PROC_MAX];
+	char abs[DT_PATH_MAX], prefix[DT_PATH_MAX];
 	const char *p;
 
 	dt_fs_abs(path, abs, sizeof(abs));
@@ -108,7 +108,7 @@ int dt_fs_mkdirs(const dt_sandbox *s, const char *path, unsigned mode)
 		fd = openat2_in(s, prefix + 1, O_PATH | O_DIRECTORY, 0);
 		if (fd < 0 && errno == ENOENT) {
 			const char *last = strrchr(prefix, '/');
-			char parent[DT_PROC_MAX];
+			char parent[DT_PATH_MAX];
 			int pfd;
 
 			snprintf(parent, sizeof(parent), "%.*s", (int)(last - prefix), prefix);
@@ -137,7 +137,7 @@ int dt_fs_mkdirs(const dt_sandbox *s, const char *path, unsigned mode)
 
 int dt_fs_parent(const dt_sandbox *s, const char *path, int mkparents, char *leaf, size_t leaflen)
 {
-	char abs[DT_PROC_MAX], dir[DT_PROC_MAX];
+	char abs[DT_PATH_MAX], dir[DT_PATH_MAX];
 	const char *last;
 
 	dt_fs_abs(path, abs, sizeof(abs));
@@ -176,7 +176,7 @@ int dt_fs_read(const dt_sandbox *s, const char *path, size_t max, mk_buf *out)
 
 int dt_fs_write(const dt_sandbox *s, const char *path, const void *data, size_t len)
 {
-	char leaf[DT_PROC_MAX];
+	char leaf[DT_PATH_MAX];
 	int pfd = dt_fs_parent(s, path, 1, leaf, sizeof(leaf)), fd, e;
 	size_t off = 0;
 
@@ -312,7 +312,7 @@ static void list_dir(const dt_sandbox *s, const char *abs, int depth, cJSON *lis
 		return;
 	}
 	while ((e = readdir(dp)) && cJSON_GetArraySize(list) < MAX_ENTRIES) {
-		char child[DT_PROC_MAX];
+		char child[DT_PATH_MAX];
 		struct stat st;
 
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -330,7 +330,7 @@ static void list_dir(const dt_sandbox *s, const char *abs, int depth, cJSON *lis
 
 static void list(dt_req *r)
 {
-	char path[DT_PROC_MAX] = ".", abs[DT_PROC_MAX], v[32];
+	char path[DT_PATH_MAX] = ".", abs[DT_PATH_MAX], v[32];
 	long depth = 1;
 	struct stat st;
 	cJSON *a;
@@ -367,7 +367,7 @@ static void list(dt_req *r)
 
 static void info(dt_req *r, const char *path)
 {
-	char abs[DT_PROC_MAX];
+	char abs[DT_PATH_MAX];
 	struct stat st;
 	cJSON *o;
 
@@ -390,7 +390,7 @@ static int protected_dir(const char *abs)
 
 static void delete (dt_req *r, const char *path)
 {
-	char abs[DT_PROC_MAX], leaf[DT_PROC_MAX], v[16] = "";
+	char abs[DT_PATH_MAX], leaf[DT_PATH_MAX], v[16] = "";
 	struct stat st;
 	int pfd, recursive;
 
@@ -431,7 +431,7 @@ static void delete (dt_req *r, const char *path)
 
 static void folder(dt_req *r, const char *path)
 {
-	char abs[DT_PROC_MAX], v[16] = "";
+	char abs[DT_PATH_MAX], v[16] = "";
 	unsigned long mode = 0755;
 
 	if (dt_param(r, "mode", v, sizeof(v)) && *v) {
@@ -454,7 +454,7 @@ static void folder(dt_req *r, const char *path)
 void dt_fs_serve(dt_req *r)
 {
 	const char *route = r->route;
-	char path[DT_PROC_MAX] = "";
+	char path[DT_PATH_MAX] = "";
 
 	if (strncmp(route, "info.", 5) == 0) {
 		cJSON *o = cJSON_CreateObject();

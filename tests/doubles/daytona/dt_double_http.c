@@ -267,6 +267,7 @@ static const char *toolbox_route(dt_req *r)
 	    {"POST", "/files/bulk-download", "files.bulk-download"},
 	    {"POST", "/files/bulk-upload", "files.bulk-upload"},
 	    {"POST", "/files/upload-v2", "files.upload"},
+	    {"POST", "/files/upload", "files.upload-legacy"},
 	    {"GET", "/work-dir", "info.work-dir"},
 	    {"GET", "/user-home-dir", "info.user-home-dir"},
 	    {"GET", "/version", "info.version"},

@@ -176,7 +176,7 @@ static void add_text(cJSON *o, const char *name, const char *data, size_t len)
 /* The exit code in a command's exit_code file; 0 when there is one, -1 while it runs. */
 static int exit_code_of(const dt_sandbox *s, const char *sid, const char *cid, int *code)
 {
-	char path[DT_PROC_MAX], *end;
+	char path[DT_PATH_MAX], *end;
 	mk_buf b;
 	long v;
 	int rc = -1;
@@ -271,7 +271,7 @@ static void create(dt_req *r)
 	dt_double *d = r->d;
 	dt_sandbox *s = r->sbx;
 	const char *id = mk_json_str(r->json, "sessionId");
-	char dir[DT_PROC_MAX], **argv = NULL;
+	char dir[DT_PATH_MAX], **argv = NULL;
 	dt_session *se;
 	int in[2] = {-1, -1}, n = 0, exists;
 	pid_t pid = -1;
@@ -353,7 +353,7 @@ static void create(dt_req *r)
 static int submit(dt_req *r, const char *sid, const char *cid, const char *command)
 {
 	dt_double *d = r->d;
-	char dir[DT_PROC_MAX], path[DT_PROC_MAX + 16];
+	char dir[DT_PATH_MAX], path[DT_PATH_MAX + 16];
 	dt_session *se;
 	cJSON *c;
 	mk_buf b;
@@ -437,7 +437,7 @@ static void exec_cmd(dt_req *r, const char *sid)
 {
 	const cJSON *b = r->json;
 	const char *cmd = mk_json_str(b, "command"), *p;
-	char cid[40], path[DT_PROC_MAX];
+	char cid[40], path[DT_PATH_MAX];
 	int async = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "runAsync")) ||
 	            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "async"));
 	out_mode m = mode_of(r);
@@ -504,7 +504,7 @@ static void exec_cmd(dt_req *r, const char *sid)
 static void logs(dt_req *r, const char *sid, const char *cid)
 {
 	out_mode m = mode_of(r);
-	char path[DT_PROC_MAX], v[16] = "";
+	char path[DT_PATH_MAX], v[16] = "";
 	const char *upgrade = mg_get_header(r->conn, "Upgrade");
 	mk_buf log, all, out, err;
 
@@ -591,7 +591,7 @@ static void delete (dt_req *r, const char *sid)
 {
 	dt_double *d = r->d;
 	dt_session **pp, *se = NULL;
-	char dir[DT_PROC_MAX], leaf[DT_PROC_MAX];
+	char dir[DT_PATH_MAX], leaf[DT_PATH_MAX];
 	int pfd;
 
 	if (strcmp(sid, "entrypoint") == 0) {

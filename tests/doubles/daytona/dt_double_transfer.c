@@ -11,6 +11,8 @@
  *        -> {"files":[{"path","bytes"}]}, or 400 {"errors":[...],"files":[...]}
  *   POST /files/upload-v2?path=     multipart part "file", or the raw body
  *        -> {"name","path","type"}
+ *   POST /files/upload?path=        (before v0.201) multipart part "file" -> 200,
+ *        no body; any failure is a 400 with no body either
  *
  * Parent directories are made (0755); an existing file is replaced. Paths
  * resolve inside the sandbox (dt_double_fs.c). Request bodies are read
@@ -37,7 +39,7 @@
 
 typedef struct {
 	char name[256];
-	char filename[DT_PROC_MAX];
+	char filename[DT_PATH_MAX];
 	const char *data;
 	size_t len;
 } part_t;
@@ -163,7 +165,7 @@ typedef struct {
 static void upload_one(dt_req *r, const dest_t *dests, int ndest, const char *key, const part_t *pt,
                        cJSON *files, cJSON *errs)
 {
-	char err[DT_PROC_MAX + 256];
+	char err[DT_PATH_MAX + 256];
 	cJSON *o;
 	int k;
 
@@ -239,10 +241,10 @@ static void bulk_upload(dt_req *r)
 	free(parts);
 }
 
-static void upload_v2(dt_req *r, const char *path)
+static void upload_v2(dt_req *r, const char *path, int legacy)
 {
 	const char *ct = mg_get_header(r->conn, "Content-Type"), *data = r->body, *base;
-	char boundary[256], abs[DT_PROC_MAX];
+	char boundary[256], abs[DT_PATH_MAX];
 	size_t len = r->body_len;
 	part_t *parts = NULL;
 	cJSON *o;
@@ -258,8 +260,12 @@ static void upload_v2(dt_req *r, const char *path)
 			;
 		if (n < 0 || i == n) {
 			free(parts);
-			dt_tb_error(r, 400, "BAD_REQUEST",
-			            "bad request: multipart upload without a \"file\" part");
+			if (legacy)
+				dt_send(r, 400, NULL, NULL, "", 0);
+			else
+				dt_tb_error(
+				    r, 400, "BAD_REQUEST",
+				    "bad request: multipart upload without a \"file\" part");
 			return;
 		}
 		data = parts[i].data;
@@ -267,6 +273,14 @@ static void upload_v2(dt_req *r, const char *path)
 	}
 	e = dt_fs_write(r->sbx, path, data, len) == 0 ? 0 : errno;
 	free(parts);
+	if (e && legacy) {
+		dt_send(r, 400, NULL, NULL, "", 0);
+		return;
+	}
+	if (legacy) {
+		dt_send(r, 200, NULL, NULL, "", 0);
+		return;
+	}
 	if (e) {
 		dt_tb_error(r, e == EACCES || e == EPERM ? 403 : 400,
 		            e == EACCES || e == EPERM ? "FILE_ACCESS_DENIED" : "BAD_REQUEST",
@@ -403,7 +417,7 @@ static void bulk_download(dt_req *r)
 	cJSON_ArrayForEach(p, paths)
 	{
 		const char *path = cJSON_IsString(p) ? p->valuestring : "", *code = NULL;
-		char msg[DT_PROC_MAX + 64], ts[40];
+		char msg[DT_PATH_MAX + 64], ts[40];
 		int status = 0, fd;
 		off_t size = 0;
 		mk_buf part;
@@ -459,7 +473,7 @@ static void bulk_download(dt_req *r)
 
 static void download(dt_req *r, const char *path)
 {
-	char msg[DT_PROC_MAX + 64], *base;
+	char msg[DT_PATH_MAX + 64], *base;
 	const char *code = NULL;
 	int status = 0, fd;
 	off_t size = 0;
@@ -492,7 +506,7 @@ static void download(dt_req *r, const char *path)
 
 void dt_transfer_serve(dt_req *r)
 {
-	char path[DT_PROC_MAX] = "";
+	char path[DT_PATH_MAX] = "";
 
 	if (strcmp(r->route, "files.bulk-upload") == 0) {
 		bulk_upload(r);
@@ -509,5 +523,5 @@ void dt_transfer_serve(dt_req *r)
 	if (strcmp(r->route, "files.download") == 0)
 		download(r, path);
 	else
-		upload_v2(r, path);
+		upload_v2(r, path, strcmp(r->route, "files.upload-legacy") == 0);
 }
