@@ -69,6 +69,7 @@ static const char *const routes[] = {
     "files.bulk-download",
     "files.bulk-upload",
     "files.upload",
+    "files.upload-legacy",
     "info.work-dir",
     "info.user-home-dir",
     "info.version",
