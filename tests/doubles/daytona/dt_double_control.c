@@ -35,6 +35,7 @@
 #include "mk_json.h"
 #include "mk_log.h"
 #include "mk_time.h"
+#include "mt_serve.h"
 
 static const char *const routes[] = {
     "config",
@@ -329,28 +330,14 @@ int dt_fault(dt_req *r)
 
 static void control_faults(dt_req *r)
 {
-	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(r->json, "rules"), *rule;
 	char err[512];
-	int n = 0;
+	int n =
+	    mt_serve_add_faults(r->json, check_rule, &r->d->mu, &r->d->faults, err, sizeof(err));
 
-	if (!cJSON_IsArray(rules)) {
-		reply(r, 400, "want {\"rules\":[...]}");
+	if (n < 0) {
+		reply(r, 400, "%s", err);
 		return;
 	}
-	cJSON_ArrayForEach(rule, rules)
-	{
-		if (check_rule(rule, err, sizeof(err)) != 0) {
-			reply(r, 400, "%s", err);
-			return;
-		}
-	}
-	pthread_mutex_lock(&r->d->mu);
-	cJSON_ArrayForEach(rule, rules)
-	{
-		cJSON_AddItemToArray(r->d->faults, cJSON_Duplicate(rule, 1));
-		n++;
-	}
-	pthread_mutex_unlock(&r->d->mu);
 	MK_INFO("DTD-FAULTS", NULL, "%d fault rule(s) added", n);
 	reply(r, 200, "ok");
 }
@@ -486,11 +473,8 @@ void dt_control_serve(dt_req *r)
 	} else if (post && strcmp(p, "/config") == 0) {
 		control_config(r);
 	} else if (strcmp(m, "GET") == 0 && strcmp(p, "/requests") == 0) {
-		char *s;
+		char *s = mt_serve_print_log(&r->d->mu, &r->d->requests);
 
-		pthread_mutex_lock(&r->d->mu);
-		s = mk_json_print(r->d->requests);
-		pthread_mutex_unlock(&r->d->mu);
 		dt_send(r, s ? 200 : 500, "application/json", NULL, s ? s : "[]",
 		        s ? strlen(s) : 2);
 		cJSON_free(s);

@@ -69,11 +69,7 @@ char *dt_utf8(const char *s, size_t len)
 
 int dt_param(const dt_req *r, const char *name, char *buf, size_t len)
 {
-	const char *q = r->ri->query_string;
-
-	if (!q || len == 0)
-		return 0;
-	return mg_get_var(q, strlen(q), name, buf, len) >= 0;
+	return mt_serve_param(r->ri, name, buf, len);
 }
 
 /* ------------------------------------------------------------------ writing */
@@ -116,9 +112,7 @@ void dt_send(dt_req *r, int status, const char *ctype, const char *extra_headers
 	if (r->surface == DT_SURFACE_API && r->authed)
 		rate_headers(r, &h);
 	mk_buf_printf(&h, "%s\r\n", extra_headers ? extra_headers : "");
-	if (!h.data || mg_write(r->conn, h.data, h.len) != (int)h.len ||
-	    (len > 0 && mg_write(r->conn, body, len) != (int)len))
-		mg_disable_connection_keep_alive(r->conn);
+	mt_serve_write(r->conn, &h, body, len);
 	mk_buf_release(&h);
 }
 
@@ -203,50 +197,11 @@ void dt_proxy_error(dt_req *r, int status, const char *code, const char *fmt, ..
 
 /* ------------------------------------------------------------------ reading */
 
-/* Read the whole body; 0, 1 too large, -1 read error. */
-static int read_body(dt_req *r)
-{
-	mk_buf b;
-	char chunk[16384];
-	int n;
-
-	if (r->ri->content_length > (long long)DT_MAX_BODY)
-		return 1;
-	mk_buf_init(&b, DT_MAX_BODY);
-	while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
-		if (mk_buf_append(&b, chunk, (size_t)n) != 0) {
-			mk_buf_release(&b);
-			return 1;
-		}
-	}
-	if (n < 0) {
-		mk_buf_release(&b);
-		return -1;
-	}
-	r->body_len = b.len;
-	r->body = b.data ? mk_buf_steal(&b) : strdup("");
-	mk_buf_release(&b);
-	return r->body ? 0 : -1;
-}
-
-/* Split rest into r->seg (an empty segment ends it); -1 when there are too many. */
+/* Split rest into r->seg; -1 when there are too many segments. */
 static int split_path(dt_req *r, const char *rest)
 {
-	while (*rest) {
-		const char *slash = strchr(rest, '/');
-		size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-
-		if (r->nseg == (int)(sizeof(r->seg) / sizeof(r->seg[0])))
-			return -1;
-		r->seg[r->nseg] = strndup(rest, n);
-		if (!r->seg[r->nseg])
-			return -1;
-		r->nseg++;
-		rest += n;
-		if (*rest == '/')
-			rest++;
-	}
-	return 0;
+	return mt_serve_split_path(rest, r->seg, (int)(sizeof(r->seg) / sizeof(r->seg[0])),
+	                           &r->nseg);
 }
 
 /* The toolbox route of r->sub with r->seg[1..], or NULL. */
@@ -359,17 +314,6 @@ static cJSON *record_of(const dt_req *r)
 		cJSON_AddNullToObject(o, "body");
 	cJSON_AddNumberToObject(o, "body_bytes", (double)r->body_len);
 	return o;
-}
-
-static void record(dt_req *r)
-{
-	cJSON *rec = record_of(r);
-
-	pthread_mutex_lock(&r->d->mu);
-	cJSON_AddItemToArray(r->d->requests, rec);
-	while (cJSON_GetArraySize(r->d->requests) > DT_MAX_REQUESTS)
-		cJSON_DeleteItemFromArray(r->d->requests, 0);
-	pthread_mutex_unlock(&r->d->mu);
 }
 
 /* ------------------------------------------------------------------ auth */
@@ -485,7 +429,7 @@ static void serve_api(dt_req *r)
 
 static int on_request(struct mg_connection *conn, void *ud)
 {
-	const char *expect = mg_get_header(conn, "Expect"), *ct;
+	const char *ct;
 	char err[256];
 	dt_req r;
 	int rc, i;
@@ -496,12 +440,9 @@ static int on_request(struct mg_connection *conn, void *ud)
 	r.ri = mg_get_request_info(conn);
 	r.path = r.ri->local_uri ? r.ri->local_uri : "/";
 
-	/* civetweb leaves this to handlers; answer it so libcurl does not stall a second. */
-	if (expect && strcasecmp(expect, "100-continue") == 0 &&
-	    strcmp(r.ri->http_version, "1.1") == 0)
-		mg_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	mt_serve_continue(conn);
 	classify(&r);
-	rc = read_body(&r);
+	rc = mt_serve_read_body(conn, DT_MAX_BODY, &r.body, &r.body_len);
 	if (rc != 0) {
 		if (r.surface == DT_SURFACE_TOOLBOX)
 			dt_tb_error(&r, rc > 0 ? 413 : 400, "BAD_REQUEST",
@@ -523,7 +464,7 @@ static int on_request(struct mg_connection *conn, void *ud)
 		dt_control_serve(&r);
 		goto out;
 	}
-	record(&r);
+	mt_serve_record(&r.d->mu, &r.d->requests, record_of(&r), DT_MAX_REQUESTS);
 	MK_INFO("DTD-REQ", NULL, "%s %s%s%s -> %s", r.ri->request_method, r.path,
 	        r.ri->query_string ? "?" : "", r.ri->query_string ? r.ri->query_string : "",
 	        r.route ? r.route : "(no route)");
