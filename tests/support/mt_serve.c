@@ -1,6 +1,6 @@
 /*
- * mt_serve.c - the test doubles' HTTP server, --listen check, request
- * plumbing, request log and fault rules (see mt_serve.h).
+ * mt_serve.c - the test doubles' HTTP server, request plumbing, request
+ * log, fault rules and command line (see mt_serve.h).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 
 #include "mk_json.h"
 #include "mk_log.h"
+#include "mk_svc.h"
 #include "mt_serve.h"
 
 int mt_serve_valid_listen(const char *s)
@@ -207,4 +208,38 @@ int mt_serve_add_faults(const cJSON *body,
 	}
 	pthread_mutex_unlock(mu);
 	return n;
+}
+
+/* ------------------------------------------------------------------ the command line */
+
+int mt_serve_args(int argc, char **argv, const char *prog, const mt_serve_opt *opts,
+                  void (*usage)(FILE *f))
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const mt_serve_opt *o;
+
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		for (o = opts; o->name && strcmp(argv[i], o->name) != 0; o++)
+			;
+		if (!o->name || i + 1 == argc) {
+			fprintf(stderr, "%s: %s '%s'\n", prog,
+			        o->name ? "missing value after" : "unknown option", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+		*o->value = argv[++i];
+	}
+	return -1;
+}
+
+void mt_serve_wait(int port, const char *log_id)
+{
+	printf("listening on %d\n", port);
+	fflush(stdout);
+	MK_INFO(log_id, NULL, "stopping on signal %d", mk_svc_wait());
 }

@@ -1,9 +1,10 @@
 /*
  * mt_serve.h - test support for the test doubles (under tests/doubles): the
  * HTTP server every double runs (civetweb on one loopback address, the
- * same options for all), the check of its --listen argument, the plumbing
- * of their request handlers (reading a body, path segments and query
- * parameters, writing a reply), and their request log and fault rules.
+ * same options for all), the plumbing of their request handlers (reading
+ * a body, path segments and query parameters, writing a reply), their
+ * request log and fault rules, and their command line (options, the
+ * --listen check, the one "listening on" line and the wait for a signal).
  *
  * What a double answers, and in which shape, stays in the double: nothing
  * here writes a status line or an error body.
@@ -15,6 +16,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <civetweb.h>
 #include <cjson/cJSON.h>
@@ -95,5 +97,30 @@ char *mt_serve_print_log(pthread_mutex_t *mu, cJSON **log);
 int mt_serve_add_faults(const cJSON *body,
                         int (*check)(const cJSON *rule, char *err, size_t errlen),
                         pthread_mutex_t *mu, cJSON **faults, char *err, size_t errlen);
+
+/* ---- the command line */
+
+/* One option of a double's command line: "--name VALUE" sets *value (borrowed from argv). */
+typedef struct {
+	const char *name;
+	const char **value;
+} mt_serve_opt;
+
+/*
+ * Read a double's command line: each argument is an option of opts (ended
+ * by an entry whose name is NULL) followed by its value; --help or -h
+ * prints usage on stdout. Returns -1 when the double goes on, else its
+ * exit status: 0 after --help, 2 after an unknown option or a missing value
+ * (said on stderr as "<prog>: ...", then the usage).
+ */
+int mt_serve_args(int argc, char **argv, const char *prog, const mt_serve_opt *opts,
+                  void (*usage)(FILE *f));
+
+/*
+ * Print "listening on <port>", the one line a double writes on stdout, and
+ * wait for SIGTERM or SIGINT (blocked beforehand with
+ * mk_svc_block_signals), logged under log_id.
+ */
+void mt_serve_wait(int port, const char *log_id);
 
 #endif

@@ -59,42 +59,18 @@ int main(int argc, char **argv)
 	const char *start = "300", *stop = "200", *minute = "60000";
 	char err[1024];
 	dt_double d;
-	int i, rc = 1;
+	const mt_serve_opt opts[] = {
+	    {"--listen", &listen},      {"--api-key", &d.api_key},     {"--start-delay-ms", &start},
+	    {"--stop-delay-ms", &stop}, {"--minute-ms", &minute},      {"--root", &root},
+	    {"--bwrap", &d.bwrap},      {"--snapshots", &d.snapshots}, {NULL, NULL},
+	};
+	int st, rc = 1;
 
 	memset(&d, 0, sizeof(d));
 	d.bwrap = "/usr/bin/bwrap";
 	d.snapshots = DEFAULT_SNAPSHOTS;
-	for (i = 1; i < argc; i++) {
-		const char **dst = NULL;
-
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--listen") == 0)
-			dst = &listen;
-		else if (strcmp(argv[i], "--api-key") == 0)
-			dst = &d.api_key;
-		else if (strcmp(argv[i], "--start-delay-ms") == 0)
-			dst = &start;
-		else if (strcmp(argv[i], "--stop-delay-ms") == 0)
-			dst = &stop;
-		else if (strcmp(argv[i], "--minute-ms") == 0)
-			dst = &minute;
-		else if (strcmp(argv[i], "--root") == 0)
-			dst = &root;
-		else if (strcmp(argv[i], "--bwrap") == 0)
-			dst = &d.bwrap;
-		else if (strcmp(argv[i], "--snapshots") == 0)
-			dst = &d.snapshots;
-		if (!dst || i + 1 == argc) {
-			fprintf(stderr, "daytona-double: %s '%s'\n",
-			        dst ? "missing value after" : "unknown option", argv[i]);
-			usage(stderr);
-			return 2;
-		}
-		*dst = argv[++i];
-	}
+	if ((st = mt_serve_args(argc, argv, "daytona-double", opts, usage)) >= 0)
+		return st;
 	d.cfg0.start_delay_ms = ms_arg(start, 0);
 	d.cfg0.stop_delay_ms = ms_arg(stop, 0);
 	d.cfg0.minute_ms = ms_arg(minute, 1);
@@ -134,9 +110,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "daytona-double: %s\n", err);
 		goto out;
 	}
-	printf("listening on %d\n", d.port);
-	fflush(stdout);
-	MK_INFO("DTD-STOP", NULL, "stopping on signal %d", mk_svc_wait());
+	mt_serve_wait(d.port, "DTD-STOP");
 	rc = 0;
 out:
 	/* Kill the sandboxes' processes first: requests waiting on them then end. */
