@@ -66,9 +66,8 @@ static void started(const char *body, char *id)
 {
 	char err[512];
 
-	ck_assert_msg(mt_daytona_create(&dbl, KEY, body, id, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(mt_daytona_wait(&dbl, KEY, id, "started", WAIT_MS, err, sizeof(err)) == 0,
-	              "%s", err);
+	ck_assert_msg(mt_daytona_started(&dbl, KEY, body, WAIT_MS, id, err, sizeof(err)) == 0, "%s",
+	              err);
 }
 
 static void wait_state(const char *id, const char *state)
@@ -82,16 +81,9 @@ static void wait_state(const char *id, const char *state)
 /* POST /api/sandbox/{id}/<action> ("": DELETE it): the status, the answer in *r unless NULL. */
 static long lifecycle(const char *id, const char *action, mt_resp *r)
 {
-	char path[256];
-	mt_resp own;
-	long st;
+	long st = mt_daytona_lifecycle(&dbl, KEY, id, action, r);
 
-	snprintf(path, sizeof(path), "/api/sandbox/%s%s%s", id, *action ? "/" : "", action);
-	ck_assert_int_eq(
-	    mt_daytona_call(&dbl, KEY, *action ? "POST" : "DELETE", path, NULL, r ? r : &own), 0);
-	st = r ? r->status : own.status;
-	if (!r)
-		mt_resp_release(&own);
+	ck_assert_msg(st >= 0, "sandbox %s '%s': no answer", id, action);
 	return st;
 }
 
@@ -145,18 +137,9 @@ static void double_up(void)
 /* Stop the double: it exits 0, and no process of its sandboxes, nor their files, is left. */
 static void double_down(void)
 {
-	char cmd[256], *out = NULL;
-	int st = mt_daytona_stop(&dbl);
+	char err[512];
 
-	ck_assert_msg(st == 0, "daytona-double exited %d on SIGTERM, want 0", st);
-	ck_assert_int_eq(mt_daytona_processes(root), 0);
-	snprintf(cmd, sizeof(cmd), "ls -A '%s'", root);
-	ck_assert_int_eq(mt_sh(cmd, &out), 0);
-	ck_assert_str_eq(out, "etc\n");
-	free(out);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	mt_sh(cmd, &out);
-	free(out);
+	ck_assert_msg(mt_daytona_stop_clean(&dbl, root, err, sizeof(err)) == 0, "%s", err);
 }
 
 /* ------------------------------------------------------------------ the control plane */
@@ -540,17 +523,15 @@ END_TEST
 
 START_TEST(test_sigterm_ends_every_sandbox_process_and_removes_their_files)
 {
-	char dir[160], err[512], id[40], cmd[256], *out = NULL;
+	char dir[160], err[512], id[40], cmd[256];
 	mt_daytona d;
 	mt_resp r;
-	int st;
 
 	snprintf(dir, sizeof(dir), "/tmp/mark-daytona-stop-%d", (int)getpid());
 	ck_assert_msg(
 	    mt_daytona_start(&d, "daytona-double-stop", KEY, dir, NULL, err, sizeof(err)) == 0,
 	    "%s", err);
-	ck_assert_msg(mt_daytona_create(&d, KEY, NULL, id, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(mt_daytona_wait(&d, KEY, id, "started", WAIT_MS, err, sizeof(err)) == 0, "%s",
+	ck_assert_msg(mt_daytona_started(&d, KEY, NULL, WAIT_MS, id, err, sizeof(err)) == 0, "%s",
 	              err);
 	snprintf(cmd, sizeof(cmd), "/toolbox/%s/process/session", id);
 	ck_assert_int_eq(mt_daytona_call(&d, KEY, "POST", cmd, "{\"sessionId\":\"z\"}", &r), 0);
@@ -562,17 +543,8 @@ START_TEST(test_sigterm_ends_every_sandbox_process_and_removes_their_files)
 	                 0);
 	ck_assert_int_eq(r.status, 202);
 	mt_resp_release(&r);
-	st = mt_daytona_stop(&d);
-	ck_assert_msg(st == 0, "daytona-double exited %d on SIGTERM, want 0", st);
-	/* Nothing runs over its directory any more, and only its etc is left. */
-	ck_assert_int_eq(mt_daytona_processes(dir), 0);
-	snprintf(cmd, sizeof(cmd), "ls -A '%s'", dir);
-	ck_assert_int_eq(mt_sh(cmd, &out), 0);
-	ck_assert_str_eq(out, "etc\n");
-	free(out);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	mt_sh(cmd, &out);
-	free(out);
+	/* It exits 0, nothing runs over its directory any more, and only its etc is left. */
+	ck_assert_msg(mt_daytona_stop_clean(&d, dir, err, sizeof(err)) == 0, "%s", err);
 }
 END_TEST
 

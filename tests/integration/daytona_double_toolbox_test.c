@@ -40,17 +40,11 @@ static void tb(const char *id, const char *method, const char *sub, const char *
 	              "%s %s: no answer", method, sub);
 }
 
-static void control(const char *method, const char *path, const char *body)
+static void knobs(const char *json)
 {
 	char err[512];
 
-	ck_assert_msg(mt_double_control(&dbl, method, path, body, NULL, err, sizeof(err)) == 0,
-	              "%s", err);
-}
-
-static void knobs(const char *json)
-{
-	control("POST", "/_double/config", json);
+	ck_assert_msg(mt_daytona_config(&dbl, json, err, sizeof(err)) == 0, "%s", err);
 }
 
 /* Create a sandbox (body NULL: {}) and wait until it has started; its id into id. */
@@ -58,9 +52,8 @@ static void started(const char *body, char *id)
 {
 	char err[512];
 
-	ck_assert_msg(mt_daytona_create(&dbl, KEY, body, id, err, sizeof(err)) == 0, "%s", err);
-	ck_assert_msg(mt_daytona_wait(&dbl, KEY, id, "started", WAIT_MS, err, sizeof(err)) == 0,
-	              "%s", err);
+	ck_assert_msg(mt_daytona_started(&dbl, KEY, body, WAIT_MS, id, err, sizeof(err)) == 0, "%s",
+	              err);
 }
 
 static void wait_state(const char *id, const char *state)
@@ -74,16 +67,9 @@ static void wait_state(const char *id, const char *state)
 /* POST /api/sandbox/{id}/<action> ("": DELETE it): the status, the answer in *r unless NULL. */
 static long lifecycle(const char *id, const char *action, mt_resp *r)
 {
-	char path[256];
-	mt_resp own;
-	long st;
+	long st = mt_daytona_lifecycle(&dbl, KEY, id, action, r);
 
-	snprintf(path, sizeof(path), "/api/sandbox/%s%s%s", id, *action ? "/" : "", action);
-	ck_assert_int_eq(
-	    mt_daytona_call(&dbl, KEY, *action ? "POST" : "DELETE", path, NULL, r ? r : &own), 0);
-	st = r ? r->status : own.status;
-	if (!r)
-		mt_resp_release(&own);
+	ck_assert_msg(st >= 0, "sandbox %s '%s': no answer", id, action);
 	return st;
 }
 
@@ -138,18 +124,9 @@ static void double_up(void)
 /* Stop the double: it exits 0, and no process of its sandboxes, nor their files, is left. */
 static void double_down(void)
 {
-	char cmd[256], *out = NULL;
-	int st = mt_daytona_stop(&dbl);
+	char err[512];
 
-	ck_assert_msg(st == 0, "daytona-double exited %d on SIGTERM, want 0", st);
-	ck_assert_int_eq(mt_daytona_processes(root), 0);
-	snprintf(cmd, sizeof(cmd), "ls -A '%s'", root);
-	ck_assert_int_eq(mt_sh(cmd, &out), 0);
-	ck_assert_str_eq(out, "etc\n");
-	free(out);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	mt_sh(cmd, &out);
-	free(out);
+	ck_assert_msg(mt_daytona_stop_clean(&dbl, root, err, sizeof(err)) == 0, "%s", err);
 }
 
 /* ------------------------------------------------------------------ the tests */

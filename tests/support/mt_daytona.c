@@ -63,11 +63,12 @@ cJSON *mt_daytona_sandboxes(const mt_daytona *d)
 	return list;
 }
 
-int mt_daytona_call(const mt_daytona *d, const char *key, const char *method, const char *path,
-                    const char *body, mt_resp *r)
+/* One request to url with the bearer key (may be NULL), JSON content type and extra headers. */
+static int request(const char *key, const char *method, const char *url, const char *body,
+                   const char *const *extra, mt_resp *r)
 {
+	const char *hdrs[8] = {NULL};
 	char auth[256];
-	const char *hdrs[3] = {NULL, NULL, NULL};
 	int n = 0;
 
 	if (key) {
@@ -76,7 +77,15 @@ int mt_daytona_call(const mt_daytona *d, const char *key, const char *method, co
 	}
 	if (body)
 		hdrs[n++] = "Content-Type: application/json";
-	return mt_http(method, mt_double_url(d, path), hdrs, body, body ? strlen(body) : 0, r);
+	while (extra && *extra && n < 7)
+		hdrs[n++] = *extra++;
+	return mt_http(method, url, hdrs, body, body ? strlen(body) : 0, r);
+}
+
+int mt_daytona_call(const mt_daytona *d, const char *key, const char *method, const char *path,
+                    const char *body, mt_resp *r)
+{
+	return request(key, method, mt_double_url(d, path), body, NULL, r);
 }
 
 int mt_daytona_create(const mt_daytona *d, const char *key, const char *body, char *id, char *err,
@@ -135,6 +144,29 @@ int mt_daytona_wait(const mt_daytona *d, const char *key, const char *id, const 
 	}
 }
 
+int mt_daytona_started(const mt_daytona *d, const char *key, const char *body, int timeout_ms,
+                       char *id, char *err, size_t errlen)
+{
+	if (mt_daytona_create(d, key, body, id, err, errlen) != 0)
+		return -1;
+	return mt_daytona_wait(d, key, id, "started", timeout_ms, err, errlen);
+}
+
+long mt_daytona_lifecycle(const mt_daytona *d, const char *key, const char *id, const char *action,
+                          mt_resp *r)
+{
+	char path[256];
+	mt_resp own;
+	long st = -1;
+
+	snprintf(path, sizeof(path), "/api/sandbox/%s%s%s", id, *action ? "/" : "", action);
+	if (mt_daytona_call(d, key, *action ? "POST" : "DELETE", path, NULL, r ? r : &own) == 0)
+		st = r ? r->status : own.status;
+	if (!r)
+		mt_resp_release(&own);
+	return st;
+}
+
 int mt_daytona_processes(const char *dir)
 {
 	DIR *proc = opendir("/proc");
@@ -166,20 +198,10 @@ int mt_daytona_processes(const char *dir)
 int mt_daytona_tb(const mt_daytona *d, const char *key, const char *id, const char *method,
                   const char *sub, const char *body, const char *const *extra, mt_resp *r)
 {
-	const char *hdrs[8] = {NULL};
-	char auth[256], url[1024];
-	int n = 0;
+	char url[1024];
 
-	if (key) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
-		hdrs[n++] = auth;
-	}
-	if (body)
-		hdrs[n++] = "Content-Type: application/json";
-	while (extra && *extra && n < 7)
-		hdrs[n++] = *extra++;
 	snprintf(url, sizeof(url), "%s/toolbox/%s%s", d->base, id, sub);
-	return mt_http(method, url, hdrs, body, body ? strlen(body) : 0, r);
+	return request(key, method, url, body, extra, r);
 }
 
 int mt_daytona_run(const mt_daytona *d, const char *key, const char *id, const char *command,
@@ -304,4 +326,34 @@ int mt_daytona_tb_error(const mt_resp *r, long status, const char *code, const c
 		return -1;
 	}
 	return 0;
+}
+
+int mt_daytona_stop_clean(mt_daytona *d, const char *root, char *err, size_t errlen)
+{
+	char cmd[256], *out = NULL;
+	int st = mt_daytona_stop(d), procs;
+
+	if (st != 0) {
+		snprintf(err, errlen, "daytona-double exited %d on SIGTERM, want 0", st);
+		return -1;
+	}
+	if ((procs = mt_daytona_processes(root)) != 0) {
+		snprintf(err, errlen, "%d process(es) still name %s", procs, root);
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' 2>&1", root);
+	st = mt_sh(cmd, &out);
+	if (st != 0 || !out || strcmp(out, "etc\n") != 0) {
+		snprintf(err, errlen, "%s holds more than etc (ls exit %d): %s", root, st,
+		         out ? out : "");
+		free(out);
+		return -1;
+	}
+	free(out);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' 2>&1", root);
+	st = mt_sh(cmd, &out);
+	if (st != 0)
+		snprintf(err, errlen, "cannot remove %s: %s", root, out ? out : "");
+	free(out);
+	return st == 0 ? 0 : -1;
 }

@@ -3,8 +3,9 @@
  * (tests/doubles/daytona, binary daytona-double) run as a real process on
  * loopback, its control endpoints (POST /_double/faults, POST
  * /_double/config, POST /_double/reset, GET|DELETE /_double/sandboxes) and
- * the control-plane calls tests make most: create a sandbox and wait for a
- * state.
+ * the calls tests make most: create a sandbox and wait for a state, change
+ * its state, run a command, and stop the double checking that nothing of
+ * it is left.
  *
  * Nothing here asserts: every call returns 0 (or a value) on success and -1
  * (or NULL) with a message in err, and the test decides. Part of libmktest,
@@ -81,6 +82,22 @@ int mt_daytona_wait(const mt_daytona *d, const char *key, const char *id, const 
                     int timeout_ms, char *err, size_t errlen);
 
 /*
+ * Create a sandbox (mt_daytona_create) and wait until it has started (at
+ * most timeout_ms); its id into id (at least 40 bytes). 0, or -1 with err.
+ */
+int mt_daytona_started(const mt_daytona *d, const char *key, const char *body, int timeout_ms,
+                       char *id, char *err, size_t errlen);
+
+/*
+ * POST /api/sandbox/{id}/<action> (start, stop, archive, recover), or
+ * DELETE /api/sandbox/{id} when action is "". *r gets the answer when r is
+ * not NULL (release it either way). The HTTP status, or -1 when no answer
+ * came.
+ */
+long mt_daytona_lifecycle(const mt_daytona *d, const char *key, const char *id, const char *action,
+                          mt_resp *r);
+
+/*
  * A toolbox request for sandbox id (sub: the path after it, with its
  * query), with the key, JSON content type and extra headers (may be NULL).
  * 0, or -1 when no answer came; *r must be released either way.
@@ -126,5 +143,13 @@ int mt_daytona_tb_error(const mt_resp *r, long status, const char *code, const c
  * cannot be read.
  */
 int mt_daytona_processes(const char *dir);
+
+/*
+ * Stop the double started with --root root and check that nothing of it
+ * is left: it exits 0 on SIGTERM, no process names root any more, and root
+ * holds only its etc; then remove root. 0, or -1 with err (root is kept
+ * for a look).
+ */
+int mt_daytona_stop_clean(mt_daytona *d, const char *root, char *err, size_t errlen);
 
 #endif
