@@ -3,6 +3,7 @@
  * log, fault rules and command line (see mt_serve.h).
  */
 #include <arpa/inet.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "mk_json.h"
 #include "mk_log.h"
 #include "mk_svc.h"
+#include "mk_time.h"
 #include "mt_serve.h"
 
 int mt_serve_valid_listen(const char *s)
@@ -254,9 +256,20 @@ int mt_serve_args(int argc, char **argv, const char *prog, const mt_serve_opt *o
 	return -1;
 }
 
+static atomic_int stopping;
+
 void mt_serve_wait(int port, const char *log_id)
 {
 	printf("listening on %d\n", port);
 	fflush(stdout);
 	MK_INFO(log_id, NULL, "stopping on signal %d", mk_svc_wait());
+	atomic_store(&stopping, 1);
+}
+
+void mt_serve_sleep(long long ms)
+{
+	int64_t until = mk_mono_ms() + ms;
+
+	while (!atomic_load(&stopping) && mk_mono_ms() < until)
+		mk_sleep_ms(until - mk_mono_ms() < 50 ? (int)(until - mk_mono_ms()) : 50);
 }

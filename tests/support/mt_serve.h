@@ -132,5 +132,7 @@ int mt_serve_args(int argc, char **argv, const char *prog, const mt_serve_opt *o
  * mk_svc_block_signals), logged under log_id.
  */
 void mt_serve_wait(int port, const char *log_id);
+/* Sleep ms, or less once mt_serve_wait has seen the stop signal (a double's long delays). */
+void mt_serve_sleep(long long ms);
 
 #endif

@@ -67,7 +67,7 @@ void ld_send(ld_req *r, int status, const char *ctype, const char *extra_headers
 	mk_buf h;
 
 	if (pace && pace->first_byte_delay_ms > 0)
-		mk_sleep_ms(pace->first_byte_delay_ms);
+		mt_serve_sleep(pace->first_byte_delay_ms);
 	mk_buf_init(&h, 0);
 	mk_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
 	if (chunked)
@@ -99,7 +99,7 @@ void ld_send(ld_req *r, int status, const char *ctype, const char *extra_headers
 		}
 		if (send_n > 0) {
 			if (i > 0 && pace && pace->between_writes_ms > 0)
-				mk_sleep_ms(pace->between_writes_ms);
+				mt_serve_sleep(pace->between_writes_ms);
 			mk_buf_reset(&h);
 			if (chunked) {
 				snprintf(frame, sizeof(frame), "%zx\r\n", n);
