@@ -30,9 +30,13 @@ cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: pg.sh start|stop|dsn DIR [PORT]" >&2; exit 2; }
 
+# Paths are absolute, so that commands run as nobody can start in / (it may
+# not be able to enter the current directory, a 0700 checkout).
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+
 as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u nobody -- "$@"
+		(cd / && runuser -u nobody -- "$@")
 	else
 		"$@"
 	fi
