@@ -13,6 +13,9 @@ pkgs=(
 	nodejs curl ca-certificates openssl wrk procps util-linux iproute2
 )
 
+# kubectl (for `kubectl kustomize` in the manifest test): Debian's, unless one is installed.
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
+
 missing=()
 for p in "${pkgs[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
