@@ -1,7 +1,8 @@
 /*
  * deploy_k8s_test.c - the Kubernetes manifests as a cluster would take
- * them: `kubectl kustomize deploy/k8s` builds, and every object (with the
- * dev Postgres and the Secret placeholders) is valid against the
+ * them: both overlays (deploy/k8s/overlays/local and production) build
+ * with `kubectl kustomize`, and every object (with the Secret
+ * placeholders) is valid against the
  * Kubernetes OpenAPI schemas (kubernetes-models from the npm registry,
  * pinned in tests/deploy/k8s), each service's Secret reaches only its
  * owner, the bus key every Mark workload, and every workload sets
@@ -22,7 +23,7 @@
 
 #define DIR "tests/deploy/k8s"
 
-static char built[600];
+static char built[600], built_prod[600];
 
 /* Run the check on files; its output into *out. The exit status. */
 static int check(const char *files, char **out)
@@ -39,30 +40,53 @@ static void setup(void)
 	char err[1024], cmd[2048], *out = NULL;
 	int st;
 
-	ck_assert_msg(mt_sdk_ready(DIR, packages, "the Kubernetes manifest check", 18, err,
-	                           sizeof(err)) == 0,
-	              "%s", err);
-	snprintf(built, sizeof(built), "%s.k8s-%d.yaml", mt_bus_key_file(), (int)getpid());
-	snprintf(cmd, sizeof(cmd), "kubectl kustomize deploy/k8s > '%s' 2>&1 || cat '%s'", built,
+	ck_assert_msg(
+	    mt_sdk_ready(DIR, packages, "the Kubernetes manifest check", 18, err, sizeof(err)) == 0,
+	    "%s", err);
+	snprintf(built, sizeof(built), "%s.k8s-local-%d.yaml", mt_bus_key_file(), (int)getpid());
+	snprintf(built_prod, sizeof(built_prod), "%s.k8s-prod-%d.yaml", mt_bus_key_file(),
+	         (int)getpid());
+	snprintf(cmd, sizeof(cmd),
+	         "kubectl kustomize deploy/k8s/overlays/local > '%s' 2>&1 || cat '%s'", built,
 	         built);
 	st = mt_sh(cmd, &out);
-	ck_assert_msg(st == 0, "kubectl kustomize deploy/k8s failed (is kubectl installed?): %s",
+	ck_assert_msg(st == 0,
+	              "kubectl kustomize of the local overlay failed (is kubectl installed?): %s",
 	              out);
+	free(out);
+	snprintf(cmd, sizeof(cmd),
+	         "kubectl kustomize deploy/k8s/overlays/production > '%s' 2>&1 || cat '%s'",
+	         built_prod, built_prod);
+	st = mt_sh(cmd, &out);
+	ck_assert_msg(st == 0, "kubectl kustomize of the production overlay failed: %s", out);
 	free(out);
 }
 
 START_TEST(test_the_manifests_are_valid_and_each_secret_reaches_only_its_owner)
 {
-	char files[2048], *out = NULL;
+	char files[4096], *out = NULL;
 	int st;
 
-	snprintf(files, sizeof(files),
-	         "'%s' deploy/k8s/postgres-dev.yaml deploy/k8s/secrets.example.yaml", built);
+	/* Each overlay on its own, the Secret placeholders with the local one. */
+	snprintf(files, sizeof(files), "'%s' deploy/k8s/base/secrets.example.yaml", built);
 	st = check(files, &out);
 	ck_assert_msg(st == 0, "%s", out);
 	ck_assert_ptr_nonnull(strstr(out, "ok schemas"));
 	ck_assert_ptr_nonnull(strstr(out, "ok secrets"));
 	ck_assert_ptr_nonnull(strstr(out, "ok workloads"));
+	free(out);
+	snprintf(files, sizeof(files), "'%s'", built_prod);
+	st = check(files, &out);
+	ck_assert_msg(st == 0, "%s", out);
+	free(out);
+	/* The overlays differ where they should: the sandbox backend, and the worker's hardening.
+	 */
+	snprintf(
+	    files, sizeof(files),
+	    "grep -q 'EXECUTOR_BACKEND: local' '%s' && grep -q 'EXECUTOR_BACKEND: daytona' '%s' "
+	    "&& grep -q 'procMount: Unmasked' '%s' && ! grep -q 'procMount' '%s'",
+	    built, built_prod, built, built_prod);
+	ck_assert_int_eq(mt_sh(files, &out), 0);
 	free(out);
 }
 END_TEST
@@ -108,7 +132,8 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_unchecked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_the_manifests_are_valid_and_each_secret_reaches_only_its_owner);
-	tcase_add_test(tc, test_the_check_fails_on_an_invalid_object_and_on_a_secret_given_to_another);
+	tcase_add_test(tc,
+	               test_the_check_fails_on_an_invalid_object_and_on_a_secret_given_to_another);
 	suite_add_tcase(s, tc);
 	return mt_check_main(s, 0);
 }
