@@ -180,7 +180,7 @@ $(BUILD)/tests/doubles/%-double: $$(wildcard tests/doubles/%/*.c) $(LIBTEST) $(L
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-test-build: $(BINS) $(DOUBLE_BINS) $(UNIT_BINS) $(INTEG_BINS) $(SEC_BINS)
+test-build: $(BINS) $(DOUBLE_BINS) $(UNIT_BINS) $(INTEG_BINS) $(SEC_BINS) $(BENCH_BINS)
 
 deps:
 	@scripts/deps.sh
