@@ -42,38 +42,19 @@
 /* Run sdk_check.mjs against d with the key file (and BQ_ONLY=only when not NULL). */
 static int sdk_check(const mt_bq *d, const char *key_file, const char *only, char **out)
 {
-	char cmd[1024];
+	char env[768];
 
-	snprintf(cmd, sizeof(cmd),
-	         "BQ_DOUBLE_URL='%s' BQ_KEY_FILE='%s' BQ_ONLY='%s' node " SDK_DIR
-	         "/sdk_check.mjs 2>&1",
-	         d->base, key_file, only ? only : "");
-	return mt_sh(cmd, out);
+	snprintf(env, sizeof(env), "BQ_DOUBLE_URL='%s' BQ_KEY_FILE='%s' BQ_ONLY='%s'", d->base,
+	         key_file, only ? only : "");
+	return mt_sdk_run(SDK_DIR, env, &d->p, out);
 }
 
-/*
- * Every line of out is "ok <name>" but the last, "sdk_check: N of N checks
- * passed (...)"; returns N, which must be at least min.
- */
-static int all_ok(const char *out, int min)
+/* out is one ok line per check and the summary, with at least min checks. */
+static void all_ok(const char *out, int min)
 {
-	const char *line = out, *nl;
-	int oks = 0, passed = -1, total = -2;
+	char why[256];
 
-	for (; *line; line = nl ? nl + 1 : line + strlen(line)) {
-		nl = strchr(line, '\n');
-		if (strncmp(line, "ok ", 3) == 0)
-			oks++;
-		else if (sscanf(line, "sdk_check: %d of %d checks passed", &passed, &total) == 2)
-			ck_assert_msg(!nl || !nl[1], "the summary is the last line:\n%s", out);
-		else if (line != nl)
-			ck_abort_msg("not an ok line: '%.*s'\n%s",
-			             nl ? (int)(nl - line) : (int)strlen(line), line, out);
-	}
-	ck_assert_msg(passed == total && oks == total, "%d ok lines, summary %d of %d:\n%s", oks,
-	              passed, total, out);
-	ck_assert_msg(oks >= min, "only %d checks ran, want at least %d:\n%s", oks, min, out);
-	return oks;
+	ck_assert_msg(mt_sdk_passed(out, min, why, sizeof(why)) >= 0, "%s:\n%s", why, out);
 }
 
 /* The JSON of a JWT's claims (its base64url middle segment); the caller deletes it. */
@@ -176,24 +157,15 @@ static void assert_token_from_the_endpoint(const mt_bq *d, const cJSON *reqs)
 
 START_TEST(test_the_official_client_reads_what_the_double_sends)
 {
+	static const char *const packages[] = {"@google-cloud/bigquery", NULL};
 	char err[512], dsn[512], key_file[256], *out = NULL;
 	cJSON *reqs;
 	mt_bq d;
 	int st;
 
-	st = mt_sh("command -v node && command -v npm && node --version 2>&1", &out);
-	ck_assert_msg(st == 0,
-	              "node and npm are required by the BigQuery double's faithfulness test "
-	              "(Node.js 18 or later; e.g. apt-get install nodejs npm): %s",
-	              out);
-	free(out);
-	if (access(SDK_DIR "/node_modules/@google-cloud/bigquery/package.json", F_OK) != 0) {
-		printf("installing the client: (cd " SDK_DIR " && npm ci --no-audit --no-fund)\n");
-		fflush(stdout);
-		st = mt_sh("cd " SDK_DIR " && npm ci --no-audit --no-fund 2>&1", &out);
-		ck_assert_msg(st == 0, "npm ci in " SDK_DIR " failed (exit %d):\n%s", st, out);
-		free(out);
-	}
+	ck_assert_msg(mt_sdk_ready(SDK_DIR, packages, "the BigQuery double's faithfulness test", 18,
+	                           err, sizeof(err)) == 0,
+	              "%s", err);
 
 	ck_assert_msg(mt_warehouse_create(DB_NAME, "mark", dsn, sizeof(dsn), err, sizeof(err)) == 0,
 	              "%s", err);
@@ -204,10 +176,6 @@ START_TEST(test_the_official_client_reads_what_the_double_sends)
 
 	/* Every check, each one line. */
 	st = sdk_check(&d, key_file, NULL, &out);
-	printf("%s", out); /* one line per check, for the test log */
-	fflush(stdout);
-	if (st != 0)
-		mt_proc_dump(&d.p);
 	ck_assert_msg(st == 0, "sdk_check.mjs exited %d:\n%s", st, out);
 	all_ok(out, 16);
 	free(out);

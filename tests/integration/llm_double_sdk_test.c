@@ -125,32 +125,17 @@ static void double_down(void)
 
 START_TEST(test_the_official_sdks_parse_what_the_double_sends)
 {
+	static const char *const packages[] = {"openai", "@anthropic-ai/sdk", NULL};
 	mt_double d;
-	char cmd[512], *out = NULL;
+	char err[512], env[128], *out = NULL;
 	int st;
 
-	st = mt_sh("command -v node && command -v npm && node --version 2>&1", &out);
-	ck_assert_msg(st == 0,
-	              "node and npm are required by the LLM double's faithfulness test (Node.js 20 "
-	              "or later; e.g. apt-get install nodejs npm): %s",
-	              out);
-	free(out);
-	if (access(SDK_DIR "/node_modules/openai/package.json", F_OK) != 0 ||
-	    access(SDK_DIR "/node_modules/@anthropic-ai/sdk/package.json", F_OK) != 0) {
-		printf("installing the SDKs: (cd " SDK_DIR " && npm ci --no-audit --no-fund)\n");
-		fflush(stdout);
-		st = mt_sh("cd " SDK_DIR " && npm ci --no-audit --no-fund 2>&1", &out);
-		ck_assert_msg(st == 0, "npm ci in " SDK_DIR " failed (exit %d):\n%s", st, out);
-		free(out);
-	}
-
+	ck_assert_msg(mt_sdk_ready(SDK_DIR, packages, "the LLM double's faithfulness test", 20, err,
+	                           sizeof(err)) == 0,
+	              "%s", err);
 	double_start(&d, "llm-double-sdk", NULL);
-	snprintf(cmd, sizeof(cmd), "BASE='%s' node " SDK_DIR "/sdk_check.mjs 2>&1", d.base);
-	st = mt_sh(cmd, &out);
-	printf("%s", out); /* one line per SDK check, for the test log */
-	fflush(stdout);
-	if (st != 0)
-		mt_proc_dump(&d.p);
+	snprintf(env, sizeof(env), "BASE='%s'", d.base);
+	st = mt_sdk_run(SDK_DIR, env, &d.p, &out);
 	ck_assert_msg(st == 0, "sdk_check.mjs exited %d:\n%s", st, out);
 	free(out);
 	double_stop(&d);

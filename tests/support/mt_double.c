@@ -1,7 +1,8 @@
 /*
  * mt_double.c - test support: a test double as a process (the LLM provider
- * double's start here; the BigQuery double's in mt_bq.c) and its control
- * endpoints (see mt_double.h).
+ * double's start here; the BigQuery double's in mt_bq.c, the Daytona
+ * double's in mt_daytona.c), its control endpoints and the harness of its
+ * SDK check (see mt_double.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -236,6 +237,85 @@ char *mt_read_file(const char *path, size_t *len, char *err, size_t errlen)
 	if (len)
 		*len = b.len;
 	return b.data ? mk_buf_steal(&b) : strdup("");
+}
+
+int mt_sdk_ready(const char *dir, const char *const *packages, const char *who, int node_major,
+                 char *err, size_t errlen)
+{
+	char cmd[1024], path[1024], *out = NULL;
+	int st, missing = 0;
+
+	st = mt_sh("command -v node && command -v npm && node --version 2>&1", &out);
+	if (st != 0) {
+		snprintf(
+		    err, errlen,
+		    "node and npm are required by %s (Node.js %d or later; e.g. apt-get install "
+		    "nodejs npm): %s",
+		    who, node_major, out);
+		free(out);
+		return -1;
+	}
+	free(out);
+	for (; *packages && !missing; packages++) {
+		snprintf(path, sizeof(path), "%s/node_modules/%s/package.json", dir, *packages);
+		missing = access(path, F_OK) != 0;
+	}
+	if (!missing)
+		return 0;
+	printf("installing the packages: (cd %s && npm ci --no-audit --no-fund)\n", dir);
+	fflush(stdout);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && npm ci --no-audit --no-fund 2>&1", dir);
+	st = mt_sh(cmd, &out);
+	if (st != 0)
+		snprintf(err, errlen, "npm ci in %s failed (exit %d):\n%s", dir, st, out);
+	free(out);
+	return st == 0 ? 0 : -1;
+}
+
+int mt_sdk_run(const char *dir, const char *env, const mt_proc *dbl, char **out)
+{
+	char cmd[2048];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s node %s/sdk_check.mjs 2>&1", env, dir);
+	st = mt_sh(cmd, out);
+	printf("%s", *out);
+	fflush(stdout);
+	if (st != 0)
+		mt_proc_dump(dbl);
+	return st;
+}
+
+int mt_sdk_passed(const char *out, int min, char *why, size_t whylen)
+{
+	const char *line = out, *nl;
+	int oks = 0, passed = -1, total = -2;
+
+	for (; *line; line = nl ? nl + 1 : line + strlen(line)) {
+		nl = strchr(line, '\n');
+		if (strncmp(line, "ok ", 3) == 0) {
+			oks++;
+		} else if (sscanf(line, "sdk_check: %d of %d checks passed", &passed, &total) ==
+		           2) {
+			if (nl && nl[1]) {
+				snprintf(why, whylen, "the summary is not the last line");
+				return -1;
+			}
+		} else if (line != nl) {
+			snprintf(why, whylen, "not an ok line: '%.*s'",
+			         nl ? (int)(nl - line) : (int)strlen(line), line);
+			return -1;
+		}
+	}
+	if (passed != total || oks != total) {
+		snprintf(why, whylen, "%d ok lines, summary %d of %d", oks, passed, total);
+		return -1;
+	}
+	if (oks < min) {
+		snprintf(why, whylen, "only %d checks ran, want at least %d", oks, min);
+		return -1;
+	}
+	return oks;
 }
 
 int mt_double_fixture(const mt_double *d, const char *name, cJSON **fixture, char *err,

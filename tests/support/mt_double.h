@@ -2,7 +2,9 @@
  * mt_double.h - test support: the LLM provider test double
  * (tests/doubles/llm, binary llm-double) run as a real process on loopback,
  * and its control endpoints (POST /_double/scenario, GET /_double/requests,
- * POST /_double/reset).
+ * POST /_double/reset); for every double, its start as a process and the
+ * harness of its check with an official SDK (tests/doubles/<name>/sdk,
+ * run with Node).
  *
  * Nothing here asserts: every call returns 0 (or a value) on success and -1
  * (or NULL) with a message in err, and the test decides. This file is part
@@ -60,6 +62,33 @@ int mt_sh(const char *cmd, char **out);
 
 /* A whole file (malloc'd, NUL-terminated; its length in *len when not NULL), or NULL with err. */
 char *mt_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
+/*
+ * Make ready a double's SDK check in dir (tests/doubles/<name>/sdk): node
+ * and npm must be on PATH (their absence is a failure, never a skip), and
+ * `npm ci` installs the packages when one of `packages` (NULL-terminated
+ * names under dir/node_modules) is missing. who and node_major word the
+ * complaint: "node and npm are required by <who> (Node.js <node_major> or
+ * later; ...)". 0, or -1 with err.
+ */
+int mt_sdk_ready(const char *dir, const char *const *packages, const char *who, int node_major,
+                 char *err, size_t errlen);
+
+/*
+ * Run `node <dir>/sdk_check.mjs` with env put before it (shell assignments,
+ * e.g. "BASE='http://127.0.0.1:4000'"). Its stdout and stderr go into *out
+ * (malloc'd; the caller frees it) and are printed on stdout, one line per
+ * check, for the test log; when it fails, the tail of the double's log
+ * (dbl) is printed on stderr. The exit status, as mt_sh gives it.
+ */
+int mt_sdk_run(const char *dir, const char *env, const mt_proc *dbl, char **out);
+
+/*
+ * Whether out, the output of an SDK check, is one "ok <name>" line per
+ * check and last the summary "sdk_check: N of N checks passed (...)", with
+ * N at least min: N, or -1 with why.
+ */
+int mt_sdk_passed(const char *out, int min, char *why, size_t whylen);
 
 /*
  * Start llm-double on a free loopback port, with --api-key key unless key

@@ -1,13 +1,16 @@
 /*
- * mt_serve.c - the test doubles' HTTP server and --listen check (see
- * mt_serve.h).
+ * mt_serve.c - the test doubles' HTTP server, request plumbing, request
+ * log, fault rules and command line (see mt_serve.h).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "mk_json.h"
 #include "mk_log.h"
+#include "mk_svc.h"
 #include "mt_serve.h"
 
 int mt_serve_valid_listen(const char *s)
@@ -82,4 +85,161 @@ void mt_serve_stop(struct mg_context **http)
 		*http = NULL;
 		mg_exit_library();
 	}
+}
+
+/* ------------------------------------------------------------------ one request */
+
+void mt_serve_continue(struct mg_connection *conn)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	const char *expect = mg_get_header(conn, "Expect");
+
+	if (expect && strcasecmp(expect, "100-continue") == 0 &&
+	    strcmp(ri->http_version, "1.1") == 0)
+		mg_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+int mt_serve_read_body(struct mg_connection *conn, size_t max, char **body, size_t *len)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	char chunk[16384], *data;
+	mk_buf b;
+	int n;
+
+	if (ri->content_length > (long long)max)
+		return 1;
+	mk_buf_init(&b, max);
+	while ((n = mg_read(conn, chunk, sizeof(chunk))) > 0) {
+		if (mk_buf_append(&b, chunk, (size_t)n) != 0) {
+			mk_buf_release(&b);
+			return 1;
+		}
+	}
+	if (n < 0) {
+		mk_buf_release(&b);
+		return -1;
+	}
+	*len = b.len;
+	data = b.data ? mk_buf_steal(&b) : strdup("");
+	mk_buf_release(&b);
+	if (!data)
+		return -1;
+	*body = data;
+	return 0;
+}
+
+int mt_serve_split_path(const char *rest, char **seg, int cap, int *nseg)
+{
+	while (*rest) {
+		const char *slash = strchr(rest, '/');
+		size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+
+		if (*nseg == cap)
+			return -1;
+		seg[*nseg] = strndup(rest, n);
+		if (!seg[*nseg])
+			return -1;
+		(*nseg)++;
+		rest += n;
+		if (*rest == '/')
+			rest++;
+	}
+	return 0;
+}
+
+int mt_serve_param(const struct mg_request_info *ri, const char *name, char *buf, size_t len)
+{
+	const char *q = ri->query_string;
+
+	if (!q || len == 0)
+		return 0;
+	return mg_get_var(q, strlen(q), name, buf, len) >= 0;
+}
+
+void mt_serve_write(struct mg_connection *conn, const mk_buf *head, const void *body, size_t len)
+{
+	if (!head->data || mg_write(conn, head->data, head->len) != (int)head->len ||
+	    (len > 0 && mg_write(conn, body, len) != (int)len))
+		mg_disable_connection_keep_alive(conn);
+}
+
+/* ------------------------------------------------------------------ request log and faults */
+
+void mt_serve_record(pthread_mutex_t *mu, cJSON **log, cJSON *rec, int max)
+{
+	pthread_mutex_lock(mu);
+	cJSON_AddItemToArray(*log, rec);
+	while (max > 0 && cJSON_GetArraySize(*log) > max)
+		cJSON_DeleteItemFromArray(*log, 0);
+	pthread_mutex_unlock(mu);
+}
+
+char *mt_serve_print_log(pthread_mutex_t *mu, cJSON **log)
+{
+	char *s;
+
+	pthread_mutex_lock(mu);
+	s = mk_json_print(*log);
+	pthread_mutex_unlock(mu);
+	return s;
+}
+
+int mt_serve_add_faults(const cJSON *body,
+                        int (*check)(const cJSON *rule, char *err, size_t errlen),
+                        pthread_mutex_t *mu, cJSON **faults, char *err, size_t errlen)
+{
+	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(body, "rules"), *rule;
+	int n = 0;
+
+	if (!cJSON_IsArray(rules)) {
+		mk_errf(err, errlen, "want {\"rules\":[...]}");
+		return -1;
+	}
+	cJSON_ArrayForEach(rule, rules)
+	{
+		if (check(rule, err, errlen) != 0)
+			return -1;
+	}
+	pthread_mutex_lock(mu);
+	cJSON_ArrayForEach(rule, rules)
+	{
+		cJSON_AddItemToArray(*faults, cJSON_Duplicate(rule, 1));
+		n++;
+	}
+	pthread_mutex_unlock(mu);
+	return n;
+}
+
+/* ------------------------------------------------------------------ the command line */
+
+int mt_serve_args(int argc, char **argv, const char *prog, const mt_serve_opt *opts,
+                  void (*usage)(FILE *f))
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const mt_serve_opt *o;
+
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		for (o = opts; o->name && strcmp(argv[i], o->name) != 0; o++)
+			;
+		if (!o->name || i + 1 == argc) {
+			fprintf(stderr, "%s: %s '%s'\n", prog,
+			        o->name ? "missing value after" : "unknown option", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+		*o->value = argv[++i];
+	}
+	return -1;
+}
+
+void mt_serve_wait(int port, const char *log_id)
+{
+	printf("listening on %d\n", port);
+	fflush(stdout);
+	MK_INFO(log_id, NULL, "stopping on signal %d", mk_svc_wait());
 }

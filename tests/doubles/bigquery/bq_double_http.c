@@ -66,9 +66,7 @@ void bq_send(bq_req *r, int status, const char *ctype, const char *extra_headers
 	              "Vary: Origin, X-Origin, Referer\r\n%s\r\n",
 	              status, text ? text : "Unknown", ctype, len,
 	              extra_headers ? extra_headers : "");
-	if (!h.data || mg_write(r->conn, h.data, h.len) != (int)h.len ||
-	    (len > 0 && mg_write(r->conn, body, len) != (int)len))
-		mg_disable_connection_keep_alive(r->conn);
+	mt_serve_write(r->conn, &h, body, len);
 	mk_buf_release(&h);
 }
 
@@ -139,11 +137,7 @@ void bq_send_oauth_error(bq_req *r, int status, const char *error, const char *d
 
 int bq_param(const bq_req *r, const char *name, char *buf, size_t len)
 {
-	const char *q = r->ri->query_string;
-
-	if (!q || len == 0)
-		return 0;
-	return mg_get_var(q, strlen(q), name, buf, len) >= 0;
+	return mt_serve_param(r->ri, name, buf, len);
 }
 
 long long bq_parse_count(const char *s)
@@ -160,50 +154,11 @@ long long bq_parse_count(const char *s)
 	return v;
 }
 
-/* Read the whole body; 0, 1 too large, -1 read error. */
-static int read_body(bq_req *r)
-{
-	mk_buf b;
-	char chunk[16384];
-	int n;
-
-	if (r->ri->content_length > (long long)BQ_MAX_BODY)
-		return 1;
-	mk_buf_init(&b, BQ_MAX_BODY);
-	while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
-		if (mk_buf_append(&b, chunk, (size_t)n) != 0) {
-			mk_buf_release(&b);
-			return 1;
-		}
-	}
-	if (n < 0) {
-		mk_buf_release(&b);
-		return -1;
-	}
-	r->body_len = b.len;
-	r->body = b.data ? mk_buf_steal(&b) : strdup("");
-	mk_buf_release(&b);
-	return r->body ? 0 : -1;
-}
-
 /* Split the path after /bigquery/v2/ into r->seg; -1 when there are too many segments. */
 static int split_path(bq_req *r, const char *rest)
 {
-	while (*rest) {
-		const char *slash = strchr(rest, '/');
-		size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
-
-		if (r->nseg == (int)(sizeof(r->seg) / sizeof(r->seg[0])))
-			return -1;
-		r->seg[r->nseg] = strndup(rest, n);
-		if (!r->seg[r->nseg])
-			return -1;
-		r->nseg++;
-		rest += n;
-		if (*rest == '/')
-			rest++;
-	}
-	return 0;
+	return mt_serve_split_path(rest, r->seg, (int)(sizeof(r->seg) / sizeof(r->seg[0])),
+	                           &r->nseg);
 }
 
 /* The BigQuery route of r (segments after /bigquery/v2/), or NULL. */
@@ -464,28 +419,14 @@ static void reply_ok(bq_req *r)
 
 static void control_faults(bq_req *r)
 {
-	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(r->json, "rules"), *rule;
 	char err[512];
-	int n = 0;
+	int n =
+	    mt_serve_add_faults(r->json, check_rule, &r->d->mu, &r->d->faults, err, sizeof(err));
 
-	if (!cJSON_IsArray(rules)) {
-		bq_send_error(r, 400, "invalid", "bigquery-double: want {\"rules\":[...]}");
+	if (n < 0) {
+		bq_send_error(r, 400, "invalid", "bigquery-double: %s", err);
 		return;
 	}
-	cJSON_ArrayForEach(rule, rules)
-	{
-		if (check_rule(rule, err, sizeof(err)) != 0) {
-			bq_send_error(r, 400, "invalid", "bigquery-double: %s", err);
-			return;
-		}
-	}
-	pthread_mutex_lock(&r->d->mu);
-	cJSON_ArrayForEach(rule, rules)
-	{
-		cJSON_AddItemToArray(r->d->faults, cJSON_Duplicate(rule, 1));
-		n++;
-	}
-	pthread_mutex_unlock(&r->d->mu);
 	MK_INFO("BQD-FAULTS", NULL, "%d fault rule(s) added", n);
 	reply_ok(r);
 }
@@ -551,11 +492,8 @@ static void control(bq_req *r)
 	} else if (post && strcmp(p, "/config") == 0) {
 		control_config(r);
 	} else if (strcmp(m, "GET") == 0 && strcmp(p, "/requests") == 0) {
-		char *s;
+		char *s = mt_serve_print_log(&r->d->mu, &r->d->requests);
 
-		pthread_mutex_lock(&r->d->mu);
-		s = mk_json_print(r->d->requests);
-		pthread_mutex_unlock(&r->d->mu);
 		if (!s) {
 			bq_send_error(r, 500, "internalError", "bigquery-double: out of memory");
 			return;
@@ -593,20 +531,8 @@ static void control(bq_req *r)
 
 /* ------------------------------------------------------------------ routing */
 
-static void record(bq_req *r)
-{
-	cJSON *rec = record_of(r);
-
-	pthread_mutex_lock(&r->d->mu);
-	cJSON_AddItemToArray(r->d->requests, rec);
-	while (cJSON_GetArraySize(r->d->requests) > BQ_MAX_REQUESTS)
-		cJSON_DeleteItemFromArray(r->d->requests, 0);
-	pthread_mutex_unlock(&r->d->mu);
-}
-
 static int on_request(struct mg_connection *conn, void *ud)
 {
-	const char *expect = mg_get_header(conn, "Expect");
 	char err[256];
 	bq_req r;
 	int rc, i;
@@ -617,11 +543,8 @@ static int on_request(struct mg_connection *conn, void *ud)
 	r.ri = mg_get_request_info(conn);
 	r.path = r.ri->local_uri ? r.ri->local_uri : "/";
 
-	/* civetweb leaves this to handlers; Google answers it, so libcurl does not stall. */
-	if (expect && strcasecmp(expect, "100-continue") == 0 &&
-	    strcmp(r.ri->http_version, "1.1") == 0)
-		mg_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	rc = read_body(&r);
+	mt_serve_continue(conn);
+	rc = mt_serve_read_body(conn, BQ_MAX_BODY, &r.body, &r.body_len);
 	if (rc != 0) {
 		bq_send_error(&r, rc > 0 ? 413 : 400, "invalid",
 		              rc > 0 ? "Request body over %u bytes"
@@ -642,7 +565,7 @@ static int on_request(struct mg_connection *conn, void *ud)
 		goto out;
 	}
 	classify(&r);
-	record(&r);
+	mt_serve_record(&r.d->mu, &r.d->requests, record_of(&r), BQ_MAX_REQUESTS);
 	MK_INFO("BQD-REQ", NULL, "%s %s%s%s -> %s", r.ri->request_method, r.path,
 	        r.ri->query_string ? "?" : "", r.ri->query_string ? r.ri->query_string : "",
 	        r.route ? r.route : "(no route)");

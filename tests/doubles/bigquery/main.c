@@ -38,34 +38,20 @@ int main(int argc, char **argv)
 {
 	const char *listen = "127.0.0.1:0", *fixture = NULL, *dsn = NULL;
 	const char *pubkey = DEFAULT_PUBLIC_KEY;
+	const mt_serve_opt opts[] = {
+	    {"--listen", &listen},
+	    {"--fixture", &fixture},
+	    {"--database-url", &dsn},
+	    {"--public-key", &pubkey},
+	    {NULL, NULL},
+	};
 	char err[1024];
 	bq_double d;
-	int i, rc = 1;
+	int st, rc = 1;
 
 	memset(&d, 0, sizeof(d));
-	for (i = 1; i < argc; i++) {
-		const char **dst = NULL;
-
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--listen") == 0)
-			dst = &listen;
-		else if (strcmp(argv[i], "--fixture") == 0)
-			dst = &fixture;
-		else if (strcmp(argv[i], "--database-url") == 0)
-			dst = &dsn;
-		else if (strcmp(argv[i], "--public-key") == 0)
-			dst = &pubkey;
-		if (!dst || i + 1 == argc) {
-			fprintf(stderr, "bigquery-double: %s '%s'\n",
-			        dst ? "missing value after" : "unknown option", argv[i]);
-			usage(stderr);
-			return 2;
-		}
-		*dst = argv[++i];
-	}
+	if ((st = mt_serve_args(argc, argv, "bigquery-double", opts, usage)) >= 0)
+		return st;
 	if (!fixture || !dsn) {
 		fprintf(stderr, "bigquery-double: --fixture and --database-url are required\n");
 		usage(stderr);
@@ -104,9 +90,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bigquery-double: %s\n", err);
 		goto out;
 	}
-	printf("listening on %d\n", d.port);
-	fflush(stdout);
-	MK_INFO("BQD-STOP", NULL, "stopping on signal %d", mk_svc_wait());
+	mt_serve_wait(d.port, "BQD-STOP");
 	rc = 0;
 out:
 	bq_http_stop(&d);

@@ -187,32 +187,6 @@ void ld_send_error(ld_req *r, int status, const char *type, const char *code, co
 
 /* ------------------------------------------------------------------ reading */
 
-/* Read the whole body; 0, 1 too large, -1 read error. */
-static int read_body(ld_req *r)
-{
-	mk_buf b;
-	char chunk[16384];
-	int n;
-
-	if (r->ri->content_length > (long long)LD_MAX_BODY)
-		return 1;
-	mk_buf_init(&b, LD_MAX_BODY);
-	while ((n = mg_read(r->conn, chunk, sizeof(chunk))) > 0) {
-		if (mk_buf_append(&b, chunk, (size_t)n) != 0) {
-			mk_buf_release(&b);
-			return 1;
-		}
-	}
-	if (n < 0) {
-		mk_buf_release(&b);
-		return -1;
-	}
-	r->body_len = b.len;
-	r->body = b.data ? mk_buf_steal(&b) : strdup("");
-	mk_buf_release(&b);
-	return r->body ? 0 : -1;
-}
-
 /* The recorded form of r: {"method","path","query","headers","body"}. */
 static cJSON *record_of(const ld_req *r)
 {
@@ -292,11 +266,8 @@ static void control(ld_req *r)
 		return;
 	}
 	if (strcmp(p, "/requests") == 0 && strcmp(m, "GET") == 0) {
-		char *s;
+		char *s = mt_serve_print_log(&r->d->mu, &r->d->requests);
 
-		pthread_mutex_lock(&r->d->mu);
-		s = mk_json_print(r->d->requests);
-		pthread_mutex_unlock(&r->d->mu);
 		if (!s) {
 			ld_send_error(r, 500, "server_error", NULL, NULL,
 			              "llm-double: out of memory");
@@ -366,7 +337,6 @@ static int on_request(struct mg_connection *conn, void *ud)
 {
 	ld_req r;
 	char err[256];
-	cJSON *rec;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
@@ -380,13 +350,8 @@ static int on_request(struct mg_connection *conn, void *ud)
 	r.seq = ++r.d->seq;
 	pthread_mutex_unlock(&r.d->mu);
 
-	/* civetweb leaves this to handlers; real providers answer it, so libcurl does not
-	 * stall a second before sending a large body (contract §5.10). */
-	if (mg_get_header(conn, "Expect") &&
-	    strcasecmp(mg_get_header(conn, "Expect"), "100-continue") == 0 &&
-	    strcmp(r.ri->http_version, "1.1") == 0)
-		mg_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	rc = read_body(&r);
+	mt_serve_continue(conn); /* contract §5.10 */
+	rc = mt_serve_read_body(conn, LD_MAX_BODY, &r.body, &r.body_len);
 	if (rc != 0) {
 		ld_send_error(&r, rc > 0 ? 413 : 400, "invalid_request_error", NULL, NULL,
 		              rc > 0 ? "llm-double: request body over %u bytes"
@@ -412,10 +377,7 @@ static int on_request(struct mg_connection *conn, void *ud)
 	}
 	if (r.dialect == LD_AZURE)
 		r.model = r.deployment;
-	rec = record_of(&r);
-	pthread_mutex_lock(&r.d->mu);
-	cJSON_AddItemToArray(r.d->requests, rec);
-	pthread_mutex_unlock(&r.d->mu);
+	mt_serve_record(&r.d->mu, &r.d->requests, record_of(&r), 0);
 	MK_INFO("LLMD-REQ", NULL, "%s %s%s%s (%zu bytes%s)", r.ri->request_method, r.path,
 	        r.ri->query_string ? "?" : "", r.ri->query_string ? r.ri->query_string : "",
 	        r.body_len, r.stream ? ", stream" : "");

@@ -30,31 +30,17 @@ int main(int argc, char **argv)
 	const char *listen = "127.0.0.1:0", *scenario = NULL;
 	char err[512];
 	ld_double d;
-	int i, rc = 1;
+	const mt_serve_opt opts[] = {
+	    {"--listen", &listen},
+	    {"--scenario", &scenario},
+	    {"--api-key", &d.api_key},
+	    {NULL, NULL},
+	};
+	int st, rc = 1;
 
 	memset(&d, 0, sizeof(d));
-	for (i = 1; i < argc; i++) {
-		const char **dst = NULL;
-
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--listen") == 0)
-			dst = &listen;
-		else if (strcmp(argv[i], "--scenario") == 0)
-			dst = &scenario;
-		else if (strcmp(argv[i], "--api-key") == 0)
-			dst = &d.api_key;
-		if (!dst || i + 1 == argc) {
-			fprintf(stderr, "llm-double: %s '%s'\n",
-			        dst ? "missing value after" : "unknown option", argv[i]);
-			usage(stderr);
-			return 2;
-		}
-		*dst = argv[++i];
-	}
-
+	if ((st = mt_serve_args(argc, argv, "llm-double", opts, usage)) >= 0)
+		return st;
 	if (!mt_serve_valid_listen(listen)) {
 		fprintf(stderr, "llm-double: --listen '%s' is not <IPv4 address>:<port>\n", listen);
 		return 2;
@@ -76,9 +62,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "llm-double: %s\n", err);
 		goto out;
 	}
-	printf("listening on %d\n", d.port);
-	fflush(stdout);
-	MK_INFO("LLMD-STOP", NULL, "stopping on signal %d", mk_svc_wait());
+	mt_serve_wait(d.port, "LLMD-STOP");
 	rc = 0;
 out:
 	ld_http_stop(&d);
