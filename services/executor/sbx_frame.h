@@ -89,6 +89,18 @@ cJSON *sbx_frame_rx_json(const sbx_frame_rx *rx, char *err, size_t errlen);
  */
 ssize_t sbx_write_nosigpipe(int fd, const void *p, size_t n);
 
+/* ---- paths and files */
+
+/* A path the driver may be asked for: relative, inside the workspace, no "..". */
+int sbx_path_ok(const char *path);
+
+/*
+ * Append the file of a `file` reply to out, when it is well formed and at
+ * most room bytes. 0, or -1 with err naming path.
+ */
+int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *out, char *err,
+                   size_t errlen);
+
 /* ---- output streams */
 
 /* Output of a run: the first max bytes kept (keep set, max > 0), all of them counted. */

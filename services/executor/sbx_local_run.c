@@ -379,29 +379,10 @@ static cJSON *call(sbx_local_box *s, const char *op, unsigned char *frame, size_
 	return NULL;
 }
 
-/* A path the driver may be asked for: relative, inside /workspace, no "..". */
-static int path_ok(const char *path)
-{
-	const char *p = path;
-
-	if (!path || !*path || *path == '/' || strlen(path) > 4096)
-		return 0;
-	while (*p) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return 0;
-		p += n;
-		if (*p == '/')
-			p++;
-	}
-	return 1;
-}
-
 /* A path to ask for, of a sandbox that runs: 0, or -1 with err. */
 static int file_request_ok(const sbx_local_box *s, const char *path, char *err, size_t errlen)
 {
-	if (!path_ok(path)) {
+	if (!sbx_path_ok(path)) {
 		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
 		return -1;
 	}
@@ -444,11 +425,10 @@ int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, cha
 int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t errlen)
 {
 	sbx_local_box *s = (sbx_local_box *)base;
-	size_t frame_max = SBX_FRAME_MAX, room, b64len, n;
-	unsigned char *f, *data;
-	const char *b64;
+	size_t frame_max = SBX_FRAME_MAX, room, n;
+	unsigned char *f;
 	cJSON *req, *reply;
-	long long id, bytes;
+	long long id;
 	int oversize, dn;
 
 	if (file_request_ok(s, path, err, errlen) != 0)
@@ -474,34 +454,9 @@ int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t er
 	}
 	if (!reply)
 		return -1;
-	b64 = mk_json_str(reply, "data_b64");
-	if (!b64 || mk_json_int(reply, "bytes", &bytes) != 0 || bytes < 0 ||
-	    (b64len = strlen(b64)) % 4 != 0 || b64len > INT_MAX) {
-		mk_errf(err, errlen, "sandbox sent a malformed file for '%s'", path);
-		cJSON_Delete(reply);
-		return -1;
-	}
-	if ((unsigned long long)bytes > room) {
-		mk_errf(err, errlen, "file '%s' is larger than the %zu bytes allowed", path, room);
-		cJSON_Delete(reply);
-		return -1;
-	}
-	data = malloc(b64len / 4 * 3 + 1);
-	dn = data ? EVP_DecodeBlock(data, (const unsigned char *)b64, (int)b64len) : -1;
-	/* EVP_DecodeBlock counts the padding's zero bytes too. */
-	if (dn >= 0 && b64len >= 1 && b64[b64len - 1] == '=')
-		dn--;
-	if (dn >= 0 && b64len >= 2 && b64[b64len - 2] == '=')
-		dn--;
-	if (dn < 0 || dn != bytes || mk_buf_append(out, data, (size_t)dn) != 0) {
-		mk_errf(err, errlen, "sandbox sent a malformed file for '%s'", path);
-		free(data);
-		cJSON_Delete(reply);
-		return -1;
-	}
-	free(data);
+	dn = sbx_frame_file(reply, path, room, out, err, errlen);
 	cJSON_Delete(reply);
-	return 0;
+	return dn;
 }
 
 cJSON *sbx_local_list(sbx *base, char *err, size_t errlen)
