@@ -9,11 +9,14 @@
 #include "mk_buf.h"
 #include "sbx.h"
 
-sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, const sbx_limits *lim,
-                             char *err, size_t errlen)
+sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local,
+                             const sbx_daytona_opts *daytona, const sbx_limits *lim, char *err,
+                             size_t errlen)
 {
-	if (kind && strcmp(kind, "local") == 0)
+	if (kind && strcmp(kind, "local") == 0 && local)
 		return sbx_local_new(local, lim, err, errlen);
+	if (kind && strcmp(kind, "daytona") == 0 && daytona)
+		return sbx_daytona_new(daytona, lim, err, errlen);
 	mk_errf(err, errlen, "unknown sandbox backend '%s'", kind ? kind : "");
 	return NULL;
 }

@@ -65,22 +65,39 @@ typedef struct {
 	const char *cgroup_path; /* cgroup v2: the delegated subtree; NULL: the executor's own */
 } sbx_local_opts;
 
+/* The Daytona backend's settings (see config.c, DAYTONA_*). */
+typedef struct {
+	const char *api_url;               /* control plane, e.g. https://app.daytona.io/api */
+	const char *api_key;               /* secret: sent only to the API and the toolbox */
+	const char *snapshot;              /* "" : the organisation's default */
+	const char *target;                /* region; "": the organisation's default */
+	long long cpu, memory_gb, disk_gb; /* 0: the snapshot's */
+	long long auto_stop_min, auto_archive_min, auto_delete_min; /* -1: Daytona's default */
+	const char *network_allow; /* CIDRs; "": no network at all */
+	const char *deployment;    /* the mark-deployment label of every sandbox */
+	const char *preload;       /* modules the driver imports at start */
+	long long python_ready_ms; /* how long the driver may take to be ready */
+} sbx_daytona_opts;
+
 typedef struct sbx_backend sbx_backend;
 typedef struct sbx sbx;
 
 /* Capabilities of a backend, for callers that must refuse what it cannot do. */
 typedef struct {
 	int parquet;           /* pyarrow is importable inside */
-	const char *isolation; /* how sandboxes are held: "cgroup-v2", "cgroup-v1" or "off" */
+	const char *isolation; /* how sandboxes are held: "cgroup-v2", "cgroup-v1", "off" or
+	                          "daytona" */
 } sbx_caps;
 
 /*
- * The backend named kind ("local"), with its settings (local: those of the
- * local backend) and the limits of its sandboxes; the settings are copied.
- * NULL with err on failure, an unknown kind included.
+ * The backend named kind ("local" or "daytona"), with its settings (those
+ * of that backend; the other may be NULL) and the limits of its sandboxes;
+ * the settings are copied. NULL with err on failure, an unknown kind
+ * included.
  */
-sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, const sbx_limits *lim,
-                             char *err, size_t errlen);
+sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local,
+                             const sbx_daytona_opts *daytona, const sbx_limits *lim, char *err,
+                             size_t errlen);
 /*
  * The local backend (sbx_local.c). Checks that bwrap and the interpreter
  * work (it starts one sandbox and stops it) and fills caps. NULL with err
@@ -88,6 +105,14 @@ sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, cons
  */
 sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char *err,
                            size_t errlen);
+/*
+ * The Daytona backend (sbx_daytona.c). Deletes the sandboxes its
+ * deployment left behind, then checks the API, the key and the snapshot
+ * by starting one sandbox (it fills caps from its driver) and deleting it.
+ * NULL with err on failure.
+ */
+sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, char *err,
+                             size_t errlen);
 void sbx_backend_free(sbx_backend *b); /* NULL ok; sandboxes must be destroyed first */
 const char *sbx_backend_name(const sbx_backend *b);
 sbx_caps sbx_backend_caps(const sbx_backend *b);
