@@ -6,6 +6,10 @@
  * success; a second question that relies on the first turn's variables;
  * the step limit; the executor down mid-turn; no model configured; the
  * streamed events in order; another user's chat.
+ *
+ * turn_daytona_test.c runs some of these cases with the executor on the
+ * Daytona backend (TURN_TEST_DAYTONA set, then this file included): up()
+ * then also starts a Daytona double.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -41,10 +45,29 @@ static char wh_name[64];
 static char base_env[160]; /* LLM_BASE_URL=<the double> */
 static char tok_a[2048], tok_b[2048];
 
+#ifdef TURN_TEST_DAYTONA
+#include "mt_daytona.h"
+static mt_daytona dt;
+#endif
+
 static void up(void)
 {
-	char err[512], base[128], *env[12], dsn[512];
+	char err[512], base[128], *env[16], dsn[512];
 	static char e1[600];
+#ifdef TURN_TEST_DAYTONA
+	static char dt_url[160];
+
+	if (mt_daytona_start(&dt, "turn-daytona", "dtn-turn-key", NULL, NULL, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "the Daytona double did not start: %s\n", err);
+		exit(1);
+	}
+	snprintf(dt_url, sizeof(dt_url), "DAYTONA_API_URL=%s", mt_daytona_url(&dt, "/api"));
+	env[11] = "EXECUTOR_BACKEND=daytona";
+	env[12] = dt_url;
+	env[13] = "DAYTONA_API_KEY=dtn-turn-key";
+	env[14] = NULL;
+#endif
 
 	if (mt_double_start(&dbl, "turn-double", "test-key", err, sizeof(err)) != 0) {
 		fprintf(stderr, "the LLM double did not start: %s\n", err);
@@ -71,6 +94,9 @@ static void up(void)
 	/* A deleted chat's execution records go at once here (the default keeps them 30 days). */
 	env[9] = "EXECUTOR_EXECUTION_RETENTION=0";
 	env[10] = NULL;
+#ifdef TURN_TEST_DAYTONA
+	env[10] = "EXECUTOR_SANDBOX_START_TIMEOUT=60s";
+#endif
 	if (mt_stack_start(&st, (const char *const *)env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -84,6 +110,16 @@ static void down(void)
 	ck_assert_int_eq(mt_stack_stop(&st), 0);
 	ck_assert_int_eq(mt_double_stop(&dbl), 0);
 	mt_warehouse_drop(wh_name);
+#ifdef TURN_TEST_DAYTONA
+	{
+		/* Every sandbox the turns used is gone with the executor. */
+		cJSON *l = mt_daytona_sandboxes(&dt);
+
+		ck_assert_int_eq(cJSON_GetArraySize(l), 0);
+		cJSON_Delete(l);
+	}
+	ck_assert_int_eq(mt_daytona_stop(&dt), 0);
+#endif
 }
 
 static void scenario(const char *json)
@@ -627,6 +663,7 @@ START_TEST(test_bad_turn_requests_are_refused)
 }
 END_TEST
 
+#ifndef TURN_TEST_DAYTONA
 static Suite *suite(void)
 {
 	Suite *s = suite_create("turn");
@@ -660,3 +697,4 @@ int main(void)
 {
 	return mt_check_main(suite(), 1);
 }
+#endif
