@@ -72,3 +72,32 @@ void sbx_destroy(sbx *s)
 	if (s)
 		s->b->ops->destroy(s);
 }
+
+const char *sbx_ref(sbx *s)
+{
+	return s && s->b->ops->ref ? s->b->ops->ref(s) : NULL;
+}
+
+sbx *sbx_attach(sbx_backend *b, const char *ref, char *err, size_t errlen)
+{
+	if (!b->ops->attach) {
+		mk_errf(err, errlen, "the '%s' backend cannot re-attach to a sandbox",
+		        b->ops->name);
+		return NULL;
+	}
+	return b->ops->attach(b, ref, err, errlen);
+}
+
+void sbx_detach(sbx *s)
+{
+	if (s && s->b->ops->detach)
+		s->b->ops->detach(s);
+	else
+		sbx_destroy(s);
+}
+
+void sbx_drop(sbx_backend *b, const char *ref)
+{
+	if (b->ops->drop)
+		b->ops->drop(b, ref);
+}

@@ -154,6 +154,23 @@ int sbx_get(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen);
 /* A new JSON array of {path, bytes, modified_ms}, or NULL with err. */
 cJSON *sbx_list(sbx *s, char *err, size_t errlen);
 
+/*
+ * Sandboxes that outlive their worker (Daytona): the sandbox's name for
+ * sbx_attach, owned by s; NULL when the backend cannot re-attach (local).
+ */
+const char *sbx_ref(sbx *s);
+/*
+ * The sandbox named ref (by sbx_ref, maybe in another process), its
+ * session still running: started again when needed, and asked for its
+ * ready frame. NULL with err when it is gone, its session is gone (then
+ * it is deleted) or the backend cannot re-attach.
+ */
+sbx *sbx_attach(sbx_backend *b, const char *ref, char *err, size_t errlen);
+/* Delete the sandbox named ref (by sbx_ref) that nobody holds; nothing for other backends. */
+void sbx_drop(sbx_backend *b, const char *ref);
+/* Free s but leave the sandbox and its session running, for sbx_attach; destroys when it cannot. */
+void sbx_detach(sbx *s);
+
 /* 1 while the sandbox's processes run and its session answers. */
 int sbx_alive(sbx *s);
 /* Kill every process of the sandbox, free its workspace, free s. NULL ok. */
@@ -179,6 +196,11 @@ typedef struct {
 	cJSON *(*list)(sbx *s, char *err, size_t errlen);
 	int (*alive)(sbx *s);
 	void (*destroy)(sbx *s);
+	/* optional (NULL: no re-attaching) */
+	const char *(*ref)(sbx *s);
+	sbx *(*attach)(sbx_backend *b, const char *ref, char *err, size_t errlen);
+	void (*detach)(sbx *s);
+	void (*drop)(sbx_backend *b, const char *ref);
 	sbx_caps (*caps)(const sbx_backend *b);
 	void (*free)(sbx_backend *b);
 } sbx_backend_ops;

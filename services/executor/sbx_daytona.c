@@ -583,6 +583,53 @@ fail:
 	return NULL;
 }
 
+static const char *dtn_ref(sbx *base)
+{
+	return ((dtn_box *)base)->id;
+}
+
+static void dtn_detach(sbx *base)
+{
+	free(base);
+}
+
+static void dtn_drop(sbx_backend *base, const char *ref)
+{
+	char err[300];
+
+	if (dtn_sandbox_delete(&((dtn_backend *)base)->api, ref, mk_mono_ms() + DTN_CTRL_MS, err,
+	                       sizeof(err)) != 0)
+		MK_WARN("EXEC-DAYTONA-DELETE", NULL, "cannot delete sandbox %s: %s", ref, err);
+}
+
+static sbx *dtn_attach(sbx_backend *base, const char *ref, char *err, size_t errlen)
+{
+	dtn_backend *b = (dtn_backend *)base;
+	int64_t deadline = mk_mono_ms() + b->lim.start_timeout_ms;
+	dtn_box *s = calloc(1, sizeof(*s));
+	unsigned char *none = NULL;
+	cJSON *ready;
+
+	if (!s) {
+		mk_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->base.b = base;
+	s->b = b;
+	snprintf(s->id, sizeof(s->id), "%s", ref);
+	/* A sandbox Daytona stopped meanwhile has lost its processes: it is not kept. */
+	if (dtn_sandbox_wait_started(&b->api, s->id, deadline, s->tb, sizeof(s->tb), err, errlen) !=
+	        0 ||
+	    !(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+		dtn_destroy(&s->base);
+		return NULL;
+	}
+	if (mk_json_bool(ready, "parquet", &s->parquet) != 0)
+		s->parquet = 0;
+	cJSON_Delete(ready);
+	return &s->base;
+}
+
 /* ---- the backend -------------------------------------------------------------------- */
 
 static sbx_caps dtn_caps(const sbx_backend *base)
@@ -612,6 +659,10 @@ static const sbx_backend_ops daytona_ops = {
     .list = dtn_list,
     .alive = dtn_alive,
     .destroy = dtn_destroy,
+    .ref = dtn_ref,
+    .attach = dtn_attach,
+    .detach = dtn_detach,
+    .drop = dtn_drop,
     .caps = dtn_caps,
     .free = dtn_free,
 };

@@ -29,6 +29,25 @@ static int live_sandboxes(void)
 	return n;
 }
 
+/* The Daytona sandbox the chat's live session holds, from exec.sessions, into id; NULL if none. */
+static const char *sandbox_of(const char *c, char *id, size_t len)
+{
+	PGconn *db = PQconnectdb(mt_dsn());
+	const char *p[1] = {c};
+	PGresult *q =
+	    PQexecParams(db, "SELECT sandbox FROM exec.sessions WHERE chat_id = $1 AND live", 1,
+	                 NULL, p, NULL, NULL, 0);
+	const char *r = NULL;
+
+	if (PQresultStatus(q) == PGRES_TUPLES_OK && PQntuples(q) == 1 && !PQgetisnull(q, 0, 0)) {
+		snprintf(id, len, "%s", PQgetvalue(q, 0, 0));
+		r = id;
+	}
+	PQclear(q);
+	PQfinish(db);
+	return r;
+}
+
 static void faults(const char *json)
 {
 	char err[256];
@@ -101,22 +120,18 @@ END_TEST
 START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over)
 {
 	const char *c = chat("broken");
-	cJSON *r, *l, *s;
-	char path[160];
+	char path[160], id[64];
 	mt_resp resp;
+	cJSON *r;
 
 	cJSON_Delete(run(alice, c, "y = 1"));
-	/* Every sandbox breaks, this chat's among them (the warm pool's too). */
-	l = mt_daytona_sandboxes(&dt);
-	cJSON_ArrayForEach(s, l)
-	{
-		snprintf(path, sizeof(path), "/_double/sandboxes/%s/state", mk_json_str(s, "id"));
-		ck_assert_int_eq(
-		    mt_daytona_call(&dt, NULL, "POST", path, "{\"state\":\"error\"}", &resp), 0);
-		ck_assert(resp.status == 200 || resp.status == 404); /* 404: being deleted */
-		mt_resp_release(&resp);
-	}
-	cJSON_Delete(l);
+	/* The chat's sandbox, as the executor's schema names it, breaks. */
+	ck_assert_ptr_nonnull(sandbox_of(c, id, sizeof(id)));
+	snprintf(path, sizeof(path), "/_double/sandboxes/%s/state", id);
+	ck_assert_int_eq(mt_daytona_call(&dt, NULL, "POST", path, "{\"state\":\"error\"}", &resp),
+	                 0);
+	ck_assert_int_eq(resp.status, 200);
+	mt_resp_release(&resp);
 	r = run(alice, c, "y");
 	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "session_lost")) ||
 	          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
@@ -128,11 +143,41 @@ START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_o
 }
 END_TEST
 
-START_TEST(test_no_sandbox_is_left_once_the_executor_stops)
+START_TEST(test_a_restarted_executor_takes_a_chat_over_with_its_variables)
 {
+	const char *c = chat("restart");
+	char err[512];
+	cJSON *r;
+
+	cJSON_Delete(run(alice, c, "kept = 41"));
+	/* Stopped, its sessions' sandboxes stay (and their sessions in the schema). */
+	ck_assert_int_eq(mt_exec_stop(&ex), 0);
+	ck_assert_int_gt(live_sandboxes(), 0);
+	ck_assert_msg(mt_exec_start(&ex, "exec-again", exec_env, START_WAIT_MS, err, sizeof(err)) ==
+	                  0,
+	              "%s", err);
+	r = run(alice, c, "kept + 1");
+	ck_assert_str_eq(value_text(r), "42");
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "started")));
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops)
+{
+	mk_rpc_result res;
+	char body[256];
 	int64_t until;
 
 	ck_assert_int_gt(live_sandboxes(), 0); /* the warm pool's, at least */
+	for (int i = 0; i < nchats; i++) {
+		snprintf(body, sizeof(body), "{\"chat_id\":\"%.79s\"}", chats_made[i]);
+		call(alice, MK_OP_EXEC_RESET, body, &res);
+		mk_rpc_result_release(&res);
+		call(bob, MK_OP_EXEC_RESET, body, &res);
+		mk_rpc_result_release(&res);
+	}
 	ck_assert_int_eq(mt_exec_stop(&ex), 0);
 	until = mk_mono_ms() + CALL_WAIT_MS;
 	while (live_sandboxes() != 0 && mk_mono_ms() < until)
@@ -168,7 +213,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over);
 	tcase_add_test(tc,
 	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
-	tcase_add_test(tc, test_no_sandbox_is_left_once_the_executor_stops);
+	tcase_add_test(tc, test_a_restarted_executor_takes_a_chat_over_with_its_variables);
+	tcase_add_test(tc, test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops);
 	suite_add_tcase(s, tc);
 	return s;
 }

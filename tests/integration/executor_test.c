@@ -51,19 +51,21 @@ static mt_daytona dt;
 static char dt_url_env[160];
 #endif
 
+/* The executor's settings (also for a restart). */
+static const char *exec_env[] = {"EXECUTOR_POOL_SIZE=1",
+                                 "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
+                                 "EXECUTOR_SANDBOX_START_TIMEOUT=60s",
+                                 "EXECUTOR_LOG_LEVEL=info",
+#ifdef EXECUTOR_TEST_DAYTONA
+                                 "EXECUTOR_BACKEND=daytona",
+                                 "DAYTONA_API_KEY=" DT_KEY,
+                                 "DAYTONA_START_TIMEOUT=120s",
+                                 dt_url_env,
+#endif
+                                 NULL};
+
 static void up(void)
 {
-	const char *env[] = {"EXECUTOR_POOL_SIZE=1",
-	                     "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
-	                     "EXECUTOR_SANDBOX_START_TIMEOUT=60s",
-	                     "EXECUTOR_LOG_LEVEL=info",
-#ifdef EXECUTOR_TEST_DAYTONA
-	                     "EXECUTOR_BACKEND=daytona",
-	                     "DAYTONA_API_KEY=" DT_KEY,
-	                     "DAYTONA_START_TIMEOUT=120s",
-	                     dt_url_env,
-#endif
-	                     NULL};
 	char err[512];
 
 	snprintf(alice, sizeof(alice), "alice-%d", (int)getpid());
@@ -75,7 +77,7 @@ static void up(void)
 	}
 	snprintf(dt_url_env, sizeof(dt_url_env), "DAYTONA_API_URL=%s", mt_daytona_url(&dt, "/api"));
 #endif
-	if (mt_exec_start(&ex, "exec", env, START_WAIT_MS, err, sizeof(err)) != 0) {
+	if (mt_exec_start(&ex, "exec", exec_env, START_WAIT_MS, err, sizeof(err)) != 0) {
 		fprintf(stderr, "the executor did not start: %s\n", err);
 		exit(1);
 	}
@@ -89,6 +91,11 @@ static void down(void)
 #endif
 }
 
+#ifdef EXECUTOR_TEST_DAYTONA
+static char chats_made[256][80]; /* every chat id made, to end them all at the end */
+static int nchats;
+#endif
+
 /* A chat id unique to this run. */
 static const char *chat(const char *tag)
 {
@@ -97,6 +104,10 @@ static const char *chat(const char *tag)
 	char *b = buf[i++ % 8];
 
 	snprintf(b, 80, "%s-%d-%d", tag, (int)getpid(), i);
+#ifdef EXECUTOR_TEST_DAYTONA
+	if (nchats < 256)
+		snprintf(chats_made[nchats++], 80, "%s", b);
+#endif
 	return b;
 }
 
