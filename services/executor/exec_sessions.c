@@ -619,6 +619,7 @@ mk_err exec_session_acquire(exec_sessions *ss, const char *chat_id, const char *
 	}
 	if (sbx_ref(s->box))
 		record_ref(ss, s->chat, s->generation, sbx_ref(s->box));
+	sbx_label(s->box, s->chat, s->owner);
 	s->last_used = mk_mono_ms();
 	*out = s;
 	return MK_OK;

@@ -101,3 +101,9 @@ void sbx_drop(sbx_backend *b, const char *ref)
 	if (b->ops->drop)
 		b->ops->drop(b, ref);
 }
+
+void sbx_label(sbx *s, const char *chat_id, const char *owner_id)
+{
+	if (s && s->b->ops->label)
+		s->b->ops->label(s, chat_id, owner_id);
+}

@@ -166,6 +166,8 @@ const char *sbx_ref(sbx *s);
  * it is deleted) or the backend cannot re-attach.
  */
 sbx *sbx_attach(sbx_backend *b, const char *ref, char *err, size_t errlen);
+/* Tell the backend whose sandbox s now is (Daytona: its labels); best effort, nothing else. */
+void sbx_label(sbx *s, const char *chat_id, const char *owner_id);
 /* Delete the sandbox named ref (by sbx_ref) that nobody holds; nothing for other backends. */
 void sbx_drop(sbx_backend *b, const char *ref);
 /* Free s but leave the sandbox and its session running, for sbx_attach; destroys when it cannot. */
@@ -201,6 +203,7 @@ typedef struct {
 	sbx *(*attach)(sbx_backend *b, const char *ref, char *err, size_t errlen);
 	void (*detach)(sbx *s);
 	void (*drop)(sbx_backend *b, const char *ref);
+	void (*label)(sbx *s, const char *chat_id, const char *owner_id);
 	sbx_caps (*caps)(const sbx_backend *b);
 	void (*free)(sbx_backend *b);
 } sbx_backend_ops;

@@ -593,6 +593,22 @@ static void dtn_detach(sbx *base)
 	free(base);
 }
 
+/* The labels of a chat's sandbox: the deployment's, the chat's and its owner's. */
+static void dtn_label(sbx *base, const char *chat_id, const char *owner_id)
+{
+	dtn_box *s = (dtn_box *)base;
+	cJSON *l = cJSON_CreateObject();
+	char err[300];
+
+	if (l && cJSON_AddStringToObject(l, "mark-deployment", s->b->deployment) &&
+	    cJSON_AddStringToObject(l, "mark-chat", chat_id) &&
+	    cJSON_AddStringToObject(l, "mark-user", owner_id) &&
+	    dtn_sandbox_labels(&s->b->api, s->id, l, mk_mono_ms() + DTN_CTRL_MS, err,
+	                       sizeof(err)) != 0)
+		MK_WARN("EXEC-DAYTONA-LABELS", NULL, "cannot label sandbox %s: %s", s->id, err);
+	cJSON_Delete(l);
+}
+
 static void dtn_drop(sbx_backend *base, const char *ref)
 {
 	char err[300];
@@ -663,6 +679,7 @@ static const sbx_backend_ops daytona_ops = {
     .attach = dtn_attach,
     .detach = dtn_detach,
     .drop = dtn_drop,
+    .label = dtn_label,
     .caps = dtn_caps,
     .free = dtn_free,
 };

@@ -317,6 +317,25 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 	}
 }
 
+int dtn_sandbox_labels(const dtn_client *c, const char *id, const cJSON *labels, int64_t deadline,
+                       char *err, size_t errlen)
+{
+	cJSON *b = cJSON_CreateObject(), *r = NULL;
+	char url[512];
+
+	if (!b || !cJSON_AddItemToObject(b, "labels", cJSON_Duplicate(labels, 1))) {
+		cJSON_Delete(b);
+		mk_errf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(url, sizeof(url), "%s/sandbox/%s/labels", c->api_url, id);
+	r = call_json(c, "PUT", url, b, DTN_IDEMPOTENT | DTN_RETRY_409, deadline, NULL, err,
+	              errlen);
+	cJSON_Delete(b);
+	cJSON_Delete(r);
+	return r ? 0 : -1;
+}
+
 int dtn_sandbox_delete(const dtn_client *c, const char *id, int64_t deadline, char *err,
                        size_t errlen)
 {

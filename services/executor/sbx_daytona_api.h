@@ -65,6 +65,9 @@ cJSON *dtn_sandbox_get(const dtn_client *c, const char *id, int64_t deadline, in
  */
 int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadline, char *tb,
                              size_t tblen, char *err, size_t errlen);
+/* PUT /sandbox/{id}/labels: labels (an object of strings) replace the sandbox's. 0, or -1. */
+int dtn_sandbox_labels(const dtn_client *c, const char *id, const cJSON *labels, int64_t deadline,
+                       char *err, size_t errlen);
 /* DELETE /sandbox/{id}; a sandbox already gone is fine. 0, or -1 with err. */
 int dtn_sandbox_delete(const dtn_client *c, const char *id, int64_t deadline, char *err,
                        size_t errlen);

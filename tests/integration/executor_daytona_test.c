@@ -122,11 +122,23 @@ START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_o
 	const char *c = chat("broken");
 	char path[160], id[64];
 	mt_resp resp;
-	cJSON *r;
+	cJSON *r, *l, *sb;
+	const cJSON *labels = NULL;
 
 	cJSON_Delete(run(alice, c, "y = 1"));
-	/* The chat's sandbox, as the executor's schema names it, breaks. */
+	/* The chat's sandbox, as the executor's schema names it, is labelled with the chat... */
 	ck_assert_ptr_nonnull(sandbox_of(c, id, sizeof(id)));
+	l = mt_daytona_sandboxes(&dt);
+	cJSON_ArrayForEach(sb, l)
+	{
+		if (strcmp(mk_json_str(sb, "id"), id) == 0)
+			labels = cJSON_GetObjectItemCaseSensitive(sb, "labels");
+	}
+	ck_assert_str_eq(mk_json_str(labels, "mark-chat"), c);
+	ck_assert_str_eq(mk_json_str(labels, "mark-user"), alice);
+	ck_assert_str_eq(mk_json_str(labels, "mark-deployment"), "mark");
+	cJSON_Delete(l);
+	/* ... and breaks. */
 	snprintf(path, sizeof(path), "/_double/sandboxes/%s/state", id);
 	ck_assert_int_eq(mt_daytona_call(&dt, NULL, "POST", path, "{\"state\":\"error\"}", &resp),
 	                 0);
