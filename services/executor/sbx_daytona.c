@@ -293,14 +293,15 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 	if (relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, fmax, &r, &to, why, sizeof(why)) !=
 	    0) {
 		free(f);
-		type = to ? "TimeoutError" : "SandboxError";
-		limit = to ? "wall_time" : NULL;
-		snprintf(
-		    msg, sizeof(msg),
-		    to ? "the code ran longer than %lld ms and was stopped; the session was "
-		         "reset%.0s"
-		       : "the sandbox could not be reached (%lld ms, %s); the session was reset",
-		    timeout_ms, why);
+		if (to) {
+			limit = "wall_time";
+			type = sbx_result_stop_text(limit, timeout_ms, L, msg, sizeof(msg));
+		} else {
+			type = "SandboxError";
+			snprintf(msg, sizeof(msg),
+			         "the sandbox could not be reached (%s); the session was reset",
+			         why);
+		}
 		goto lost;
 	}
 	free(f);
@@ -321,20 +322,10 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		cJSON_Delete(reply);
 		snprintf(r.status, sizeof(r.status), "bad");
 	}
-	if (strcmp(r.status, "timeout") == 0 || strcmp(r.status, "gone") == 0) {
-		type = "TimeoutError";
-		limit = "wall_time";
-		snprintf(msg, sizeof(msg),
-		         "the code ran longer than %lld ms and was stopped; the session was reset",
-		         timeout_ms);
-	} else if (strcmp(r.status, "output") == 0) {
-		type = "OutputLimitError";
-		limit = "output";
-		snprintf(
-		    msg, sizeof(msg),
-		    "the code wrote more than %lld bytes of output and was stopped; the session "
-		    "was reset",
-		    L->output_kill_bytes);
+	if (strcmp(r.status, "timeout") == 0 || strcmp(r.status, "gone") == 0 ||
+	    strcmp(r.status, "output") == 0) {
+		limit = strcmp(r.status, "output") == 0 ? "output" : "wall_time";
+		type = sbx_result_stop_text(limit, timeout_ms, L, msg, sizeof(msg));
 	} else if (strcmp(r.status, "exited") == 0) {
 		type = "SandboxExited";
 		snprintf(msg, sizeof(msg),
@@ -356,6 +347,20 @@ out:
 	return res;
 }
 
+/* A path to ask for, of a sandbox whose session runs: 0, or -1 with err. */
+static int file_ok(const dtn_box *s, const char *path, char *err, size_t errlen)
+{
+	if (!sbx_path_ok(path)) {
+		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
+		return -1;
+	}
+	if (s->dead) {
+		mk_errf(err, errlen, "sandbox is no longer running");
+		return -1;
+	}
+	return 0;
+}
+
 static int dtn_put(sbx *base, const char *path, const void *data, size_t len, char *err,
                    size_t errlen)
 {
@@ -364,13 +369,8 @@ static int dtn_put(sbx *base, const char *path, const void *data, size_t len, ch
 	cJSON *reply;
 	size_t n;
 
-	if (!sbx_path_ok(path) || s->dead) {
-		mk_errf(err, errlen,
-		        s->dead ? "sandbox is no longer running"
-		                : "path '%s' is not inside the workspace",
-		        path ? path : "");
+	if (file_ok(s, path, err, errlen) != 0)
 		return -1;
-	}
 	if (len > sbx_frame_put_max(path)) {
 		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
 		        len);
@@ -409,13 +409,8 @@ static int dtn_get(sbx *base, const char *path, mk_buf *out, char *err, size_t e
 	cJSON *reply;
 	int rc;
 
-	if (!sbx_path_ok(path) || s->dead) {
-		mk_errf(err, errlen,
-		        s->dead ? "sandbox is no longer running"
-		                : "path '%s' is not inside the workspace",
-		        path ? path : "");
+	if (file_ok(s, path, err, errlen) != 0)
 		return -1;
-	}
 	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
 		fmax = room / 3 * 4 + 4096 + strlen(path) * 6;
 	if (!(f = small_frame(s, "get", path, &n))) {
@@ -434,7 +429,7 @@ static cJSON *dtn_list(sbx *base, char *err, size_t errlen)
 {
 	dtn_box *s = (dtn_box *)base;
 	unsigned char *f;
-	cJSON *reply, *files;
+	cJSON *reply;
 	size_t n;
 
 	if (s->dead) {
@@ -448,14 +443,7 @@ static cJSON *dtn_list(sbx *base, char *err, size_t errlen)
 	reply = request(s, f, n, "files", 16 << 20, err, errlen);
 	if (!reply)
 		return NULL;
-	files = cJSON_DetachItemFromObjectCaseSensitive(reply, "files");
-	cJSON_Delete(reply);
-	if (!cJSON_IsArray(files)) {
-		cJSON_Delete(files);
-		mk_errf(err, errlen, "sandbox sent a malformed file list");
-		return NULL;
-	}
-	return files;
+	return sbx_frame_files(reply, err, errlen);
 }
 
 static int dtn_alive(sbx *base)

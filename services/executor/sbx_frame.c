@@ -430,3 +430,16 @@ int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *ou
 	free(data);
 	return 0;
 }
+
+cJSON *sbx_frame_files(cJSON *reply, char *err, size_t errlen)
+{
+	cJSON *files = cJSON_DetachItemFromObjectCaseSensitive(reply, "files");
+
+	cJSON_Delete(reply);
+	if (!cJSON_IsArray(files)) {
+		cJSON_Delete(files);
+		mk_errf(err, errlen, "sandbox sent a malformed file list");
+		return NULL;
+	}
+	return files;
+}

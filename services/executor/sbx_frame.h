@@ -101,6 +101,9 @@ int sbx_path_ok(const char *path);
 int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *out, char *err,
                    size_t errlen);
 
+/* The file list of a `files` reply (a new array), or NULL with err; reply is freed either way. */
+cJSON *sbx_frame_files(cJSON *reply, char *err, size_t errlen);
+
 /* ---- output streams */
 
 /* Output of a run: the first max bytes kept (keep set, max > 0), all of them counted. */

@@ -260,20 +260,9 @@ cJSON *sbx_local_exec(sbx *base, const char *code, long long timeout_ms)
 	sbx_local_stop(s, rc == X_EXITED ? EXIT_GRACE_MS : 0);
 	switch (rc) {
 	case X_TIMEOUT:
-		type = "TimeoutError";
-		limit = "wall_time";
-		snprintf(msg, sizeof(msg),
-		         "the code ran longer than %lld ms and was stopped; the session was reset",
-		         timeout_ms);
-		break;
 	case X_OUTPUT:
-		type = "OutputLimitError";
-		limit = "output";
-		snprintf(
-		    msg, sizeof(msg),
-		    "the code wrote more than %lld bytes of output and was stopped; the session "
-		    "was reset",
-		    L->output_kill_bytes);
+		limit = rc == X_TIMEOUT ? "wall_time" : "output";
+		type = sbx_result_stop_text(limit, timeout_ms, L, msg, sizeof(msg));
 		break;
 	case X_MEMORY:
 		type = "MemoryError";
@@ -462,7 +451,7 @@ int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t er
 cJSON *sbx_local_list(sbx *base, char *err, size_t errlen)
 {
 	sbx_local_box *s = (sbx_local_box *)base;
-	cJSON *req, *reply, *files;
+	cJSON *req, *reply;
 	unsigned char *f;
 	long long id;
 	size_t n;
@@ -484,14 +473,7 @@ cJSON *sbx_local_list(sbx *base, char *err, size_t errlen)
 	reply = call(s, "list", f, n, id, "files", 16 << 20, NULL, err, errlen);
 	if (!reply)
 		return NULL;
-	files = cJSON_DetachItemFromObjectCaseSensitive(reply, "files");
-	cJSON_Delete(reply);
-	if (!cJSON_IsArray(files)) {
-		cJSON_Delete(files);
-		mk_errf(err, errlen, "sandbox sent a malformed file list");
-		return NULL;
-	}
-	return files;
+	return sbx_frame_files(reply, err, errlen);
 }
 
 /* ---- start-up --------------------------------------------------------------- */
