@@ -174,6 +174,23 @@ void mt_serve_record(pthread_mutex_t *mu, cJSON **log, cJSON *rec, int max)
 	pthread_mutex_unlock(mu);
 }
 
+void mt_serve_record_line(cJSON *o, const struct mg_request_info *ri, const char *path)
+{
+	cJSON_AddStringToObject(o, "method", ri->request_method);
+	cJSON_AddStringToObject(o, "path", path);
+	cJSON_AddStringToObject(o, "query", ri->query_string ? ri->query_string : "");
+}
+
+void mt_serve_header_key(const char *name, char *out, size_t len)
+{
+	size_t k;
+
+	snprintf(out, len, "%s", name);
+	for (k = 0; out[k]; k++)
+		if (out[k] >= 'A' && out[k] <= 'Z')
+			out[k] = (char)(out[k] - 'A' + 'a');
+}
+
 char *mt_serve_print_log(pthread_mutex_t *mu, cJSON **log)
 {
 	char *s;

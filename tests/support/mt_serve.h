@@ -85,6 +85,16 @@ void mt_serve_write(struct mg_connection *conn, const mk_buf *head, const void *
  */
 void mt_serve_record(pthread_mutex_t *mu, cJSON **log, cJSON *rec, int max);
 
+/*
+ * Add to o, a request log entry, the members every double records:
+ * "method", "path" (path, the URI without its query) and "query" (""
+ * when there is none).
+ */
+void mt_serve_record_line(cJSON *o, const struct mg_request_info *ri, const char *path);
+
+/* Header name `name` lower-cased into out (len bytes): its key in a request log entry. */
+void mt_serve_header_key(const char *name, char *out, size_t len);
+
 /* The request log *log printed under mu (the caller cJSON_frees it), or NULL when out of memory. */
 char *mt_serve_print_log(pthread_mutex_t *mu, cJSON **log);
 

@@ -227,9 +227,7 @@ static cJSON *record_of(const bq_req *r)
 		cJSON_AddStringToObject(o, "route", r->route);
 	else
 		cJSON_AddNullToObject(o, "route");
-	cJSON_AddStringToObject(o, "method", r->ri->request_method);
-	cJSON_AddStringToObject(o, "path", r->path);
-	cJSON_AddStringToObject(o, "query", r->ri->query_string ? r->ri->query_string : "");
+	mt_serve_record_line(o, r->ri, r->path);
 	if (auth)
 		cJSON_AddStringToObject(o, "authorization", auth);
 	else

@@ -287,18 +287,12 @@ static cJSON *record_of(const dt_req *r)
 		cJSON_AddStringToObject(o, "route", r->route);
 	else
 		cJSON_AddNullToObject(o, "route");
-	cJSON_AddStringToObject(o, "method", r->ri->request_method);
-	cJSON_AddStringToObject(o, "path", r->path);
-	cJSON_AddStringToObject(o, "query", r->ri->query_string ? r->ri->query_string : "");
+	mt_serve_record_line(o, r->ri, r->path);
 	h = cJSON_AddObjectToObject(o, "headers");
 	for (i = 0; i < r->ri->num_headers; i++) {
 		char name[128];
-		size_t k;
 
-		snprintf(name, sizeof(name), "%s", r->ri->http_headers[i].name);
-		for (k = 0; name[k]; k++)
-			if (name[k] >= 'A' && name[k] <= 'Z')
-				name[k] = (char)(name[k] - 'A' + 'a');
+		mt_serve_header_key(r->ri->http_headers[i].name, name, sizeof(name));
 		if (!cJSON_GetObjectItemCaseSensitive(h, name))
 			cJSON_AddStringToObject(
 			    h, name,

@@ -162,6 +162,36 @@ static void strip_labels(const char *data, size_t len, mk_buf *all, mk_buf *out,
 	}
 }
 
+/* A command's output.log as read, and its text with the labels removed (all) or split. */
+typedef struct {
+	mk_buf log, all, out, err;
+} cmd_output;
+
+/* Read and split the output of command cid of session sid; 0, or -1 when there is none. */
+static int output_read(const dt_sandbox *s, const char *sid, const char *cid, cmd_output *o)
+{
+	char path[DT_PATH_MAX];
+
+	mk_buf_init(&o->log, 0);
+	mk_buf_init(&o->all, 0);
+	mk_buf_init(&o->out, 0);
+	mk_buf_init(&o->err, 0);
+	snprintf(path, sizeof(path), SESSIONS_DIR "/%s/%s/output.log", sid, cid);
+	if (dt_fs_read(s, path, DT_MAX_OUTPUT, &o->log) != 0)
+		return -1;
+	strip_labels(o->log.data, o->log.len, &o->all, &o->out, &o->err);
+	return 0;
+}
+
+/* Free what output_read kept; safe after it failed. */
+static void output_release(cmd_output *o)
+{
+	mk_buf_release(&o->log);
+	mk_buf_release(&o->all);
+	mk_buf_release(&o->out);
+	mk_buf_release(&o->err);
+}
+
 /* A JSON string member from bytes (made valid UTF-8). */
 static void add_text(cJSON *o, const char *name, const char *data, size_t len)
 {
@@ -437,11 +467,11 @@ static void exec_cmd(dt_req *r, const char *sid)
 {
 	const cJSON *b = r->json;
 	const char *cmd = mk_json_str(b, "command"), *p;
-	char cid[40], path[DT_PATH_MAX];
+	char cid[40];
 	int async = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "runAsync")) ||
 	            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "async"));
 	out_mode m = mode_of(r);
-	mk_buf log, all, out, err;
+	cmd_output output;
 	cJSON *o;
 	int code = 0;
 
@@ -474,39 +504,30 @@ static void exec_cmd(dt_req *r, const char *sid)
 		cJSON_Delete(o);
 		return;
 	}
-	snprintf(path, sizeof(path), SESSIONS_DIR "/%s/%s/output.log", sid, cid);
-	mk_buf_init(&log, 0);
-	mk_buf_init(&all, 0);
-	mk_buf_init(&out, 0);
-	mk_buf_init(&err, 0);
-	dt_fs_read(r->sbx, path, DT_MAX_OUTPUT, &log);
-	strip_labels(log.data, log.len, &all, &out, &err);
+	output_read(r->sbx, sid, cid, &output); /* none yet: empty */
 	if (m.combined)
-		add_text(o, "output", all.data, all.len);
+		add_text(o, "output", output.all.data, output.all.len);
 	else
-		add_text(o, "output", log.data, log.len);
+		add_text(o, "output", output.log.data, output.log.len);
 	if (m.combined || m.skip_demux) {
 		cJSON_AddNullToObject(o, "stdout");
 		cJSON_AddNullToObject(o, "stderr");
 	} else {
-		add_text(o, "stdout", out.data, out.len);
-		add_text(o, "stderr", err.data, err.len);
+		add_text(o, "stdout", output.out.data, output.out.len);
+		add_text(o, "stderr", output.err.data, output.err.len);
 	}
 	cJSON_AddNumberToObject(o, "exitCode", code);
 	dt_send_json(r, 200, o);
 	cJSON_Delete(o);
-	mk_buf_release(&log);
-	mk_buf_release(&all);
-	mk_buf_release(&out);
-	mk_buf_release(&err);
+	output_release(&output);
 }
 
 static void logs(dt_req *r, const char *sid, const char *cid)
 {
 	out_mode m = mode_of(r);
-	char path[DT_PATH_MAX], v[16] = "";
+	char v[16] = "";
 	const char *upgrade = mg_get_header(r->conn, "Upgrade");
-	mk_buf log, all, out, err;
+	cmd_output output;
 
 	if ((dt_param(r, "follow", v, sizeof(v)) && strcmp(v, "true") == 0) ||
 	    (upgrade && strcasecmp(upgrade, "websocket") == 0)) {
@@ -515,36 +536,30 @@ static void logs(dt_req *r, const char *sid, const char *cid)
 		    "bad request: following logs over WebSocket is not served by the double");
 		return;
 	}
-	snprintf(path, sizeof(path), SESSIONS_DIR "/%s/%s/output.log", sid, cid);
-	mk_buf_init(&log, 0);
-	if (dt_fs_read(r->sbx, path, DT_MAX_OUTPUT, &log) != 0) {
-		dt_tb_error(r, 404, "NOT_FOUND", "not found: open %s: no such file or directory",
-		            path);
+	if (output_read(r->sbx, sid, cid, &output) != 0) {
+		output_release(&output);
+		dt_tb_error(r, 404, "NOT_FOUND",
+		            "not found: open " SESSIONS_DIR
+		            "/%s/%s/output.log: no such file or directory",
+		            sid, cid);
 		return;
 	}
-	mk_buf_init(&all, 0);
-	mk_buf_init(&out, 0);
-	mk_buf_init(&err, 0);
-	strip_labels(log.data, log.len, &all, &out, &err);
 	if (m.combined) {
-		dt_send(r, 200, "text/plain; charset=utf-8", NULL, all.data ? all.data : "",
-		        all.len);
+		dt_send(r, 200, "text/plain; charset=utf-8", NULL,
+		        output.all.data ? output.all.data : "", output.all.len);
 	} else if (m.skip_demux) {
-		dt_send(r, 200, "text/plain; charset=utf-8", NULL, log.data ? log.data : "",
-		        log.len);
+		dt_send(r, 200, "text/plain; charset=utf-8", NULL,
+		        output.log.data ? output.log.data : "", output.log.len);
 	} else {
 		cJSON *o = cJSON_CreateObject();
 
-		add_text(o, "output", log.data, log.len);
-		add_text(o, "stdout", out.data, out.len);
-		add_text(o, "stderr", err.data, err.len);
+		add_text(o, "output", output.log.data, output.log.len);
+		add_text(o, "stdout", output.out.data, output.out.len);
+		add_text(o, "stderr", output.err.data, output.err.len);
 		dt_send_json(r, 200, o);
 		cJSON_Delete(o);
 	}
-	mk_buf_release(&log);
-	mk_buf_release(&all);
-	mk_buf_release(&out);
-	mk_buf_release(&err);
+	output_release(&output);
 }
 
 /* GET a session, a command, or the list; DELETE a session. Lookups under d->mu. */

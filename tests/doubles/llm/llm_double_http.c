@@ -193,20 +193,14 @@ static cJSON *record_of(const ld_req *r)
 	cJSON *o = cJSON_CreateObject(), *h;
 	int i;
 
-	cJSON_AddStringToObject(o, "method", r->ri->request_method);
-	cJSON_AddStringToObject(o, "path", r->path);
-	cJSON_AddStringToObject(o, "query", r->ri->query_string ? r->ri->query_string : "");
+	mt_serve_record_line(o, r->ri, r->path);
 	h = cJSON_AddObjectToObject(o, "headers");
 	for (i = 0; i < r->ri->num_headers; i++) {
 		char name[128];
 		const char *v = r->ri->http_headers[i].value ? r->ri->http_headers[i].value : "";
 		cJSON *old;
-		size_t k;
 
-		snprintf(name, sizeof(name), "%s", r->ri->http_headers[i].name);
-		for (k = 0; name[k]; k++)
-			if (name[k] >= 'A' && name[k] <= 'Z')
-				name[k] = (char)(name[k] - 'A' + 'a');
+		mt_serve_header_key(r->ri->http_headers[i].name, name, sizeof(name));
 		old = cJSON_GetObjectItemCaseSensitive(h, name);
 		if (old && cJSON_IsString(old)) {
 			/* A repeated header: join the values as HTTP allows. */
