@@ -105,18 +105,53 @@ static void up(void)
 	ck_assert_int_eq(mt_user(&st, "bob", tok_b, sizeof(tok_b), NULL, 0), 0);
 }
 
+#ifdef TURN_TEST_DAYTONA
+/* Delete every chat of the user: their sandboxes go with them (a stopping executor keeps them). */
+static void delete_chats(const char *tok)
+{
+	char auth[2100], path[160];
+	const char *h[] = {auth, NULL};
+	const cJSON *c;
+	mt_resp r, d;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+	mt_http("GET", mt_url(&st, "/api/v1/chats"), h, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 200);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+	{
+		snprintf(path, sizeof(path), "/api/v1/chats/%s", mk_json_str(c, "id"));
+		mt_http("DELETE", mt_url(&st, path), h, NULL, 0, &d);
+		ck_assert_int_eq(d.status, 204);
+		mt_resp_release(&d);
+	}
+	mt_resp_release(&r);
+}
+#endif
+
 static void down(void)
 {
+#ifdef TURN_TEST_DAYTONA
+	delete_chats(tok_a);
+	delete_chats(tok_b);
+#endif
 	ck_assert_int_eq(mt_stack_stop(&st), 0);
 	ck_assert_int_eq(mt_double_stop(&dbl), 0);
 	mt_warehouse_drop(wh_name);
 #ifdef TURN_TEST_DAYTONA
 	{
-		/* Every sandbox the turns used is gone with the executor. */
-		cJSON *l = mt_daytona_sandboxes(&dt);
+		/* Every sandbox the turns used is gone with the executor (deletes take a while). */
+		int64_t until = mk_mono_ms() + STOP_MS;
+		int n;
 
-		ck_assert_int_eq(cJSON_GetArraySize(l), 0);
-		cJSON_Delete(l);
+		do {
+			cJSON *l = mt_daytona_sandboxes(&dt);
+
+			n = l ? cJSON_GetArraySize(l) : -1;
+			cJSON_Delete(l);
+			if (n != 0)
+				mk_sleep_ms(100);
+		} while (n != 0 && mk_mono_ms() < until);
+		ck_assert_int_eq(n, 0);
 	}
 	ck_assert_int_eq(mt_daytona_stop(&dt), 0);
 #endif
