@@ -155,6 +155,31 @@ START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_o
 }
 END_TEST
 
+START_TEST(test_the_api_key_never_reaches_a_sandbox)
+{
+	cJSON *r =
+	    run(alice, chat("secret"),
+	        "import os\n"
+	        "seen = repr(dict(os.environ))\n"
+	        "for d, _, fs in os.walk('/home/daytona'):\n"
+	        "    for f in fs:\n"
+	        "        if os.path.isfile(os.path.join(d, f)):\n"
+	        "            seen += open(os.path.join(d, f), 'rb').read().decode('latin-1')\n"
+	        "for p in os.listdir('/proc'):\n"
+	        "    for f in ('cmdline', 'environ'):\n"
+	        "        try:\n"
+	        "            seen += open(f'/proc/{p}/{f}', 'rb').read().decode('latin-1')\n"
+	        "        except OSError:\n"
+	        "            pass\n"
+	        "('" DT_KEY "' in seen, len(seen) > 0)");
+
+	ck_assert_msg(error_type(r) == NULL, "%s: %s", error_type(r),
+	              mk_json_str(cJSON_GetObjectItemCaseSensitive(r, "error"), "message"));
+	ck_assert_str_eq(value_text(r), "(False, True)");
+	cJSON_Delete(r);
+}
+END_TEST
+
 START_TEST(test_a_restarted_executor_takes_a_chat_over_with_its_variables)
 {
 	const char *c = chat("restart");
@@ -225,6 +250,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over);
 	tcase_add_test(tc,
 	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
+	tcase_add_test(tc, test_the_api_key_never_reaches_a_sandbox);
 	tcase_add_test(tc, test_a_restarted_executor_takes_a_chat_over_with_its_variables);
 	tcase_add_test(tc, test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops);
 	suite_add_tcase(s, tc);
