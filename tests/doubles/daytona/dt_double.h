@@ -109,6 +109,13 @@ typedef struct dt_sandbox {
 	int fs_fd; /* O_PATH of <dir>/fs, the sandbox's "/" for the files routes */
 	dt_session *sessions;
 	pid_t runs[DT_MAX_RUNS]; /* bubblewraps of commands running now (0: free slot) */
+	/*
+	 * Process groups of killed bubblewraps, reaped by their owners, whose
+	 * other processes (the sandbox's pid 1, handed to the double as their
+	 * subreaper) may not have exited yet; the ticker reaps them.
+	 */
+	pid_t dying[DT_MAX_RUNS + DT_MAX_SESSIONS];
+	int spawning;            /* session shells being started, not yet in sessions */
 	int refs;                /* toolbox requests holding it */
 	unsigned long seq;       /* creation order */
 	struct dt_sandbox *next;
@@ -224,6 +231,13 @@ void dt_sandbox_set(dt_double *d, dt_sandbox *s, dt_state state, dt_state desire
 void dt_sandbox_soft_delete(dt_double *d, dt_sandbox *s);
 /* SIGKILL every process of s (sessions and running commands); under d->mu. */
 void dt_sandbox_kill(dt_sandbox *s);
+/*
+ * Hand s the process group of a killed bubblewrap that its owner has
+ * reaped, for the ticker to reap what is left of it; under d->mu.
+ */
+void dt_sandbox_dying(dt_sandbox *s, pid_t pgid);
+/* Whether no process of s is left (none running, none killed but not yet reaped); under d->mu. */
+int dt_sandbox_quiet(dt_sandbox *s);
 /* After a change of the delays: steps under way end no later than the new delay from now. */
 void dt_sandbox_rebase(dt_double *d);
 /* Whether the sandbox is ephemeral (autoDeleteInterval 0). */
@@ -249,8 +263,9 @@ char **dt_proc_argv(const dt_double *d, const dt_sandbox *s, const char *cwd, co
 void dt_argv_free(char **argv);
 /*
  * Fork and exec argv (a bubblewrap) with stdin from in_fd and stdout and
- * stderr to out_fd (either may be -1: /dev/null), in its own process group;
- * it is killed when the double dies. The pid, or -1 with errno set.
+ * stderr to out_fd (either may be -1: /dev/null), in a session and process
+ * group of its own that the sandbox's pid 1 never leaves; it is killed
+ * when the double dies. The pid, or -1 with errno set.
  */
 pid_t dt_proc_spawn(const dt_double *d, char *const *argv, int in_fd, int out_fd);
 
@@ -259,6 +274,13 @@ pid_t dt_proc_spawn(const dt_double *d, char *const *argv, int in_fd, int out_fd
  * Only for a child not yet reaped, so that the pid is still its own.
  */
 void dt_proc_kill(pid_t pid);
+/*
+ * Reap what is left of the process group of a killed bubblewrap, after its
+ * owner has reaped the bubblewrap itself (the rest are the double's
+ * children then, as their subreaper). 1 when nothing of it is left, 0
+ * while some of it has not exited yet; never blocks.
+ */
+int dt_proc_group_gone(pid_t pgid);
 
 /* How a command run ended. */
 typedef struct {

@@ -20,6 +20,16 @@
  * Children are forked by the request thread: between fork and exec only
  * async-signal-safe calls. They get PR_SET_PDEATHSIG, and bubblewrap's
  * --die-with-parent does the same inside, so nothing outlives the double.
+ *
+ * Killing a sandbox's processes is one SIGKILL to the process group of its
+ * bubblewrap. Each bubblewrap starts a session of its own (so no process
+ * of the sandbox has a controlling terminal), and it is not given
+ * --new-session: with it, the sandbox's pid 1 would call setsid() and, until
+ * it sets its own --die-with-parent, belong to no group we kill and to no
+ * parent that would take it along, and live on. In the group, it always
+ * dies with the rest, and the pid namespace, every process of the sandbox,
+ * with it. Once a killed bubblewrap is gone, its pid 1 is the double's child
+ * (main.c makes the double a subreaper), so its end can be waited for.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -132,7 +142,6 @@ char **dt_proc_argv(const dt_double *d, const dt_sandbox *s, const char *cwd, co
 	add3(&a, "--uid", "1000", NULL);
 	add3(&a, "--gid", "1000", NULL);
 	add(&a, "--die-with-parent");
-	add(&a, "--new-session");
 	add3(&a, "--cap-drop", "ALL", NULL);
 	add3(&a, "--hostname", s->id, NULL);
 	add3(&a, "--ro-bind", "/usr", "/usr");
@@ -190,7 +199,8 @@ pid_t dt_proc_spawn(const dt_double *d, char *const *argv, int in_fd, int out_fd
 		if (a < 0 || b < 0 || dup2(a, 0) < 0 || dup2(b, 1) < 0 || dup2(b, 2) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		setpgid(0, 0);
+		if (setsid() < 0)
+			_exit(126);
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != parent)
 			_exit(126);
 		/* The double blocks its stop signals and ignores SIGPIPE: start clean. */
@@ -213,16 +223,36 @@ void dt_proc_kill(pid_t pid)
 {
 	/*
 	 * The group first: it holds bubblewrap's second process (the sandbox's
-	 * pid 1), which --die-with-parent misses while it is still being set
-	 * up; its end takes the whole pid namespace along.
+	 * pid 1) from its clone to its end, and that end takes the whole pid
+	 * namespace along. The pid itself too, in case it is not yet the
+	 * group's leader (killed between fork and setsid).
 	 */
 	kill(-pid, SIGKILL);
 	kill(pid, SIGKILL);
 }
 
+int dt_proc_group_gone(pid_t pgid)
+{
+	for (;;) {
+		siginfo_t si;
+
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PGID, (id_t)pgid, &si, WEXITED | WNOHANG) != 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ECHILD;
+		}
+		if (si.si_pid == 0)
+			return 0; /* some of it still runs (or is being killed) */
+	}
+}
+
 /* ------------------------------------------------------------------ one command */
 
-/* Take a free run slot of s (-1 marks it starting); its index, or -1. Under d->mu. */
+/*
+ * Take a free run slot of s; its index, or -1. Under d->mu. -1 in a slot
+ * marks a command starting or ending: not one to kill, but still of s.
+ */
 static int slot_take(dt_sandbox *s)
 {
 	int i;
@@ -371,12 +401,18 @@ int dt_proc_run(dt_double *d, dt_sandbox *s, const char *cwd, const cJSON *envs,
 		}
 		mk_sleep_ms(20);
 	}
+	/* Not to be killed once reaped (its pid could be another's), but still of s. */
 	pthread_mutex_lock(&d->mu);
-	s->runs[slot] = 0;
+	s->runs[slot] = -1;
 	stopped = s->state != DT_STARTED || d->stopping;
 	pthread_mutex_unlock(&d->mu);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	/* Killed (stop or timeout), it may leave its pid 1 exiting: s waits for it. */
+	pthread_mutex_lock(&d->mu);
+	dt_sandbox_dying(s, pid);
+	s->runs[slot] = 0;
+	pthread_mutex_unlock(&d->mu);
 	if (WIFEXITED(st))
 		run->exit_code = WEXITSTATUS(st);
 	else if (WIFSIGNALED(st))

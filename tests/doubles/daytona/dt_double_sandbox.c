@@ -5,9 +5,10 @@
  *
  * A lifecycle call only records what is wanted (desiredState) and when the
  * current step ends (due); the ticker does the rest: creating -> started,
- * started -> stopping -> stopped (killing the sandbox's processes),
+ * started -> stopping -> stopped (killing the sandbox's processes, and
+ * stopped only once every one of them has exited),
  * stopped -> archiving -> archived, archived -> restoring -> started,
- * anything -> destroying -> destroyed (then the sandbox is forgotten and its
+ * anything -> destroying -> destroyed (likewise; then the sandbox is forgotten and its
  * directory removed, once no request holds it). It also applies the
  * auto-stop, auto-archive and auto-delete intervals, counting "minutes" of
  * minute_ms, and reaps session shells that have exited.
@@ -161,6 +162,41 @@ void dt_sandbox_kill(dt_sandbox *s)
 			dt_proc_kill(se->pid);
 }
 
+void dt_sandbox_dying(dt_sandbox *s, pid_t pgid)
+{
+	size_t i;
+
+	if (pgid <= 0 || dt_proc_group_gone(pgid))
+		return;
+	for (i = 0; i < sizeof(s->dying) / sizeof(s->dying[0]); i++) {
+		if (s->dying[i] == 0) {
+			s->dying[i] = pgid;
+			return;
+		}
+	}
+	/* No room (cannot happen: one per run and session): it was killed, so it ends soon. */
+	while (!dt_proc_group_gone(pgid))
+		mk_sleep_ms(1);
+}
+
+int dt_sandbox_quiet(dt_sandbox *s)
+{
+	const dt_session *se;
+	int quiet = s->spawning == 0;
+	size_t i;
+
+	for (i = 0; i < DT_MAX_RUNS; i++)
+		quiet &= s->runs[i] == 0;
+	for (se = s->sessions; se; se = se->next)
+		quiet &= se->pid <= 0;
+	for (i = 0; i < sizeof(s->dying) / sizeof(s->dying[0]); i++) {
+		if (s->dying[i] > 0 && dt_proc_group_gone(s->dying[i]))
+			s->dying[i] = 0;
+		quiet &= s->dying[i] == 0;
+	}
+	return quiet;
+}
+
 void dt_sandbox_set(dt_double *d, dt_sandbox *s, dt_state state, dt_state desired,
                     long long step_ms)
 {
@@ -270,7 +306,7 @@ static void advance(dt_double *d, dt_sandbox *s)
 			dt_sandbox_kill(s);
 			dt_session_drop_all(s);
 			dt_sandbox_set(d, s, DT_DESTROYING, DT_DESTROYED, c->stop_delay_ms);
-		} else {
+		} else if (dt_sandbox_quiet(s)) { /* else: the next tick looks again */
 			dt_sandbox_set(d, s, DT_DESTROYED, DT_DESTROYED, -1);
 			MK_INFO("DTD-DESTROYED", NULL, "sandbox %s destroyed", s->id);
 		}
@@ -280,7 +316,8 @@ static void advance(dt_double *d, dt_sandbox *s)
 			dt_sandbox_kill(s);
 			dt_session_drop_all(s);
 			dt_sandbox_set(d, s, DT_STOPPING, DT_STOPPED, c->stop_delay_ms);
-		} else {
+		} else if (s->state != DT_STOPPING || dt_sandbox_quiet(s)) {
+			/* Stopped only once its processes have really exited. */
 			dt_sandbox_set(d, s, DT_STOPPED, DT_STOPPED, -1);
 		}
 		break;
@@ -342,6 +379,7 @@ static void *ticker_main(void *arg)
 			dt_sandbox *s = *pp;
 
 			dt_session_reap(s);
+			dt_sandbox_quiet(s); /* reaps what killed groups left */
 			if (s->due && mono >= s->due)
 				advance(d, s);
 			else if (!s->due)
@@ -399,9 +437,14 @@ void dt_sandbox_release(dt_double *d)
 	}
 	while (d->sandboxes) {
 		dt_sandbox *s = d->sandboxes;
+		int64_t until = mk_mono_ms() + DT_CREATE_WAIT_MS;
 
 		d->sandboxes = s->next;
 		dt_sandbox_kill(s);
+		dt_session_drop_all(s);
+		/* Every request has ended: wait for what they and the kill left to exit. */
+		while (!dt_sandbox_quiet(s) && mk_mono_ms() < until)
+			mk_sleep_ms(DT_TICK_MS);
 		dt_proc_rmdirs(s);
 		sandbox_free(s);
 	}

@@ -57,6 +57,7 @@ void dt_session_reap(dt_sandbox *s)
 		int st;
 
 		if (se->pid > 0 && waitpid(se->pid, &st, WNOHANG) == se->pid) {
+			dt_sandbox_dying(s, se->pid);
 			se->pid = 0;
 			if (se->in_fd >= 0)
 				close(se->in_fd);
@@ -65,17 +66,24 @@ void dt_session_reap(dt_sandbox *s)
 	}
 }
 
-static void session_free(dt_session *se)
+/*
+ * Kill and reap the shell's bubblewrap and free se; the pid reaped (0: none),
+ * for dt_sandbox_dying under d->mu, since its pid 1 may not have exited yet.
+ */
+static pid_t session_free(dt_session *se)
 {
-	if (se->pid > 0) {
-		dt_proc_kill(se->pid);
-		while (waitpid(se->pid, NULL, 0) < 0 && errno == EINTR)
+	pid_t pid = se->pid;
+
+	if (pid > 0) {
+		dt_proc_kill(pid);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
 	if (se->in_fd >= 0)
 		close(se->in_fd);
 	cJSON_Delete(se->commands);
 	free(se);
+	return pid;
 }
 
 void dt_session_drop_all(dt_sandbox *s)
@@ -84,7 +92,7 @@ void dt_session_drop_all(dt_sandbox *s)
 		dt_session *se = s->sessions;
 
 		s->sessions = se->next;
-		session_free(se);
+		dt_sandbox_dying(s, session_free(se));
 	}
 }
 
@@ -303,7 +311,7 @@ static void create(dt_req *r)
 	const char *id = mk_json_str(r->json, "sessionId");
 	char dir[DT_PATH_MAX], **argv = NULL;
 	dt_session *se;
-	int in[2] = {-1, -1}, n = 0, exists;
+	int in[2] = {-1, -1}, n = 0, exists, spawning;
 	pid_t pid = -1;
 
 	if (!id || !*id) {
@@ -330,6 +338,9 @@ static void create(dt_req *r)
 		n++;
 	if (!exists && n < DT_MAX_SESSIONS)
 		argv = dt_proc_argv(d, s, NULL, NULL);
+	/* A stop waits for this shell until it is in sessions or gone. */
+	if (argv)
+		s->spawning++;
 	pthread_mutex_unlock(&d->mu);
 	if (exists || n >= DT_MAX_SESSIONS) {
 		dt_tb_error(r, exists ? 409 : 400, exists ? "CONFLICT" : "BAD_REQUEST",
@@ -338,6 +349,7 @@ static void create(dt_req *r)
 		            DT_MAX_SESSIONS);
 		return;
 	}
+	spawning = argv != NULL;
 	if (argv && dt_fs_mkdirs(s, dir, 0755) == 0 && pipe2(in, O_CLOEXEC) == 0)
 		pid = dt_proc_spawn(d, argv, in[0], -1);
 	dt_argv_free(argv);
@@ -347,15 +359,22 @@ static void create(dt_req *r)
 	if (se)
 		se->commands = cJSON_CreateArray();
 	if (!se || !se->commands) {
+		int e = pid > 0 ? ENOMEM : errno;
+
 		if (pid > 0) {
 			dt_proc_kill(pid);
-			waitpid(pid, NULL, 0);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
 		}
 		if (in[1] >= 0)
 			close(in[1]);
 		free(se);
+		pthread_mutex_lock(&d->mu);
+		dt_sandbox_dying(s, pid);
+		s->spawning -= spawning;
+		pthread_mutex_unlock(&d->mu);
 		dt_tb_error(r, 500, "INTERNAL_SERVER_ERROR",
-		            "failed to start the session shell: %s", strerror(errno));
+		            "failed to start the session shell: %s", strerror(e));
 		return;
 	}
 	snprintf(se->id, sizeof(se->id), "%s", id);
@@ -365,7 +384,11 @@ static void create(dt_req *r)
 	if (session_find(s, id) || s->state != DT_STARTED || d->stopping) {
 		exists = session_find(s, id) != NULL;
 		pthread_mutex_unlock(&d->mu);
-		session_free(se);
+		pid = session_free(se);
+		pthread_mutex_lock(&d->mu);
+		dt_sandbox_dying(s, pid);
+		s->spawning--;
+		pthread_mutex_unlock(&d->mu);
 		if (exists)
 			dt_tb_error(r, 409, "CONFLICT", "conflict: session already exists");
 		else
@@ -374,6 +397,7 @@ static void create(dt_req *r)
 	}
 	se->next = s->sessions;
 	s->sessions = se;
+	s->spawning--;
 	pthread_mutex_unlock(&d->mu);
 	MK_INFO("DTD-SESSION", NULL, "sandbox %s: session '%s' started", s->id, id);
 	dt_send(r, 201, NULL, NULL, "", 0);
@@ -608,6 +632,7 @@ static void delete (dt_req *r, const char *sid)
 	dt_session **pp, *se = NULL;
 	char dir[DT_PATH_MAX], leaf[DT_PATH_MAX];
 	int pfd;
+	pid_t pid;
 
 	if (strcmp(sid, "entrypoint") == 0) {
 		dt_tb_error(r, 400, "BAD_REQUEST", "bad request: can't delete entrypoint session");
@@ -626,7 +651,10 @@ static void delete (dt_req *r, const char *sid)
 		dt_tb_error(r, 404, "NOT_FOUND", "not found: session not found");
 		return;
 	}
-	session_free(se);
+	pid = session_free(se);
+	pthread_mutex_lock(&d->mu);
+	dt_sandbox_dying(r->sbx, pid);
+	pthread_mutex_unlock(&d->mu);
 	snprintf(dir, sizeof(dir), SESSIONS_DIR "/%s", sid);
 	pfd = dt_fs_parent(r->sbx, dir, 0, leaf, sizeof(leaf));
 	if (pfd >= 0) {

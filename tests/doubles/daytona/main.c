@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "dt_double.h"
@@ -101,6 +102,14 @@ int main(int argc, char **argv)
 	}
 	if (dt_proc_init(&d, root, err, sizeof(err)) != 0) {
 		fprintf(stderr, "daytona-double: %s\n", err);
+		goto out;
+	}
+	/*
+	 * A sandbox's pid 1 whose bubblewrap was killed becomes our child, so
+	 * that a stop can wait for its end (dt_double_proc.c).
+	 */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+		fprintf(stderr, "daytona-double: cannot become a subreaper: %s\n", strerror(errno));
 		goto out;
 	}
 	/* Before any thread starts, so that only sigwait below sees the stop signals. */
