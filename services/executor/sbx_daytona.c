@@ -173,11 +173,13 @@ static int parse_line(const char *outp, relay_reply *r, char *err, size_t errlen
 /*
  * Send one frame (NULL: ask for the ready frame) through the relay and
  * read its answer into r. timeout_ms is the relay's wall clock for the
- * reply. 0 with r filled (r->status says how the relay fared), or -1 with
- * err when the call itself failed (*timed_out: the execute ran out).
+ * reply; retry: the call may be repeated after a bare 5xx. 0 with r filled
+ * (r->status says how the relay fared), or -1 with err when the call
+ * itself failed (*timed_out: the execute ran out).
  */
 static int relay_call(dtn_box *s, const unsigned char *frame, size_t len, long long timeout_ms,
-                      size_t frame_max, relay_reply *r, int *timed_out, char *err, size_t errlen)
+                      int retry, size_t frame_max, relay_reply *r, int *timed_out, char *err,
+                      size_t errlen)
 {
 	const sbx_limits *L = &s->b->lim;
 	char *b64 = frame ? mk_b64_encode(frame, len) : NULL, *out = NULL;
@@ -210,7 +212,7 @@ static int relay_call(dtn_box *s, const unsigned char *frame, size_t len, long l
 	}
 	/* Everything the relay may print, in base64, and the JSON around it. */
 	resp_max = (frame_max + (size_t)L->stdout_bytes + (size_t)L->stderr_bytes) / 3 * 4 + 65536;
-	rc = dtn_execute(&s->b->api, s->tb, cmd.data, timeout_ms / 1000 + DTN_EXEC_MARGIN, !frame,
+	rc = dtn_execute(&s->b->api, s->tb, cmd.data, timeout_ms / 1000 + DTN_EXEC_MARGIN, retry,
 	                 resp_max, mk_mono_ms() + timeout_ms + DTN_EXEC_MARGIN * 1000, &out, &code,
 	                 timed_out, err, errlen);
 	mk_buf_release(&cmd);
@@ -229,7 +231,8 @@ static cJSON *request(dtn_box *s, unsigned char *frame, size_t len, const char *
 	int to;
 
 	reply_init(&r, frame_max, &s->b->lim);
-	if (relay_call(s, frame, len, DTN_CALL_MS, frame_max, &r, &to, err, errlen) != 0)
+	/* ready, put, get, list: doing one twice is harmless, so a bare 502 is retried. */
+	if (relay_call(s, frame, len, DTN_CALL_MS, 1, frame_max, &r, &to, err, errlen) != 0)
 		goto out;
 	if (strcmp(r.status, "ok") != 0) {
 		mk_errf(err, errlen, "the sandbox's session %s",
@@ -290,8 +293,9 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		                      &r.out, &r.err, 0, NULL, 0);
 		goto out;
 	}
-	if (relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, fmax, &r, &to, why, sizeof(why)) !=
-	    0) {
+	/* An execution is not repeated: its code may have run. */
+	if (relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
+	               sizeof(why)) != 0) {
 		free(f);
 		if (to) {
 			limit = "wall_time";

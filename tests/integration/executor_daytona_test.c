@@ -117,6 +117,22 @@ START_TEST(test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over)
 }
 END_TEST
 
+START_TEST(test_file_calls_are_retried_after_a_bare_502)
+{
+	const char *c = chat("files502");
+	mk_rpc_result res;
+	char body[256];
+
+	cJSON_Delete(run(alice, c, "open('kept.txt', 'w').write('x')"));
+	faults("{\"rules\":[{\"route\":\"process.execute\",\"status\":502,\"times\":1,"
+	       "\"empty_body\":true}]}");
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"path\":\"kept.txt\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_GET, body, &res), MK_OK);
+	ck_assert_str_eq(mk_json_str(res.body, "data_b64"), "eA==");
+	mk_rpc_result_release(&res);
+}
+END_TEST
+
 START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over)
 {
 	const char *c = chat("broken");
@@ -248,6 +264,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_sandbox_is_made_despite_409s_429s_502s_and_empty_bodies);
 	tcase_add_test(tc, test_a_slow_start_is_waited_for);
 	tcase_add_test(tc, test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over);
+	tcase_add_test(tc, test_file_calls_are_retried_after_a_bare_502);
 	tcase_add_test(tc,
 	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
 	tcase_add_test(tc, test_the_api_key_never_reaches_a_sandbox);
