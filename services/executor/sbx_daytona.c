@@ -351,20 +351,6 @@ out:
 	return res;
 }
 
-/* A path to ask for, of a sandbox whose session runs: 0, or -1 with err. */
-static int file_ok(const dtn_box *s, const char *path, char *err, size_t errlen)
-{
-	if (!sbx_path_ok(path)) {
-		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
-		return -1;
-	}
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return -1;
-	}
-	return 0;
-}
-
 static int dtn_put(sbx *base, const char *path, const void *data, size_t len, char *err,
                    size_t errlen)
 {
@@ -373,7 +359,7 @@ static int dtn_put(sbx *base, const char *path, const void *data, size_t len, ch
 	cJSON *reply;
 	size_t n;
 
-	if (file_ok(s, path, err, errlen) != 0)
+	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
 		return -1;
 	if (len > sbx_frame_put_max(path)) {
 		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
@@ -413,7 +399,7 @@ static int dtn_get(sbx *base, const char *path, mk_buf *out, char *err, size_t e
 	cJSON *reply;
 	int rc;
 
-	if (file_ok(s, path, err, errlen) != 0)
+	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
 		return -1;
 	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
 		fmax = room / 3 * 4 + 4096 + strlen(path) * 6;

@@ -397,6 +397,19 @@ int sbx_path_ok(const char *path)
 	return 1;
 }
 
+int sbx_file_request_ok(const char *path, int dead, char *err, size_t errlen)
+{
+	if (!sbx_path_ok(path)) {
+		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
+		return -1;
+	}
+	if (dead) {
+		mk_errf(err, errlen, "sandbox is no longer running");
+		return -1;
+	}
+	return 0;
+}
+
 int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *out, char *err,
                    size_t errlen)
 {

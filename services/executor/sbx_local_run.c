@@ -368,20 +368,6 @@ static cJSON *call(sbx_local_box *s, const char *op, unsigned char *frame, size_
 	return NULL;
 }
 
-/* A path to ask for, of a sandbox that runs: 0, or -1 with err. */
-static int file_request_ok(const sbx_local_box *s, const char *path, char *err, size_t errlen)
-{
-	if (!sbx_path_ok(path)) {
-		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
-		return -1;
-	}
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return -1;
-	}
-	return 0;
-}
-
 int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, char *err,
                   size_t errlen)
 {
@@ -391,7 +377,7 @@ int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, cha
 	long long id;
 	size_t n;
 
-	if (file_request_ok(s, path, err, errlen) != 0)
+	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
 		return -1;
 	if (len > sbx_frame_put_max(path)) {
 		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
@@ -420,7 +406,7 @@ int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t er
 	long long id;
 	int oversize, dn;
 
-	if (file_request_ok(s, path, err, errlen) != 0)
+	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
 		return -1;
 	room = out->max ? out->max - out->len : SIZE_MAX;
 	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
