@@ -168,8 +168,16 @@ long dtn_call(const dtn_client *c, const char *method, const char *url, const ch
 			error_words(&rs.body, words, sizeof(words));
 			mk_errf(err, errlen, "daytona: %s %s answered %ld: %s", method, what, st,
 			        words);
-			again = st == 429 || (st == 409 && (flags & DTN_RETRY_409)) ||
-			        ((st == 502 || st == 503 || st == 504) && (flags & DTN_IDEMPOTENT));
+			/*
+			 * The toolbox says 400 "... Is the Sandbox started?" in the moments a
+			 * sandbox's container is not reachable (contract §4.2): a passing state
+			 * for a call that may be repeated.
+			 */
+			again =
+			    st == 429 || (st == 409 && (flags & DTN_RETRY_409)) ||
+			    ((st == 502 || st == 503 || st == 504) && (flags & DTN_IDEMPOTENT)) ||
+			    (st == 400 && (flags & DTN_IDEMPOTENT) &&
+			     strstr(words, "Is the Sandbox started?"));
 			if (st == 429) {
 				long h = retry_hint(rs.headers);
 

@@ -73,7 +73,7 @@ static void new_chat_runs_despite(const char *json)
 	mk_rpc_result_release(&res);
 }
 
-START_TEST(test_a_sandbox_is_made_despite_409s_429s_502s_and_empty_bodies)
+START_TEST(test_a_sandbox_is_made_despite_409s_429s_502s_400s_and_empty_bodies)
 {
 	new_chat_runs_despite("{\"rules\":[{\"route\":\"sandbox.create\",\"status\":429,"
 	                      "\"times\":2,\"retry_after\":1}]}");
@@ -81,6 +81,10 @@ START_TEST(test_a_sandbox_is_made_despite_409s_429s_502s_and_empty_bodies)
 	                      "\"times\":2,\"empty_body\":true}]}");
 	new_chat_runs_despite("{\"rules\":[{\"route\":\"sandbox.delete\",\"status\":409,"
 	                      "\"times\":2}]}");
+	new_chat_runs_despite(
+	    "{\"rules\":[{\"route\":\"files.upload\",\"status\":400,"
+	    "\"times\":1,\"message\":\"bad request: failed to resolve container IP "
+	    "after 3 attempts. Is the Sandbox started?\"}]}");
 	new_chat_runs_despite("{\"rules\":[{\"route\":\"files.upload\",\"status\":502,"
 	                      "\"times\":1,\"empty_body\":true}]}");
 }
@@ -261,7 +265,7 @@ static Suite *suite(void)
 	    tc, test_a_run_over_its_time_is_stopped_and_the_next_run_says_the_session_was_reset);
 	tcase_add_test(tc, test_the_warm_pool_hands_a_new_chat_a_ready_sandbox);
 	tcase_add_test(tc, test_every_run_is_in_the_audit_log);
-	tcase_add_test(tc, test_a_sandbox_is_made_despite_409s_429s_502s_and_empty_bodies);
+	tcase_add_test(tc, test_a_sandbox_is_made_despite_409s_429s_502s_400s_and_empty_bodies);
 	tcase_add_test(tc, test_a_slow_start_is_waited_for);
 	tcase_add_test(tc, test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over);
 	tcase_add_test(tc, test_file_calls_are_retried_after_a_bare_502);
