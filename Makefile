@@ -80,7 +80,7 @@ $(EMBED): tools/mk_embed.c
 # Per service: lib<svc>.a (everything but main.c, plus its embedded
 # migrations) and the thin binary mark-<svc>.
 # Extra generated objects of a service's library.
-executor_EXTRA_OBJ := $(OBJ)/gen/executor_driver.o
+executor_EXTRA_OBJ := $(OBJ)/gen/executor_driver.o $(OBJ)/gen/executor_relay.o
 llm_EXTRA_OBJ := $(OBJ)/gen/llm_prompt_system.o
 
 define service_rules
@@ -127,6 +127,17 @@ $(OBJ)/gen/executor_driver.o: $(BUILD)/gen/executor_driver.c
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# And the relay that holds the driver in a Daytona sandbox.
+$(BUILD)/gen/executor_relay.c: services/executor/sandbox/relay.py $(EMBED)
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)$(EMBED) --blob executor_relay_py $< > $@.tmp && mv $@.tmp $@
+
+$(OBJ)/gen/executor_relay.o: $(BUILD)/gen/executor_relay.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 # The llm carries its prompts (services/llm/prompts/<name>.md -> llm_prompt_<name>).
 $(BUILD)/gen/llm_prompt_%.c: services/llm/prompts/%.md $(EMBED)
 	@mkdir -p $(@D)
@@ -139,7 +150,8 @@ $(OBJ)/gen/llm_prompt_%.o: $(BUILD)/gen/llm_prompt_%.c
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 # Generated sources are kept (not removed as intermediates), so a second make rebuilds nothing.
-.SECONDARY: $(BUILD)/gen/llm_prompt_system.c $(BUILD)/gen/executor_driver.c
+.SECONDARY: $(BUILD)/gen/llm_prompt_system.c $(BUILD)/gen/executor_driver.c \
+	$(BUILD)/gen/executor_relay.c
 
 # The generated migration tables must exist before any service object
 # that includes them is compiled.

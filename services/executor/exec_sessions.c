@@ -6,7 +6,11 @@
  * The table `exec.sessions` remembers, per chat, its sandbox generation,
  * how many runs the current one had and how it ended. A new sandbox reads
  * it to tell the model whether (and why) earlier state is gone: also when
- * the sandbox was on another worker that died.
+ * the sandbox was on another worker that died. For backends whose
+ * sandboxes outlive a worker (Daytona), it also names the chat's live
+ * sandbox (`sandbox`): a worker that has no session for a chat takes that
+ * sandbox over, state and all, and a worker shutting down leaves its
+ * sessions' sandboxes running for the next one.
  *
  * Locking: one mutex guards the list, the pool and each session's busy
  * flag. A session is used by one request at a time (acquire/release);
@@ -60,7 +64,8 @@ static void record_end(exec_sessions *ss, const char *chat, int generation, cons
 	}
 	snprintf(gen, sizeof(gen), "%d", generation);
 	r = mk_db_exec_prep(c,
-	                    "UPDATE sessions SET live = false, end_reason = $4, ended_at = now() "
+	                    "UPDATE sessions SET live = false, end_reason = $4, ended_at = now(), "
+	                    "sandbox = NULL "
 	                    "WHERE chat_id = $1 AND worker_id = $2 AND generation = $3::int",
 	                    4, p, err, sizeof(err), NULL);
 	if (!r)
@@ -136,6 +141,89 @@ out:
 	return e;
 }
 
+/* Note the sandbox the chat's generation holds, for another worker to take over. */
+static void record_ref(exec_sessions *ss, const char *chat, int generation, const char *ref)
+{
+	char err[256] = "", gen[16];
+	const char *p[4] = {chat, gen, ss->worker_id, ref};
+	PGconn *c = mk_db_acquire(ss->o.db, 5000, err, sizeof(err));
+	PGresult *r;
+
+	if (!c) {
+		MK_WARN("EXEC-DB", NULL, "cannot record a session's sandbox: %s", err);
+		return;
+	}
+	snprintf(gen, sizeof(gen), "%d", generation);
+	r = mk_db_exec_prep(c,
+	                    "UPDATE sessions SET sandbox = $4 "
+	                    "WHERE chat_id = $1 AND generation = $2::int AND worker_id = $3",
+	                    4, p, err, sizeof(err), NULL);
+	if (!r)
+		MK_WARN("EXEC-DB", NULL, "cannot record a session's sandbox: %s", err);
+	PQclear(r);
+	mk_db_release(ss->o.db, c);
+}
+
+/*
+ * Take over the live sandbox the chat's session left (on a worker that
+ * restarted or died). 1 with s->box and info filled; 0 when there is none,
+ * it is another owner's chat, or the sandbox cannot be reached (then the
+ * caller starts a new generation, which says the state is gone).
+ */
+static int adopt(exec_sessions *ss, exec_session *s, exec_session_info *info)
+{
+	const char *p[5] = {s->chat, s->owner, ss->worker_id, NULL, NULL};
+	char err[512] = "", ref[128] = "", gen[16] = "";
+	PGconn *c = mk_db_acquire(ss->o.db, 5000, err, sizeof(err));
+	PGresult *r;
+	sbx *box;
+	int ok;
+
+	if (!c)
+		return 0;
+	r = mk_db_exec_prep(c,
+	                    "SELECT sandbox, generation FROM sessions WHERE chat_id = $1 AND "
+	                    "owner_id = $2 AND live AND sandbox IS NOT NULL",
+	                    2, p, err, sizeof(err), NULL);
+	if (r && PQntuples(r) == 1) {
+		snprintf(ref, sizeof(ref), "%s", PQgetvalue(r, 0, 0));
+		snprintf(gen, sizeof(gen), "%s", PQgetvalue(r, 0, 1));
+	}
+	PQclear(r);
+	mk_db_release(ss->o.db, c);
+	if (!ref[0])
+		return 0;
+	box = sbx_attach(ss->o.backend, ref, err, sizeof(err));
+	if (!box) {
+		MK_INFO("EXEC-SESSION-ADOPT", NULL, "the sandbox of '%s' is lost: %s", s->chat,
+		        err);
+		return 0;
+	}
+	/* Claim it; a worker that claimed it first keeps it. */
+	p[3] = gen;
+	p[4] = ref;
+	c = mk_db_acquire(ss->o.db, 5000, err, sizeof(err));
+	r = c ? mk_db_exec_prep(c,
+	                        "UPDATE sessions SET worker_id = $3, last_used_at = now() "
+	                        "WHERE chat_id = $1 AND owner_id = $2 AND generation = $4::int "
+	                        "AND live AND sandbox = $5 RETURNING generation",
+	                        5, p, err, sizeof(err), NULL)
+	      : NULL;
+	ok = r && PQntuples(r) == 1;
+	PQclear(r);
+	if (c)
+		mk_db_release(ss->o.db, c);
+	if (!ok) {
+		sbx_detach(box);
+		return 0;
+	}
+	s->box = box;
+	s->generation = (int)strtol(gen, NULL, 10);
+	info->generation = s->generation;
+	MK_INFO("EXEC-SESSION-ADOPT", NULL, "the session of '%s' goes on in its sandbox", s->chat);
+	return 1;
+}
+
 /* ------------------------------------------------------------------ list */
 
 static exec_session *find(exec_sessions *ss, const char *chat)
@@ -160,9 +248,18 @@ static void unlink_session(exec_sessions *ss, exec_session *s)
 		}
 }
 
-/* Destroy a session already unlinked, recording why it ended. */
+/*
+ * Destroy a session already unlinked, recording why it ended; at shutdown
+ * a sandbox that outlives the worker is left running for the next one.
+ */
 static void end_session(exec_sessions *ss, exec_session *s, const char *reason)
 {
+	if (strcmp(reason, "shutdown") == 0 && s->generation > 0 && sbx_ref(s->box)) {
+		sbx_detach(s->box);
+		MK_DEBUG("EXEC-SESSION-KEEP", NULL, "the sandbox of '%s' is kept", s->chat);
+		free(s);
+		return;
+	}
 	sbx_destroy(s->box);
 	if (s->generation > 0)
 		record_end(ss, s->chat, s->generation, reason);
@@ -498,6 +595,11 @@ mk_err exec_session_acquire(exec_sessions *ss, const char *chat_id, const char *
 	if (evict)
 		end_session(ss, evict, "evicted");
 
+	if (adopt(ss, s, info)) {
+		s->last_used = mk_mono_ms();
+		*out = s;
+		return MK_OK;
+	}
 	e = record_start(ss, chat_id, owner_id, info, err, errlen);
 	if (e != MK_OK)
 		goto fail;
@@ -515,6 +617,9 @@ mk_err exec_session_acquire(exec_sessions *ss, const char *chat_id, const char *
 			goto fail;
 		}
 	}
+	if (sbx_ref(s->box))
+		record_ref(ss, s->chat, s->generation, sbx_ref(s->box));
+	sbx_label(s->box, s->chat, s->owner);
 	s->last_used = mk_mono_ms();
 	*out = s;
 	return MK_OK;
@@ -601,16 +706,22 @@ mk_err exec_session_end(exec_sessions *ss, const char *chat_id, const char *owne
 		mk_errf(err, errlen, "%s", e);
 		return MK_E_DB;
 	}
-	r = mk_db_exec_prep(c,
-	                    "UPDATE sessions SET live = false, end_reason = $2, ended_at = now() "
-	                    "WHERE chat_id = $1 AND live",
-	                    2, p, e, sizeof(e), NULL);
-	PQclear(r);
+	r = mk_db_exec_prep(
+	    c,
+	    "UPDATE sessions s SET live = false, end_reason = $2, ended_at = now(), "
+	    "sandbox = NULL FROM (SELECT chat_id, sandbox FROM sessions WHERE "
+	    "chat_id = $1 AND live FOR UPDATE) o WHERE s.chat_id = o.chat_id "
+	    "RETURNING o.sandbox",
+	    2, p, e, sizeof(e), NULL);
 	mk_db_release(ss->o.db, c);
 	if (!r) {
 		mk_errf(err, errlen, "%s", e);
 		return MK_E_DB;
 	}
+	/* The sandbox a stopped worker left for the chat goes too. */
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		sbx_drop(ss->o.backend, PQgetvalue(r, 0, 0));
+	PQclear(r);
 	return MK_OK;
 }
 

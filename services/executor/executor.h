@@ -36,7 +36,7 @@ typedef struct {
 	char *router_url;    /* worker: the router to dial */
 	char *worker_id;     /* empty: <hostname>-<pid> */
 	long long poll_ms;   /* router answers an idle poll after this */
-	char *backend;       /* local */
+	char *backend;       /* local | daytona */
 	long long pool_size;
 	long long max_sessions;
 	long long user_max_sessions, user_max_runs;
@@ -56,6 +56,12 @@ typedef struct {
 	char *cgroup;      /* auto|v2|v1|off */
 	char *cgroup_path; /* v2: the delegated subtree ("": the executor's own cgroup) */
 	long long millicores;
+	/* Daytona backend */
+	char *dtn_api_url, *dtn_api_key, *dtn_snapshot, *dtn_target, *dtn_network_allow;
+	char *dtn_deployment;
+	long long dtn_cpu, dtn_memory_gb, dtn_disk_gb;
+	long long dtn_auto_stop_ms, dtn_auto_archive_ms, dtn_auto_delete_ms;
+	long long dtn_start_timeout_ms;
 	/* limits (see sbx_limits) */
 	long long memory, processes, open_files, file_size, workspace_size;
 	long long cpu_ms, cpu_total_ms, start_timeout_ms;

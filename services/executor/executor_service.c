@@ -60,6 +60,22 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	    .cgroup = cfg->cgroup,
 	    .cgroup_path = cfg->cgroup_path && *cfg->cgroup_path ? cfg->cgroup_path : NULL,
 	};
+	sbx_daytona_opts dto = {
+	    .api_url = cfg->dtn_api_url,
+	    .api_key = cfg->dtn_api_key,
+	    .snapshot = cfg->dtn_snapshot,
+	    .target = cfg->dtn_target,
+	    .cpu = cfg->dtn_cpu,
+	    .memory_gb = cfg->dtn_memory_gb,
+	    .disk_gb = cfg->dtn_disk_gb,
+	    .auto_stop_min = (cfg->dtn_auto_stop_ms + 59999) / 60000,
+	    .auto_archive_min = (cfg->dtn_auto_archive_ms + 59999) / 60000,
+	    .auto_delete_min =
+	        cfg->dtn_auto_delete_ms == 0 ? 0 : (cfg->dtn_auto_delete_ms + 59999) / 60000,
+	    .network_allow = cfg->dtn_network_allow,
+	    .deployment = cfg->dtn_deployment,
+	    .preload = cfg->preload,
+	};
 	sbx_limits lim = {
 	    .memory_bytes = cfg->memory,
 	    .processes = cfg->processes,
@@ -68,7 +84,8 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	    .file_size_bytes = cfg->file_size,
 	    .workspace_bytes = cfg->workspace_size,
 	    .cpu_total_s = (cfg->cpu_total_ms + 999) / 1000,
-	    .start_timeout_ms = cfg->start_timeout_ms,
+	    .start_timeout_ms = strcmp(cfg->backend, "daytona") == 0 ? cfg->dtn_start_timeout_ms
+	                                                             : cfg->start_timeout_ms,
 	    .cpu_s = (cfg->cpu_ms + 999) / 1000,
 	    .stdout_bytes = cfg->stdout_max,
 	    .stderr_bytes = cfg->stderr_max,
@@ -111,7 +128,7 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 			        n);
 		err[0] = '\0';
 	}
-	c->backend = sbx_backend_new(cfg->backend, &lo, &lim, err, errlen);
+	c->backend = sbx_backend_new(cfg->backend, &lo, &dto, &lim, err, errlen);
 	if (!c->backend)
 		return -1;
 	MK_INFO("EXEC-BACKEND", NULL, "sandbox backend '%s' ready (parquet: %s, isolation: %s)",

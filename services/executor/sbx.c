@@ -9,11 +9,14 @@
 #include "mk_buf.h"
 #include "sbx.h"
 
-sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, const sbx_limits *lim,
-                             char *err, size_t errlen)
+sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local,
+                             const sbx_daytona_opts *daytona, const sbx_limits *lim, char *err,
+                             size_t errlen)
 {
-	if (kind && strcmp(kind, "local") == 0)
+	if (kind && strcmp(kind, "local") == 0 && local)
 		return sbx_local_new(local, lim, err, errlen);
+	if (kind && strcmp(kind, "daytona") == 0 && daytona)
+		return sbx_daytona_new(daytona, lim, err, errlen);
 	mk_errf(err, errlen, "unknown sandbox backend '%s'", kind ? kind : "");
 	return NULL;
 }
@@ -68,4 +71,39 @@ void sbx_destroy(sbx *s)
 {
 	if (s)
 		s->b->ops->destroy(s);
+}
+
+const char *sbx_ref(sbx *s)
+{
+	return s && s->b->ops->ref ? s->b->ops->ref(s) : NULL;
+}
+
+sbx *sbx_attach(sbx_backend *b, const char *ref, char *err, size_t errlen)
+{
+	if (!b->ops->attach) {
+		mk_errf(err, errlen, "the '%s' backend cannot re-attach to a sandbox",
+		        b->ops->name);
+		return NULL;
+	}
+	return b->ops->attach(b, ref, err, errlen);
+}
+
+void sbx_detach(sbx *s)
+{
+	if (s && s->b->ops->detach)
+		s->b->ops->detach(s);
+	else
+		sbx_destroy(s);
+}
+
+void sbx_drop(sbx_backend *b, const char *ref)
+{
+	if (b->ops->drop)
+		b->ops->drop(b, ref);
+}
+
+void sbx_label(sbx *s, const char *chat_id, const char *owner_id)
+{
+	if (s && s->b->ops->label)
+		s->b->ops->label(s, chat_id, owner_id);
 }

@@ -65,22 +65,39 @@ typedef struct {
 	const char *cgroup_path; /* cgroup v2: the delegated subtree; NULL: the executor's own */
 } sbx_local_opts;
 
+/* The Daytona backend's settings (see config.c, DAYTONA_*). */
+typedef struct {
+	const char *api_url;               /* control plane, e.g. https://app.daytona.io/api */
+	const char *api_key;               /* secret: sent only to the API and the toolbox */
+	const char *snapshot;              /* "" : the organisation's default */
+	const char *target;                /* region; "": the organisation's default */
+	long long cpu, memory_gb, disk_gb; /* 0: the snapshot's */
+	long long auto_stop_min, auto_archive_min, auto_delete_min; /* -1: Daytona's default */
+	const char *network_allow; /* CIDRs; "": no network at all */
+	const char *deployment;    /* the mark-deployment label of every sandbox */
+	const char *preload;       /* modules the driver imports at start */
+	long long python_ready_ms; /* how long the driver may take to be ready */
+} sbx_daytona_opts;
+
 typedef struct sbx_backend sbx_backend;
 typedef struct sbx sbx;
 
 /* Capabilities of a backend, for callers that must refuse what it cannot do. */
 typedef struct {
 	int parquet;           /* pyarrow is importable inside */
-	const char *isolation; /* how sandboxes are held: "cgroup-v2", "cgroup-v1" or "off" */
+	const char *isolation; /* how sandboxes are held: "cgroup-v2", "cgroup-v1", "off" or
+	                          "daytona" */
 } sbx_caps;
 
 /*
- * The backend named kind ("local"), with its settings (local: those of the
- * local backend) and the limits of its sandboxes; the settings are copied.
- * NULL with err on failure, an unknown kind included.
+ * The backend named kind ("local" or "daytona"), with its settings (those
+ * of that backend; the other may be NULL) and the limits of its sandboxes;
+ * the settings are copied. NULL with err on failure, an unknown kind
+ * included.
  */
-sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, const sbx_limits *lim,
-                             char *err, size_t errlen);
+sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local,
+                             const sbx_daytona_opts *daytona, const sbx_limits *lim, char *err,
+                             size_t errlen);
 /*
  * The local backend (sbx_local.c). Checks that bwrap and the interpreter
  * work (it starts one sandbox and stops it) and fills caps. NULL with err
@@ -88,6 +105,14 @@ sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local, cons
  */
 sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char *err,
                            size_t errlen);
+/*
+ * The Daytona backend (sbx_daytona.c). Deletes the sandboxes its
+ * deployment left behind, then checks the API, the key and the snapshot
+ * by starting one sandbox (it fills caps from its driver) and deleting it.
+ * NULL with err on failure.
+ */
+sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, char *err,
+                             size_t errlen);
 void sbx_backend_free(sbx_backend *b); /* NULL ok; sandboxes must be destroyed first */
 const char *sbx_backend_name(const sbx_backend *b);
 sbx_caps sbx_backend_caps(const sbx_backend *b);
@@ -129,6 +154,25 @@ int sbx_get(sbx *s, const char *path, mk_buf *out, char *err, size_t errlen);
 /* A new JSON array of {path, bytes, modified_ms}, or NULL with err. */
 cJSON *sbx_list(sbx *s, char *err, size_t errlen);
 
+/*
+ * Sandboxes that outlive their worker (Daytona): the sandbox's name for
+ * sbx_attach, owned by s; NULL when the backend cannot re-attach (local).
+ */
+const char *sbx_ref(sbx *s);
+/*
+ * The sandbox named ref (by sbx_ref, maybe in another process), its
+ * session still running: started again when needed, and asked for its
+ * ready frame. NULL with err when it is gone, its session is gone (then
+ * it is deleted) or the backend cannot re-attach.
+ */
+sbx *sbx_attach(sbx_backend *b, const char *ref, char *err, size_t errlen);
+/* Tell the backend whose sandbox s now is (Daytona: its labels); best effort, nothing else. */
+void sbx_label(sbx *s, const char *chat_id, const char *owner_id);
+/* Delete the sandbox named ref (by sbx_ref) that nobody holds; nothing for other backends. */
+void sbx_drop(sbx_backend *b, const char *ref);
+/* Free s but leave the sandbox and its session running, for sbx_attach; destroys when it cannot. */
+void sbx_detach(sbx *s);
+
 /* 1 while the sandbox's processes run and its session answers. */
 int sbx_alive(sbx *s);
 /* Kill every process of the sandbox, free its workspace, free s. NULL ok. */
@@ -154,6 +198,12 @@ typedef struct {
 	cJSON *(*list)(sbx *s, char *err, size_t errlen);
 	int (*alive)(sbx *s);
 	void (*destroy)(sbx *s);
+	/* optional (NULL: no re-attaching) */
+	const char *(*ref)(sbx *s);
+	sbx *(*attach)(sbx_backend *b, const char *ref, char *err, size_t errlen);
+	void (*detach)(sbx *s);
+	void (*drop)(sbx_backend *b, const char *ref);
+	void (*label)(sbx *s, const char *chat_id, const char *owner_id);
 	sbx_caps (*caps)(const sbx_backend *b);
 	void (*free)(sbx_backend *b);
 } sbx_backend_ops;

@@ -5,6 +5,7 @@
  * Shared by every backend that talks to the driver; it holds no sandbox.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,4 +375,84 @@ void sbx_stream_tail(const sbx_stream *st, char *buf, size_t len)
 	for (char *p = buf; *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
+}
+
+/* ---- paths and files */
+
+int sbx_path_ok(const char *path)
+{
+	const char *p = path;
+
+	if (!path || !*path || *path == '/' || strlen(path) > 4096)
+		return 0;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return 0;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+int sbx_file_request_ok(const char *path, int dead, char *err, size_t errlen)
+{
+	if (!sbx_path_ok(path)) {
+		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
+		return -1;
+	}
+	if (dead) {
+		mk_errf(err, errlen, "sandbox is no longer running");
+		return -1;
+	}
+	return 0;
+}
+
+int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *out, char *err,
+                   size_t errlen)
+{
+	const char *b64 = mk_json_str(reply, "data_b64");
+	size_t b64len = b64 ? strlen(b64) : 0;
+	unsigned char *data;
+	long long bytes;
+	int dn;
+
+	if (!b64 || mk_json_int(reply, "bytes", &bytes) != 0 || bytes < 0 || b64len % 4 != 0 ||
+	    b64len > INT_MAX) {
+		mk_errf(err, errlen, "sandbox sent a malformed file for '%s'", path);
+		return -1;
+	}
+	if ((unsigned long long)bytes > room) {
+		mk_errf(err, errlen, "file '%s' is larger than the %zu bytes allowed", path, room);
+		return -1;
+	}
+	data = malloc(b64len / 4 * 3 + 1);
+	dn = data ? EVP_DecodeBlock(data, (const unsigned char *)b64, (int)b64len) : -1;
+	/* EVP_DecodeBlock counts the padding's zero bytes too. */
+	if (dn >= 0 && b64len >= 1 && b64[b64len - 1] == '=')
+		dn--;
+	if (dn >= 0 && b64len >= 2 && b64[b64len - 2] == '=')
+		dn--;
+	if (dn < 0 || dn != bytes || mk_buf_append(out, data, (size_t)dn) != 0) {
+		mk_errf(err, errlen, "sandbox sent a malformed file for '%s'", path);
+		free(data);
+		return -1;
+	}
+	free(data);
+	return 0;
+}
+
+cJSON *sbx_frame_files(cJSON *reply, char *err, size_t errlen)
+{
+	cJSON *files = cJSON_DetachItemFromObjectCaseSensitive(reply, "files");
+
+	cJSON_Delete(reply);
+	if (!cJSON_IsArray(files)) {
+		cJSON_Delete(files);
+		mk_errf(err, errlen, "sandbox sent a malformed file list");
+		return NULL;
+	}
+	return files;
 }

@@ -89,6 +89,23 @@ cJSON *sbx_frame_rx_json(const sbx_frame_rx *rx, char *err, size_t errlen);
  */
 ssize_t sbx_write_nosigpipe(int fd, const void *p, size_t n);
 
+/* ---- paths and files */
+
+/* A path the driver may be asked for: relative, inside the workspace, no "..". */
+int sbx_path_ok(const char *path);
+/* A path to ask a sandbox for (sbx_path_ok), of a sandbox not dead: 0, or -1 with err. */
+int sbx_file_request_ok(const char *path, int dead, char *err, size_t errlen);
+
+/*
+ * Append the file of a `file` reply to out, when it is well formed and at
+ * most room bytes. 0, or -1 with err naming path.
+ */
+int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *out, char *err,
+                   size_t errlen);
+
+/* The file list of a `files` reply (a new array), or NULL with err; reply is freed either way. */
+cJSON *sbx_frame_files(cJSON *reply, char *err, size_t errlen);
+
 /* ---- output streams */
 
 /* Output of a run: the first max bytes kept (keep set, max > 0), all of them counted. */

@@ -260,20 +260,9 @@ cJSON *sbx_local_exec(sbx *base, const char *code, long long timeout_ms)
 	sbx_local_stop(s, rc == X_EXITED ? EXIT_GRACE_MS : 0);
 	switch (rc) {
 	case X_TIMEOUT:
-		type = "TimeoutError";
-		limit = "wall_time";
-		snprintf(msg, sizeof(msg),
-		         "the code ran longer than %lld ms and was stopped; the session was reset",
-		         timeout_ms);
-		break;
 	case X_OUTPUT:
-		type = "OutputLimitError";
-		limit = "output";
-		snprintf(
-		    msg, sizeof(msg),
-		    "the code wrote more than %lld bytes of output and was stopped; the session "
-		    "was reset",
-		    L->output_kill_bytes);
+		limit = rc == X_TIMEOUT ? "wall_time" : "output";
+		type = sbx_result_stop_text(limit, timeout_ms, L, msg, sizeof(msg));
 		break;
 	case X_MEMORY:
 		type = "MemoryError";
@@ -379,39 +368,6 @@ static cJSON *call(sbx_local_box *s, const char *op, unsigned char *frame, size_
 	return NULL;
 }
 
-/* A path the driver may be asked for: relative, inside /workspace, no "..". */
-static int path_ok(const char *path)
-{
-	const char *p = path;
-
-	if (!path || !*path || *path == '/' || strlen(path) > 4096)
-		return 0;
-	while (*p) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 2 && p[0] == '.' && p[1] == '.')
-			return 0;
-		p += n;
-		if (*p == '/')
-			p++;
-	}
-	return 1;
-}
-
-/* A path to ask for, of a sandbox that runs: 0, or -1 with err. */
-static int file_request_ok(const sbx_local_box *s, const char *path, char *err, size_t errlen)
-{
-	if (!path_ok(path)) {
-		mk_errf(err, errlen, "path '%s' is not inside the workspace", path ? path : "");
-		return -1;
-	}
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return -1;
-	}
-	return 0;
-}
-
 int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, char *err,
                   size_t errlen)
 {
@@ -421,7 +377,7 @@ int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, cha
 	long long id;
 	size_t n;
 
-	if (file_request_ok(s, path, err, errlen) != 0)
+	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
 		return -1;
 	if (len > sbx_frame_put_max(path)) {
 		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
@@ -444,14 +400,13 @@ int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, cha
 int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t errlen)
 {
 	sbx_local_box *s = (sbx_local_box *)base;
-	size_t frame_max = SBX_FRAME_MAX, room, b64len, n;
-	unsigned char *f, *data;
-	const char *b64;
+	size_t frame_max = SBX_FRAME_MAX, room, n;
+	unsigned char *f;
 	cJSON *req, *reply;
-	long long id, bytes;
+	long long id;
 	int oversize, dn;
 
-	if (file_request_ok(s, path, err, errlen) != 0)
+	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
 		return -1;
 	room = out->max ? out->max - out->len : SIZE_MAX;
 	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
@@ -474,40 +429,15 @@ int sbx_local_get(sbx *base, const char *path, mk_buf *out, char *err, size_t er
 	}
 	if (!reply)
 		return -1;
-	b64 = mk_json_str(reply, "data_b64");
-	if (!b64 || mk_json_int(reply, "bytes", &bytes) != 0 || bytes < 0 ||
-	    (b64len = strlen(b64)) % 4 != 0 || b64len > INT_MAX) {
-		mk_errf(err, errlen, "sandbox sent a malformed file for '%s'", path);
-		cJSON_Delete(reply);
-		return -1;
-	}
-	if ((unsigned long long)bytes > room) {
-		mk_errf(err, errlen, "file '%s' is larger than the %zu bytes allowed", path, room);
-		cJSON_Delete(reply);
-		return -1;
-	}
-	data = malloc(b64len / 4 * 3 + 1);
-	dn = data ? EVP_DecodeBlock(data, (const unsigned char *)b64, (int)b64len) : -1;
-	/* EVP_DecodeBlock counts the padding's zero bytes too. */
-	if (dn >= 0 && b64len >= 1 && b64[b64len - 1] == '=')
-		dn--;
-	if (dn >= 0 && b64len >= 2 && b64[b64len - 2] == '=')
-		dn--;
-	if (dn < 0 || dn != bytes || mk_buf_append(out, data, (size_t)dn) != 0) {
-		mk_errf(err, errlen, "sandbox sent a malformed file for '%s'", path);
-		free(data);
-		cJSON_Delete(reply);
-		return -1;
-	}
-	free(data);
+	dn = sbx_frame_file(reply, path, room, out, err, errlen);
 	cJSON_Delete(reply);
-	return 0;
+	return dn;
 }
 
 cJSON *sbx_local_list(sbx *base, char *err, size_t errlen)
 {
 	sbx_local_box *s = (sbx_local_box *)base;
-	cJSON *req, *reply, *files;
+	cJSON *req, *reply;
 	unsigned char *f;
 	long long id;
 	size_t n;
@@ -529,14 +459,7 @@ cJSON *sbx_local_list(sbx *base, char *err, size_t errlen)
 	reply = call(s, "list", f, n, id, "files", 16 << 20, NULL, err, errlen);
 	if (!reply)
 		return NULL;
-	files = cJSON_DetachItemFromObjectCaseSensitive(reply, "files");
-	cJSON_Delete(reply);
-	if (!cJSON_IsArray(files)) {
-		cJSON_Delete(files);
-		mk_errf(err, errlen, "sandbox sent a malformed file list");
-		return NULL;
-	}
-	return files;
+	return sbx_frame_files(reply, err, errlen);
 }
 
 /* ---- start-up --------------------------------------------------------------- */

@@ -462,3 +462,20 @@ cJSON *sbx_result_host(const char *type, const char *msg, const sbx_stream *out,
 	cJSON_AddItemToObject(r, "error", e);
 	return sbx_result_finish(r, out, err, ms, limit, lost);
 }
+
+const char *sbx_result_stop_text(const char *limit, long long timeout_ms, const sbx_limits *L,
+                                 char *msg, size_t len)
+{
+	if (strcmp(limit, "output") == 0) {
+		snprintf(
+		    msg, len,
+		    "the code wrote more than %lld bytes of output and was stopped; the session "
+		    "was reset",
+		    L->output_kill_bytes);
+		return "OutputLimitError";
+	}
+	snprintf(msg, len,
+	         "the code ran longer than %lld ms and was stopped; the session was reset",
+	         timeout_ms);
+	return "TimeoutError";
+}

@@ -46,4 +46,11 @@ cJSON *sbx_result_finish(cJSON *r, const sbx_stream *out, const sbx_stream *err,
 cJSON *sbx_result_host(const char *type, const char *msg, const sbx_stream *out,
                        const sbx_stream *err, long long ms, const char *limit, int lost);
 
+/*
+ * A run the host stopped for limit ("wall_time", timeout_ms, or "output"):
+ * its error type, and its message in msg.
+ */
+const char *sbx_result_stop_text(const char *limit, long long timeout_ms, const sbx_limits *L,
+                                 char *msg, size_t len);
+
 #endif

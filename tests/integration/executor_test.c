@@ -7,6 +7,10 @@
  * say why; the warm pool hands out ready sandboxes; a chat always reaches
  * the worker holding its session, and when that worker dies the next run
  * says so; every run is in the audit log.
+ *
+ * executor_daytona_test.c runs the same cases against the Daytona backend
+ * (EXECUTOR_TEST_DAYTONA set, then this file included): up() then starts a
+ * Daytona double and points the executor at it.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -40,15 +44,40 @@
 static mt_exec ex;
 static char alice[64], bob[64];
 
+#ifdef EXECUTOR_TEST_DAYTONA
+#include "mt_daytona.h"
+#define DT_KEY "dtn-test-key"
+static mt_daytona dt;
+static char dt_url_env[160];
+#endif
+
+/* The executor's settings (also for a restart). */
+static const char *exec_env[] = {"EXECUTOR_POOL_SIZE=1",
+                                 "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
+                                 "EXECUTOR_SANDBOX_START_TIMEOUT=60s",
+                                 "EXECUTOR_LOG_LEVEL=info",
+#ifdef EXECUTOR_TEST_DAYTONA
+                                 "EXECUTOR_BACKEND=daytona",
+                                 "DAYTONA_API_KEY=" DT_KEY,
+                                 "DAYTONA_START_TIMEOUT=120s",
+                                 dt_url_env,
+#endif
+                                 NULL};
+
 static void up(void)
 {
-	const char *env[] = {"EXECUTOR_POOL_SIZE=1", "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
-	                     "EXECUTOR_SANDBOX_START_TIMEOUT=60s", "EXECUTOR_LOG_LEVEL=info", NULL};
 	char err[512];
 
 	snprintf(alice, sizeof(alice), "alice-%d", (int)getpid());
 	snprintf(bob, sizeof(bob), "bob-%d", (int)getpid());
-	if (mt_exec_start(&ex, "exec", env, START_WAIT_MS, err, sizeof(err)) != 0) {
+#ifdef EXECUTOR_TEST_DAYTONA
+	if (mt_daytona_start(&dt, "daytona", DT_KEY, NULL, NULL, err, sizeof(err)) != 0) {
+		fprintf(stderr, "the Daytona double did not start: %s\n", err);
+		exit(1);
+	}
+	snprintf(dt_url_env, sizeof(dt_url_env), "DAYTONA_API_URL=%s", mt_daytona_url(&dt, "/api"));
+#endif
+	if (mt_exec_start(&ex, "exec", exec_env, START_WAIT_MS, err, sizeof(err)) != 0) {
 		fprintf(stderr, "the executor did not start: %s\n", err);
 		exit(1);
 	}
@@ -57,7 +86,15 @@ static void up(void)
 static void down(void)
 {
 	ck_assert_int_eq(mt_exec_stop(&ex), 0);
+#ifdef EXECUTOR_TEST_DAYTONA
+	ck_assert_int_eq(mt_daytona_stop(&dt), 0);
+#endif
 }
+
+#ifdef EXECUTOR_TEST_DAYTONA
+static char chats_made[256][80]; /* every chat id made, to end them all at the end */
+static int nchats;
+#endif
 
 /* A chat id unique to this run. */
 static const char *chat(const char *tag)
@@ -67,6 +104,10 @@ static const char *chat(const char *tag)
 	char *b = buf[i++ % 8];
 
 	snprintf(b, 80, "%s-%d-%d", tag, (int)getpid(), i);
+#ifdef EXECUTOR_TEST_DAYTONA
+	if (nchats < 256)
+		snprintf(chats_made[nchats++], 80, "%s", b);
+#endif
 	return b;
 }
 
@@ -694,6 +735,7 @@ START_TEST(test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over)
 }
 END_TEST
 
+#ifndef EXECUTOR_TEST_DAYTONA
 static Suite *suite(void)
 {
 	Suite *s = suite_create("executor");
@@ -722,3 +764,4 @@ int main(void)
 {
 	return mt_check_main(suite(), 1);
 }
+#endif

@@ -6,6 +6,10 @@
  * success; a second question that relies on the first turn's variables;
  * the step limit; the executor down mid-turn; no model configured; the
  * streamed events in order; another user's chat.
+ *
+ * turn_daytona_test.c runs some of these cases with the executor on the
+ * Daytona backend (TURN_TEST_DAYTONA set, then this file included): up()
+ * then also starts a Daytona double.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -41,10 +45,29 @@ static char wh_name[64];
 static char base_env[160]; /* LLM_BASE_URL=<the double> */
 static char tok_a[2048], tok_b[2048];
 
+#ifdef TURN_TEST_DAYTONA
+#include "mt_daytona.h"
+static mt_daytona dt;
+#endif
+
 static void up(void)
 {
-	char err[512], base[128], *env[12], dsn[512];
+	char err[512], base[128], *env[16], dsn[512];
 	static char e1[600];
+#ifdef TURN_TEST_DAYTONA
+	static char dt_url[160];
+
+	if (mt_daytona_start(&dt, "turn-daytona", "dtn-turn-key", NULL, NULL, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "the Daytona double did not start: %s\n", err);
+		exit(1);
+	}
+	snprintf(dt_url, sizeof(dt_url), "DAYTONA_API_URL=%s", mt_daytona_url(&dt, "/api"));
+	env[11] = "EXECUTOR_BACKEND=daytona";
+	env[12] = dt_url;
+	env[13] = "DAYTONA_API_KEY=dtn-turn-key";
+	env[14] = NULL;
+#endif
 
 	if (mt_double_start(&dbl, "turn-double", "test-key", err, sizeof(err)) != 0) {
 		fprintf(stderr, "the LLM double did not start: %s\n", err);
@@ -71,6 +94,9 @@ static void up(void)
 	/* A deleted chat's execution records go at once here (the default keeps them 30 days). */
 	env[9] = "EXECUTOR_EXECUTION_RETENTION=0";
 	env[10] = NULL;
+#ifdef TURN_TEST_DAYTONA
+	env[10] = "EXECUTOR_SANDBOX_START_TIMEOUT=60s";
+#endif
 	if (mt_stack_start(&st, (const char *const *)env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -79,11 +105,56 @@ static void up(void)
 	ck_assert_int_eq(mt_user(&st, "bob", tok_b, sizeof(tok_b), NULL, 0), 0);
 }
 
+#ifdef TURN_TEST_DAYTONA
+/* Delete every chat of the user: their sandboxes go with them (a stopping executor keeps them). */
+static void delete_chats(const char *tok)
+{
+	char auth[2100], path[160];
+	const char *h[] = {auth, NULL};
+	const cJSON *c;
+	mt_resp r, d;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+	mt_http("GET", mt_url(&st, "/api/v1/chats"), h, NULL, 0, &r);
+	ck_assert_int_eq(r.status, 200);
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+	{
+		snprintf(path, sizeof(path), "/api/v1/chats/%s", mk_json_str(c, "id"));
+		mt_http("DELETE", mt_url(&st, path), h, NULL, 0, &d);
+		ck_assert_int_eq(d.status, 204);
+		mt_resp_release(&d);
+	}
+	mt_resp_release(&r);
+}
+#endif
+
 static void down(void)
 {
+#ifdef TURN_TEST_DAYTONA
+	delete_chats(tok_a);
+	delete_chats(tok_b);
+#endif
 	ck_assert_int_eq(mt_stack_stop(&st), 0);
 	ck_assert_int_eq(mt_double_stop(&dbl), 0);
 	mt_warehouse_drop(wh_name);
+#ifdef TURN_TEST_DAYTONA
+	{
+		/* Every sandbox the turns used is gone with the executor (deletes take a while). */
+		int64_t until = mk_mono_ms() + STOP_MS;
+		int n;
+
+		do {
+			cJSON *l = mt_daytona_sandboxes(&dt);
+
+			n = l ? cJSON_GetArraySize(l) : -1;
+			cJSON_Delete(l);
+			if (n != 0)
+				mk_sleep_ms(100);
+		} while (n != 0 && mk_mono_ms() < until);
+		ck_assert_int_eq(n, 0);
+	}
+	ck_assert_int_eq(mt_daytona_stop(&dt), 0);
+#endif
 }
 
 static void scenario(const char *json)
@@ -627,6 +698,7 @@ START_TEST(test_bad_turn_requests_are_refused)
 }
 END_TEST
 
+#ifndef TURN_TEST_DAYTONA
 static Suite *suite(void)
 {
 	Suite *s = suite_create("turn");
@@ -660,3 +732,4 @@ int main(void)
 {
 	return mt_check_main(suite(), 1);
 }
+#endif

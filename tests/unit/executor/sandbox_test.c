@@ -1006,7 +1006,7 @@ START_TEST(an_unknown_backend_kind_is_refused_with_its_name)
 	sbx_local_opts o = opts("");
 	char err[512] = "";
 
-	ck_assert_ptr_null(sbx_backend_new("nimbus", &o, &l, err, sizeof(err)));
+	ck_assert_ptr_null(sbx_backend_new("nimbus", &o, NULL, &l, err, sizeof(err)));
 	ck_assert_str_eq(err, "unknown sandbox backend 'nimbus'");
 	ck_assert_str_eq(sbx_backend_name(B), "local");
 }

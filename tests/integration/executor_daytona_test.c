@@ -1,0 +1,284 @@
+/*
+ * executor_daytona_test.c - the executor with EXECUTOR_BACKEND=daytona,
+ * against the Daytona double (real processes, real Postgres, code run for
+ * real in the double's bubblewrap): the cases of executor_test.c (results,
+ * state between runs, isolation, errors, limits), then what the Daytona
+ * contract warns about (409 during a transition, 429 with a bucketed retry
+ * header, bare 502s, empty error bodies, a slow start), each either
+ * recovered from or answered with a clear error; and at the end no
+ * sandbox the tests made is left.
+ */
+#define EXECUTOR_TEST_DAYTONA 1
+/*
+ * The cases that start executors of their own (idle, fairness, workers)
+ * set local settings and are not run here.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#include "executor_test.c"
+#pragma GCC diagnostic pop
+
+/* Count the live sandboxes of the double (GET /_double/sandboxes). */
+static int live_sandboxes(void)
+{
+	cJSON *l = mt_daytona_sandboxes(&dt);
+	int n = l ? cJSON_GetArraySize(l) : -1;
+
+	cJSON_Delete(l);
+	return n;
+}
+
+/* The Daytona sandbox the chat's live session holds, from exec.sessions, into id; NULL if none. */
+static const char *sandbox_of(const char *c, char *id, size_t len)
+{
+	PGconn *db = PQconnectdb(mt_dsn());
+	const char *p[1] = {c};
+	PGresult *q =
+	    PQexecParams(db, "SELECT sandbox FROM exec.sessions WHERE chat_id = $1 AND live", 1,
+	                 NULL, p, NULL, NULL, 0);
+	const char *r = NULL;
+
+	if (PQresultStatus(q) == PGRES_TUPLES_OK && PQntuples(q) == 1 && !PQgetisnull(q, 0, 0)) {
+		snprintf(id, len, "%s", PQgetvalue(q, 0, 0));
+		r = id;
+	}
+	PQclear(q);
+	PQfinish(db);
+	return r;
+}
+
+static void faults(const char *json)
+{
+	char err[256];
+
+	ck_assert_msg(mt_daytona_faults(&dt, json, err, sizeof(err)) == 0, "faults: %s", err);
+}
+
+/* A new chat's first run, with faults on the way; it must give the value 2. */
+static void new_chat_runs_despite(const char *json)
+{
+	const char *c = chat("fault");
+	mk_rpc_result res;
+	char body[128];
+	cJSON *r;
+
+	faults(json);
+	r = run(alice, c, "1 + 1");
+	ck_assert_msg(value_text(r) && strcmp(value_text(r), "2") == 0, "faults %s: %s", json,
+	              mk_json_str(cJSON_GetObjectItemCaseSensitive(r, "error"), "message"));
+	cJSON_Delete(r);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_RESET, body, &res), MK_OK);
+	mk_rpc_result_release(&res);
+}
+
+START_TEST(test_a_sandbox_is_made_despite_409s_429s_502s_400s_and_empty_bodies)
+{
+	new_chat_runs_despite("{\"rules\":[{\"route\":\"sandbox.create\",\"status\":429,"
+	                      "\"times\":2,\"retry_after\":1}]}");
+	new_chat_runs_despite("{\"rules\":[{\"route\":\"sandbox.get\",\"status\":502,"
+	                      "\"times\":2,\"empty_body\":true}]}");
+	new_chat_runs_despite("{\"rules\":[{\"route\":\"sandbox.delete\",\"status\":409,"
+	                      "\"times\":2}]}");
+	new_chat_runs_despite(
+	    "{\"rules\":[{\"route\":\"files.upload\",\"status\":400,"
+	    "\"times\":1,\"message\":\"bad request: failed to resolve container IP "
+	    "after 3 attempts. Is the Sandbox started?\"}]}");
+	new_chat_runs_despite("{\"rules\":[{\"route\":\"files.upload\",\"status\":502,"
+	                      "\"times\":1,\"empty_body\":true}]}");
+}
+END_TEST
+
+START_TEST(test_a_slow_start_is_waited_for)
+{
+	char err[256];
+
+	ck_assert(mt_daytona_config(&dt, "{\"start_delay_ms\":3000}", err, sizeof(err)) == 0);
+	new_chat_runs_despite("{\"rules\":[]}");
+	ck_assert(mt_daytona_config(&dt, "{\"start_delay_ms\":0}", err, sizeof(err)) == 0);
+}
+END_TEST
+
+START_TEST(test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over)
+{
+	const char *c = chat("bare502");
+	cJSON *r;
+
+	cJSON_Delete(run(alice, c, "x = 1"));
+	faults("{\"rules\":[{\"route\":\"process.execute\",\"status\":502,\"times\":1,"
+	       "\"empty_body\":true}]}");
+	r = run(alice, c, "x");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "session_lost")));
+	ck_assert_str_eq(error_type(r), "SandboxError");
+	ck_assert_ptr_nonnull(
+	    strstr(mk_json_str(cJSON_GetObjectItemCaseSensitive(r, "error"), "message"), "502"));
+	cJSON_Delete(r);
+	r = run(alice, c, "x");
+	ck_assert_str_eq(error_type(r), "NameError");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_file_calls_are_retried_after_a_bare_502)
+{
+	const char *c = chat("files502");
+	mk_rpc_result res;
+	char body[256];
+
+	cJSON_Delete(run(alice, c, "open('kept.txt', 'w').write('x')"));
+	faults("{\"rules\":[{\"route\":\"process.execute\",\"status\":502,\"times\":1,"
+	       "\"empty_body\":true}]}");
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"path\":\"kept.txt\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_GET, body, &res), MK_OK);
+	ck_assert_str_eq(mk_json_str(res.body, "data_b64"), "eA==");
+	mk_rpc_result_release(&res);
+}
+END_TEST
+
+START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over)
+{
+	const char *c = chat("broken");
+	char path[160], id[64];
+	mt_resp resp;
+	cJSON *r, *l, *sb;
+	const cJSON *labels = NULL;
+
+	cJSON_Delete(run(alice, c, "y = 1"));
+	/* The chat's sandbox, as the executor's schema names it, is labelled with the chat... */
+	ck_assert_ptr_nonnull(sandbox_of(c, id, sizeof(id)));
+	l = mt_daytona_sandboxes(&dt);
+	cJSON_ArrayForEach(sb, l)
+	{
+		if (strcmp(mk_json_str(sb, "id"), id) == 0)
+			labels = cJSON_GetObjectItemCaseSensitive(sb, "labels");
+	}
+	ck_assert_str_eq(mk_json_str(labels, "mark-chat"), c);
+	ck_assert_str_eq(mk_json_str(labels, "mark-user"), alice);
+	ck_assert_str_eq(mk_json_str(labels, "mark-deployment"), "mark");
+	cJSON_Delete(l);
+	/* ... and breaks. */
+	snprintf(path, sizeof(path), "/_double/sandboxes/%s/state", id);
+	ck_assert_int_eq(mt_daytona_call(&dt, NULL, "POST", path, "{\"state\":\"error\"}", &resp),
+	                 0);
+	ck_assert_int_eq(resp.status, 200);
+	mt_resp_release(&resp);
+	r = run(alice, c, "y");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "session_lost")) ||
+	          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	ck_assert_str_eq(error_type(r), "SandboxError");
+	cJSON_Delete(r);
+	r = run(alice, c, "y");
+	ck_assert_str_eq(error_type(r), "NameError");
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_the_api_key_never_reaches_a_sandbox)
+{
+	cJSON *r =
+	    run(alice, chat("secret"),
+	        "import os\n"
+	        "seen = repr(dict(os.environ))\n"
+	        "for d, _, fs in os.walk('/home/daytona'):\n"
+	        "    for f in fs:\n"
+	        "        if os.path.isfile(os.path.join(d, f)):\n"
+	        "            seen += open(os.path.join(d, f), 'rb').read().decode('latin-1')\n"
+	        "for p in os.listdir('/proc'):\n"
+	        "    for f in ('cmdline', 'environ'):\n"
+	        "        try:\n"
+	        "            seen += open(f'/proc/{p}/{f}', 'rb').read().decode('latin-1')\n"
+	        "        except OSError:\n"
+	        "            pass\n"
+	        "('" DT_KEY "' in seen, len(seen) > 0)");
+
+	ck_assert_msg(error_type(r) == NULL, "%s: %s", error_type(r),
+	              mk_json_str(cJSON_GetObjectItemCaseSensitive(r, "error"), "message"));
+	ck_assert_str_eq(value_text(r), "(False, True)");
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_a_restarted_executor_takes_a_chat_over_with_its_variables)
+{
+	const char *c = chat("restart");
+	char err[512];
+	cJSON *r;
+
+	cJSON_Delete(run(alice, c, "kept = 41"));
+	/* Stopped, its sessions' sandboxes stay (and their sessions in the schema). */
+	ck_assert_int_eq(mt_exec_stop(&ex), 0);
+	ck_assert_int_gt(live_sandboxes(), 0);
+	ck_assert_msg(mt_exec_start(&ex, "exec-again", exec_env, START_WAIT_MS, err, sizeof(err)) ==
+	                  0,
+	              "%s", err);
+	r = run(alice, c, "kept + 1");
+	ck_assert_str_eq(value_text(r), "42");
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "started")));
+	cJSON_Delete(r);
+}
+END_TEST
+
+START_TEST(test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops)
+{
+	mk_rpc_result res;
+	char body[256];
+	int64_t until;
+
+	ck_assert_int_gt(live_sandboxes(), 0); /* the warm pool's, at least */
+	for (int i = 0; i < nchats; i++) {
+		snprintf(body, sizeof(body), "{\"chat_id\":\"%.79s\"}", chats_made[i]);
+		call(alice, MK_OP_EXEC_RESET, body, &res);
+		mk_rpc_result_release(&res);
+		call(bob, MK_OP_EXEC_RESET, body, &res);
+		mk_rpc_result_release(&res);
+	}
+	ck_assert_int_eq(mt_exec_stop(&ex), 0);
+	until = mk_mono_ms() + CALL_WAIT_MS;
+	while (live_sandboxes() != 0 && mk_mono_ms() < until)
+		mk_sleep_ms(100);
+	ck_assert_int_eq(live_sandboxes(), 0);
+	ck_assert_int_eq(mt_daytona_stop(&dt), 0);
+}
+END_TEST
+
+static void up_daytona(void)
+{
+	up();
+}
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("executor_daytona");
+	TCase *tc = tcase_create("executor_daytona");
+
+	tcase_add_unchecked_fixture(tc, up_daytona, NULL);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_a_run_shows_output_value_tables_figures_images_and_files);
+	tcase_add_test(tc, test_a_failing_run_returns_its_traceback_and_the_session_goes_on);
+	tcase_add_test(tc, test_variables_persist_in_a_chat_and_no_other_chat_or_user_sees_them);
+	tcase_add_test(tc, test_files_put_into_a_chat_are_read_listed_fetched_and_survive_a_reset);
+	tcase_add_test(tc, test_bad_paths_parquet_and_oversized_code_are_refused_before_any_work);
+	tcase_add_test(
+	    tc, test_a_run_over_its_time_is_stopped_and_the_next_run_says_the_session_was_reset);
+	tcase_add_test(tc, test_the_warm_pool_hands_a_new_chat_a_ready_sandbox);
+	tcase_add_test(tc, test_every_run_is_in_the_audit_log);
+	tcase_add_test(tc, test_a_sandbox_is_made_despite_409s_429s_502s_400s_and_empty_bodies);
+	tcase_add_test(tc, test_a_slow_start_is_waited_for);
+	tcase_add_test(tc, test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over);
+	tcase_add_test(tc, test_file_calls_are_retried_after_a_bare_502);
+	tcase_add_test(tc,
+	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
+	tcase_add_test(tc, test_the_api_key_never_reaches_a_sandbox);
+	tcase_add_test(tc, test_a_restarted_executor_takes_a_chat_over_with_its_variables);
+	tcase_add_test(tc, test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return mt_check_main(suite(), 1);
+}
