@@ -47,16 +47,18 @@ static void setup(void)
 	snprintf(built_prod, sizeof(built_prod), "%s.k8s-prod-%d.yaml", mt_bus_key_file(),
 	         (int)getpid());
 	snprintf(cmd, sizeof(cmd),
-	         "kubectl kustomize deploy/k8s/overlays/local > '%s' 2>&1 || cat '%s'", built,
-	         built);
+	         "kubectl kustomize deploy/k8s/overlays/local > '%s' 2>'%s.err' || "
+	         "{ cat '%s.err'; exit 1; }",
+	         built, built, built);
 	st = mt_sh(cmd, &out);
 	ck_assert_msg(st == 0,
 	              "kubectl kustomize of the local overlay failed (is kubectl installed?): %s",
 	              out);
 	free(out);
 	snprintf(cmd, sizeof(cmd),
-	         "kubectl kustomize deploy/k8s/overlays/production > '%s' 2>&1 || cat '%s'",
-	         built_prod, built_prod);
+	         "kubectl kustomize deploy/k8s/overlays/production > '%s' 2>'%s.err' || "
+	         "{ cat '%s.err'; exit 1; }",
+	         built_prod, built_prod, built_prod);
 	st = mt_sh(cmd, &out);
 	ck_assert_msg(st == 0, "kubectl kustomize of the production overlay failed: %s", out);
 	free(out);
