@@ -482,7 +482,7 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 /* How the usable workers hold their sandboxes: one mode, "mixed", or "none" without workers. */
 static const char *isolation(exec_router *r)
 {
-	static const char *const known[] = {"cgroup-v2", "cgroup-v1", "off", "unknown"};
+	static const char *const known[] = {"cgroup-v2", "cgroup-v1", "off", "daytona", "unknown"};
 	const char *seen = NULL;
 	wk *w;
 

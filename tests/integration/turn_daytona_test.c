@@ -13,6 +13,21 @@
 #include "turn_test.c"
 #pragma GCC diagnostic pop
 
+START_TEST(test_readyz_says_the_executor_holds_its_sandboxes_in_daytona)
+{
+	mt_resp r;
+
+	ck_assert_int_eq(mt_http("GET", mt_url(&st, "/readyz"), NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(
+	    mk_json_str(cJSON_GetObjectItemCaseSensitive(
+	                    cJSON_GetObjectItemCaseSensitive(r.json, "services"), "executor"),
+	                "isolation"),
+	    "daytona");
+	mt_resp_release(&r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("turn_daytona");
@@ -20,6 +35,7 @@ static Suite *suite(void)
 
 	tcase_add_unchecked_fixture(tc, up, down);
 	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, test_readyz_says_the_executor_holds_its_sandboxes_in_daytona);
 	tcase_add_test(tc, test_a_computation_with_a_plotly_chart_reaches_the_client);
 	tcase_add_test(tc,
 	               test_a_question_about_an_uploaded_csv_is_answered_with_pandas_and_a_chart);
