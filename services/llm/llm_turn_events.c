@@ -436,7 +436,7 @@ static void events_here(struct llm_turns *ts, llm_stream *t, long long after, in
  * End a turn whose replica stopped: a final event with the story, and the
  * story as the chat's answer. Only the first poller to see it does so.
  */
-static void end_lost_turn(llm *l, PGconn *db, const char *id)
+static void end_lost_turn(PGconn *db, const char *id)
 {
 	char err[256], msg_id[37];
 	PGresult *r;
@@ -485,7 +485,6 @@ static void end_lost_turn(llm *l, PGconn *db, const char *id)
 	free(ej);
 	cJSON_Delete(content);
 	cJSON_Delete(d);
-	(void)l;
 }
 
 /* The events of a turn another replica runs (or ran): from the database. */
@@ -523,7 +522,7 @@ static mk_err events_elsewhere(llm *l, const mk_env *req, const char *id, long l
 		lost = !done && PQgetvalue(r, 0, 1)[0] == 't';
 		PQclear(r);
 		if (lost) {
-			end_lost_turn(l, db, id);
+			end_lost_turn(db, id);
 			done = 1;
 		}
 		p[1] = after_s;
