@@ -131,6 +131,8 @@ typedef struct {
 	size_t nmigrations;
 	mk_rpc_handler handler;
 	void *ud;
+	/* Optional: what the service adds of itself to sys.ping (after "db"). */
+	void (*ping)(void *ud, cJSON *reply);
 } mk_svc_def;
 
 typedef struct {
@@ -139,6 +141,7 @@ typedef struct {
 	const mk_svc_cfg *cfg;
 	mk_seal_key key; /* the bus key, once mk_svc_key has loaded it */
 	int key_loaded;
+	const mk_svc_def *def; /* set by mk_svc_serve */
 } mk_svc;
 
 /*

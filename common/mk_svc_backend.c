@@ -12,12 +12,16 @@
 #include "mk_time.h"
 
 /* sys.ping adds the database's state, so /readyz can tell a service
- * that answers but cannot reach Postgres. */
+ * that answers but cannot reach Postgres, and what the service adds of itself. */
 static void ping_db(void *ud, cJSON *reply)
 {
 	mk_svc *svc = ud;
 
-	cJSON_AddStringToObject(reply, "db", mk_db_ping(svc->db, 500) == 0 ? "ok" : "down");
+	if (svc->db)
+		cJSON_AddStringToObject(reply, "db",
+		                        mk_db_ping(svc->db, 500) == 0 ? "ok" : "down");
+	if (svc->def && svc->def->ping)
+		svc->def->ping(svc->def->ud, reply);
 }
 
 int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, char *err,
@@ -73,10 +77,11 @@ int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen)
 	    .key = key,
 	    .handler = def->handler,
 	    .ud = def->ud,
-	    .ping = svc->db ? ping_db : NULL,
+	    .ping = svc->db || def->ping ? ping_db : NULL,
 	    .ping_ud = svc,
 	};
 
+	svc->def = def;
 	if (!key || mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
 		return -1;
 	MK_INFO("SVC-LISTEN", NULL, "serving on %s with %lld workers", svc->cfg->listen,

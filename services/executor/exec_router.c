@@ -46,6 +46,7 @@ typedef struct wk {
 	int sessions;        /* as the worker last reported */
 	char isolation[16];  /* how its sandboxes are held, from its hello */
 	int inflight;        /* jobs sent, not answered */
+	long long handled;   /* jobs sent since it connected */
 	int queued;
 	park *parked; /* polls waiting for work, oldest first */
 	job *qhead, *qtail;
@@ -356,6 +357,7 @@ static void send_job(exec_router *r, wk *w, job *j, nng_msg *m)
 	j->req = NULL;
 	j->sent = 1;
 	w->inflight++;
+	w->handled++;
 	sender_push(&r->bs, m);
 }
 
@@ -505,6 +507,19 @@ static const char *isolation(exec_router *r)
 	return strcmp(seen, "mixed") == 0 ? "mixed" : "unknown";
 }
 
+/* Jobs each usable worker was sent since it connected, so that an operator sees the spread. */
+static void add_jobs_by_worker(exec_router *r, cJSON *b)
+{
+	cJSON *a = cJSON_AddArrayToObject(b, "jobs_by_worker");
+	wk *w;
+
+	pthread_mutex_lock(&r->mu);
+	for (w = r->workers; w && a; w = w->next)
+		if (usable(w))
+			cJSON_AddItemToArray(a, cJSON_CreateNumber((double)w->handled));
+	pthread_mutex_unlock(&r->mu);
+}
+
 static void ping_reply(exec_router *r, nng_msg *m, const mk_env *env)
 {
 	cJSON *b = cJSON_CreateObject();
@@ -517,6 +532,7 @@ static void ping_reply(exec_router *r, nng_msg *m, const mk_env *env)
 		cJSON_AddNumberToObject(b, "uptime_ms", (double)(mk_mono_ms() - r->started_ms));
 		cJSON_AddNumberToObject(b, "workers", n);
 		cJSON_AddStringToObject(b, "isolation", isolation(r));
+		add_jobs_by_worker(r, b);
 		/* Without a worker nothing can run: not ready. */
 		cJSON_AddBoolToObject(b, "ready", n > 0);
 	}

@@ -39,6 +39,14 @@ static void *ping_one(void *arg)
 	return NULL;
 }
 
+static void add_copy(cJSON *to, const cJSON *from, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+
+	if (v)
+		cJSON_AddItemToObject(to, key, cJSON_Duplicate(v, 1));
+}
+
 /*
  * Ping every downstream service at once; ready when each answers and, for
  * those with a database, reports it reachable. The answer lists all five
@@ -94,6 +102,9 @@ static void readyz(gw_req *r)
 				cJSON_AddNumberToObject(s, "workers", w->valuedouble);
 			if (iso) /* how the executor's workers hold their sandboxes */
 				cJSON_AddStringToObject(s, "isolation", iso);
+			/* how the work was spread: over the executor's workers, the llm replicas */
+			add_copy(s, jobs[i].res.body, "jobs_by_worker");
+			add_copy(s, jobs[i].res.body, "turns_last_hour");
 		}
 		if (jobs[i].res.err != MK_OK)
 			cJSON_AddStringToObject(s, "error", jobs[i].res.msg);

@@ -116,6 +116,12 @@ int llm_turns_init(llm *l, char *err, size_t errlen);
 /* Wait up to grace_ms for streamed turns still running; returns how many still are. */
 int llm_turns_wait(llm *l, int grace_ms);
 void llm_turns_free(llm *l);
+/*
+ * sys.ping's addition (l is the ud): the streamed turns of the last hour,
+ * {"turns_last_hour": {"total", "by_replica": [count, ...]}}, from the
+ * shared table, so any replica tells how the turns were spread.
+ */
+void llm_turns_ping(void *ud, cJSON *reply);
 
 /* ---- llm_warehouse.c: the warehouse tools of a turn (through metadata) */
 extern const llm_tool llm_wh_tools[];

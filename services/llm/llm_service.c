@@ -122,6 +122,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	    .nmigrations = llm_migrations_count,
 	    .handler = handle,
 	    .ud = l,
+	    .ping = llm_turns_ping,
 	};
 	if (mk_svc_open_db(&l->svc, &l->def, &cfg->svc, err, errlen) != 0)
 		return -1;

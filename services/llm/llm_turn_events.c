@@ -585,3 +585,34 @@ mk_err llm_turn_events(LLM_HANDLER_ARGS)
 	return events_elsewhere(l, req, id, after, mk_mono_ms() + (wait > 0 ? wait : 0), reply, err,
 	                        errlen);
 }
+
+void llm_turns_ping(void *ud, cJSON *reply)
+{
+	llm *l = ud;
+	char err[200];
+	PGconn *db = mk_db_acquire(l->svc.db, 500, err, sizeof(err));
+	PGresult *r;
+	cJSON *o, *by;
+	double total = 0;
+
+	if (!db)
+		return;
+	r = mk_db_exec(db,
+	               "SELECT count(*) FROM turns WHERE created_at > now() - interval '1 hour' "
+	               "GROUP BY replica ORDER BY 1 DESC LIMIT 64",
+	               0, NULL, err, sizeof(err), NULL);
+	mk_db_release(l->svc.db, db);
+	if (!r)
+		return;
+	o = cJSON_AddObjectToObject(reply, "turns_last_hour");
+	by = o ? cJSON_AddArrayToObject(o, "by_replica") : NULL;
+	for (int i = 0; by && i < PQntuples(r); i++) {
+		double n = strtod(PQgetvalue(r, i, 0), NULL);
+
+		cJSON_AddItemToArray(by, cJSON_CreateNumber(n));
+		total += n;
+	}
+	if (o)
+		cJSON_AddNumberToObject(o, "total", total);
+	PQclear(r);
+}

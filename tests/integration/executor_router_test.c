@@ -164,6 +164,24 @@ START_TEST(test_sessions_survive_a_router_restart_and_workers_leave_cleanly)
 		                 "42");
 		cJSON_Delete(r);
 	}
+	/* The router tells how it spread the work: w1 took all three, w2 none. */
+	{
+		mk_rpc_result pr;
+		const cJSON *by;
+		char rid[MK_RID_MAX + 1];
+
+		mk_rid_new(rid);
+		ck_assert_int_eq(mk_rpc_call(cli, MK_OP_SYS_PING, rid, NULL, NULL, PING_MS, &pr),
+		                 MK_OK);
+		by = cJSON_GetObjectItemCaseSensitive(pr.body, "jobs_by_worker");
+		ck_assert_int_eq(cJSON_GetArraySize(by), 2);
+		ck_assert_int_eq(cJSON_GetArrayItem(by, 0)->valueint +
+		                     cJSON_GetArrayItem(by, 1)->valueint,
+		                 3);
+		ck_assert(cJSON_GetArrayItem(by, 0)->valueint == 0 ||
+		          cJSON_GetArrayItem(by, 1)->valueint == 0);
+		mk_rpc_result_release(&pr);
+	}
 	/* SIGTERM: the worker says goodbye, the router stops counting it, it exits 0. */
 	ck_assert_int_eq(mt_proc_stop(&w2, SIGTERM, STOP_MS), 0);
 	wait_workers(1);

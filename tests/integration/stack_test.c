@@ -63,6 +63,11 @@ START_TEST(test_readyz_lists_five_ready_services)
 			ck_assert_int_eq(replicas, 1);
 		}
 	}
+	/* How the work is spread: an array per executor worker, a count of llm turns. */
+	ck_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(svcs, "executor"), "jobs_by_worker")));
+	ck_assert(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(svcs, "llm"), "turns_last_hour")));
 	mt_resp_release(&r);
 }
 END_TEST
