@@ -18,8 +18,7 @@ static void ping_db(void *ud, cJSON *reply)
 	mk_svc *svc = ud;
 
 	if (svc->db)
-		cJSON_AddStringToObject(reply, "db",
-		                        mk_db_ping(svc->db, 500) == 0 ? "ok" : "down");
+		cJSON_AddStringToObject(reply, "db", mk_db_ping(svc->db, 500) == 0 ? "ok" : "down");
 	if (svc->def && svc->def->ping)
 		svc->def->ping(svc->def->ud, reply);
 }

@@ -175,9 +175,8 @@ START_TEST(test_sessions_survive_a_router_restart_and_workers_leave_cleanly)
 		                 MK_OK);
 		by = cJSON_GetObjectItemCaseSensitive(pr.body, "jobs_by_worker");
 		ck_assert_int_eq(cJSON_GetArraySize(by), 2);
-		ck_assert_int_eq(cJSON_GetArrayItem(by, 0)->valueint +
-		                     cJSON_GetArrayItem(by, 1)->valueint,
-		                 3);
+		ck_assert_int_eq(
+		    cJSON_GetArrayItem(by, 0)->valueint + cJSON_GetArrayItem(by, 1)->valueint, 3);
 		ck_assert(cJSON_GetArrayItem(by, 0)->valueint == 0 ||
 		          cJSON_GetArrayItem(by, 1)->valueint == 0);
 		mk_rpc_result_release(&pr);

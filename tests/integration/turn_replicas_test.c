@@ -184,7 +184,8 @@ START_TEST(test_a_turns_events_are_read_from_a_replica_that_does_not_run_it)
 		ck_assert_int_eq(seq, i + 1);
 	}
 	cJSON_Delete(events);
-	/* A turn on B too: either replica's ping counts the turns of both, from the shared table. */
+	/* A turn on B too: either replica's ping counts the turns of both, from the shared table.
+	 */
 	start_turn(to_b, "And who now?", turn_id, chat_id);
 	cJSON_Delete(read_events(to_a, turn_id, NULL));
 	{
@@ -192,8 +193,8 @@ START_TEST(test_a_turns_events_are_read_from_a_replica_that_does_not_run_it)
 		const cJSON *t, *by;
 		long long total = 0;
 
-		ck_assert_int_eq(mk_rpc_call(to_a, MK_OP_SYS_PING, "replicas", NULL, NULL, 30000, &res),
-		                 MK_OK);
+		ck_assert_int_eq(
+		    mk_rpc_call(to_a, MK_OP_SYS_PING, "replicas", NULL, NULL, 30000, &res), MK_OK);
 		t = cJSON_GetObjectItemCaseSensitive(res.body, "turns_last_hour");
 		by = cJSON_GetObjectItemCaseSensitive(t, "by_replica");
 		mk_json_int(t, "total", &total);
