@@ -319,7 +319,12 @@ int mk_cfg_main(int argc, char **argv, const char *service, const mk_cfg_var *va
 			mk_cfg_print_table(vars, n);
 			return 0;
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			printf("usage: mark-%s [--check-config | --config-table | --ping]\n\n"
+			printf("usage: mark-%s [--check-config | --config-table | --ping | "
+			       "--migrate]\n\n"
+			       "  --ping     exit 0 when the running service answers (backends)\n"
+			       "  --migrate  apply the database schema's migrations and exit "
+			       "(backends "
+			       "with a database)\n\n"
 			       "Settings come from the environment:\n\n",
 			       service);
 			mk_cfg_print_table(vars, n);

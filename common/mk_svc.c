@@ -104,6 +104,20 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 		mk_cfg_release(app->vars, *app->nvars, cfg);
 		return rc;
 	}
+	if (argc == 2 && strcmp(argv[1], "--migrate") == 0 && app->migrate) {
+		rc = mk_cfg_main(1, argv, app->name, app->vars, *app->nvars, cfg);
+		if (rc >= 0)
+			return rc;
+		level = *(char **)((char *)cfg + app->log_level_offset);
+		if (level)
+			mk_log_level_parse(level, &lvl);
+		mk_log_init(app->name, lvl);
+		rc = app->migrate(cfg, err, sizeof(err)) == 0 ? 0 : 1;
+		if (rc)
+			MK_ERROR("SVC-MIGRATE-FAIL", NULL, "%s", err);
+		mk_cfg_release(app->vars, *app->nvars, cfg);
+		return rc;
+	}
 	rc = mk_cfg_main(argc, argv, app->name, app->vars, *app->nvars, cfg);
 	if (rc >= 0)
 		return rc;

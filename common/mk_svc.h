@@ -183,6 +183,13 @@ const mk_seal_key *mk_svc_key(mk_svc *svc, const char *service, char *err, size_
 /* The bus key setting of a service: "AUTH_BUS_KEY_FILE" for "auth". */
 void mk_svc_key_setting(const char *service, char *out, size_t outlen);
 
+/*
+ * Apply def's migrations (waiting for the database up to cfg->db_wait_ms)
+ * and close the pool: a service's --migrate, e.g. a Kubernetes init
+ * container before the service starts. Returns 0, or -1 with err.
+ */
+int mk_svc_migrate(const mk_svc_def *def, const mk_svc_cfg *cfg, char *err, size_t errlen);
+
 /* Load the bus key and start the RPC server. Returns 0, or -1 with a message in err. */
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
 
@@ -195,8 +202,9 @@ void mk_svc_stop(mk_svc *svc);
 /*
  * A process: its settings table and how to start and stop it. main() is
  * then one call to mk_svc_main, which handles the command line
- * (--check-config, --config-table, --help, and --ping: exit 0 when the
- * running service at its listen address answers and reaches its database), loads and logs the
+ * (--check-config, --config-table, --help, --ping: exit 0 when the
+ * running service at its listen address answers and reaches its database,
+ * and --migrate: apply the schema's migrations and exit), loads and logs the
  * config, starts, waits for SIGTERM/SIGINT, stops within the grace and exits 0.
  */
 typedef struct {
@@ -210,6 +218,8 @@ typedef struct {
 	int (*start)(const void *cfg, void **ctx, char *err, size_t errlen);
 	/* Stop within the configured grace and free ctx; ctx may be half-built or NULL. */
 	void (*stop)(void *ctx);
+	/* --migrate: apply the schema's migrations and return 0, or -1 with err; NULL: none. */
+	int (*migrate)(const void *cfg, char *err, size_t errlen);
 } mk_svc_app;
 
 /* Run a service process with cfg as its config struct storage. Returns the exit status. */

@@ -52,6 +52,17 @@ int mk_svc_open_db(mk_svc *svc, const mk_svc_def *def, const mk_svc_cfg *cfg, ch
 	return 0;
 }
 
+int mk_svc_migrate(const mk_svc_def *def, const mk_svc_cfg *cfg, char *err, size_t errlen)
+{
+	mk_svc svc;
+	int rc;
+
+	memset(&svc, 0, sizeof(svc));
+	rc = mk_svc_open_db(&svc, def, cfg, err, errlen);
+	mk_db_pool_free(svc.db);
+	return rc;
+}
+
 const mk_seal_key *mk_svc_key(mk_svc *svc, const char *service, char *err, size_t errlen)
 {
 	char setting[64];

@@ -89,6 +89,19 @@ static void stop(void *p)
 	free(a);
 }
 
+/* --migrate: schema 'auth' only, then exit. */
+static int migrate(const void *cfgp, char *err, size_t errlen)
+{
+	const mk_svc_def def = {
+	    .name = "auth",
+	    .schema = "auth",
+	    .migrations = auth_migrations,
+	    .nmigrations = auth_migrations_count,
+	};
+
+	return mk_svc_migrate(&def, &((const auth_config *)cfgp)->svc, err, errlen);
+}
+
 const mk_svc_app auth_app = {
     .name = "auth",
     .vars = auth_config_vars,
@@ -98,4 +111,5 @@ const mk_svc_app auth_app = {
     .bus_key_offset = offsetof(auth_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
+    .migrate = migrate,
 };

@@ -221,6 +221,19 @@ static void stop(void *p)
 	free(c);
 }
 
+/* --migrate: schema 'exec' only, then exit. */
+static int migrate(const void *cfgp, char *err, size_t errlen)
+{
+	const mk_svc_def def = {
+	    .name = "executor",
+	    .schema = "exec",
+	    .migrations = executor_migrations,
+	    .nmigrations = executor_migrations_count,
+	};
+
+	return mk_svc_migrate(&def, &((const executor_config *)cfgp)->svc, err, errlen);
+}
+
 const mk_svc_app executor_app = {
     .name = "executor",
     .vars = executor_config_vars,
@@ -230,4 +243,5 @@ const mk_svc_app executor_app = {
     .bus_key_offset = offsetof(executor_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
+    .migrate = migrate,
 };

@@ -156,6 +156,19 @@ static void stop(void *p)
 	free(l);
 }
 
+/* --migrate: schema 'chat' only, then exit. */
+static int migrate(const void *cfgp, char *err, size_t errlen)
+{
+	const mk_svc_def def = {
+	    .name = "llm",
+	    .schema = "chat",
+	    .migrations = llm_migrations,
+	    .nmigrations = llm_migrations_count,
+	};
+
+	return mk_svc_migrate(&def, &((const llm_config *)cfgp)->svc, err, errlen);
+}
+
 const mk_svc_app llm_app = {
     .name = "llm",
     .vars = llm_config_vars,
@@ -165,4 +178,5 @@ const mk_svc_app llm_app = {
     .bus_key_offset = offsetof(llm_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
+    .migrate = migrate,
 };

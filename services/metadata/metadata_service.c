@@ -152,6 +152,19 @@ static void stop(void *p)
 	free(m);
 }
 
+/* --migrate: schema 'catalog' only, then exit. */
+static int migrate(const void *cfgp, char *err, size_t errlen)
+{
+	const mk_svc_def def = {
+	    .name = "metadata",
+	    .schema = "catalog",
+	    .migrations = metadata_migrations,
+	    .nmigrations = metadata_migrations_count,
+	};
+
+	return mk_svc_migrate(&def, &((const metadata_config *)cfgp)->svc, err, errlen);
+}
+
 const mk_svc_app metadata_app = {
     .name = "metadata",
     .vars = metadata_config_vars,
@@ -161,4 +174,5 @@ const mk_svc_app metadata_app = {
     .bus_key_offset = offsetof(metadata_config, svc.bus_key_file),
     .start = start,
     .stop = stop,
+    .migrate = migrate,
 };
