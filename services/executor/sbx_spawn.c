@@ -248,6 +248,8 @@ static int argv_build(sbx_local *b)
 	r |= arg_add(b, "-I");
 	r |= arg_add(b, "/mark/driver.py");
 	r |= arg_add(b, "%s", b->preload);
+	/* The process limit the driver sets on itself first, when it is not set here (below). */
+	r |= arg_add(b, "%lld", b->own_uids ? 0LL : L->processes);
 	return r ? -1 : 0;
 }
 
@@ -431,7 +433,21 @@ int sbx_local_spawn_init(sbx_local *b, char *err, size_t errlen)
 		return -1;
 	}
 	rlim_add(b, RLIMIT_AS, lim->memory_bytes);
-	rlim_add(b, RLIMIT_NPROC, lim->processes);
+	/*
+	 * RLIMIT_NPROC counts the tasks of a uid. With a host uid of its own
+	 * (a root executor) that is the sandbox's tasks: set it here. Without,
+	 * the sandbox shares the executor's uid, and with it every task of that
+	 * uid on the host (in containers: every service running as that uid),
+	 * so a limit set here would refuse the sandbox's start. The kernel
+	 * counts tasks per user namespace too, and checks a namespace's parent
+	 * against the limit in force when the namespace was made: the driver
+	 * sets the limit on itself as its first act (argv, above), inside the
+	 * sandbox's own user namespace, where only its tasks count. Its hard
+	 * limit cannot be raised there again (that takes CAP_SYS_RESOURCE on
+	 * the host), so the code it runs is held to it as from outside.
+	 */
+	if (b->own_uids)
+		rlim_add(b, RLIMIT_NPROC, lim->processes);
 	rlim_add(b, RLIMIT_NOFILE, lim->open_files);
 	rlim_add(b, RLIMIT_FSIZE, lim->file_size_bytes);
 	rlim_add(b, RLIMIT_CPU, lim->cpu_total_s);

@@ -801,6 +801,11 @@ def have_parquet():
 
 def main():
     global _ctl_in, _ctl_out
+    # First of all: the process limit the executor gave (sbx_spawn.c says why
+    # it is set here), for good: a hard limit this namespace cannot raise.
+    nproc = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 0
+    if nproc > 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     try:
         _ctl_in = os.fdopen(3, "rb", buffering=0)
         _ctl_out = os.fdopen(4, "wb", buffering=0)
@@ -821,7 +826,7 @@ def main():
     builtins.display = display
     sys.modules["__main__"] = _user  # pickle finds the user's classes in __main__
     preload_names = sys.argv[1] if len(sys.argv) > 1 else ""
-    sys.argv = [""]
+    sys.argv = [""]  # the user's code sees no arguments
     errors = preload(preload_names)
     patch_loaded()
     flush_stdio()

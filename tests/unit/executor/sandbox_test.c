@@ -32,6 +32,9 @@
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -1054,6 +1057,119 @@ START_TEST(groups_a_killed_executor_left_behind_are_removed)
 }
 END_TEST
 
+/* Forks until refused; prints whether it stayed under 64 and the errno that stopped it. */
+static const char fork_until_refused[] = "import os, time\n"
+                                         "pids, err = [], None\n"
+                                         "for i in range(500):\n"
+                                         "    try:\n"
+                                         "        pid = os.fork()\n"
+                                         "    except OSError as e:\n"
+                                         "        err = e.errno\n"
+                                         "        break\n"
+                                         "    if pid == 0:\n"
+                                         "        time.sleep(30)\n"
+                                         "        os._exit(0)\n"
+                                         "    pids.append(pid)\n"
+                                         "for p in pids:\n"
+                                         "    os.kill(p, 9)\n"
+                                         "    os.waitpid(p, 0)\n"
+                                         "print(len(pids) < 64, err)\n";
+
+#define NOBODY   65534
+#define SLEEPERS 80 /* more processes of the executor's uid than a sandbox may have */
+
+/*
+ * The body of the next test, in a child that became uid NOBODY: an executor
+ * as in a container. Plain exits, no ck_assert: 0 when all held, else
+ * which step failed (said on stderr).
+ */
+static int as_unprivileged_executor(void)
+{
+	sbx_limits l = limits();
+	sbx_local_opts o = opts("");
+	pid_t sleepers[SLEEPERS];
+	char err[1024] = "";
+	sbx_backend *b = NULL;
+	sbx *s = NULL;
+	cJSON *r;
+	int n, rc = 0;
+
+	if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0) {
+		perror("  becoming nobody");
+		return 2;
+	}
+	for (n = 0; n < SLEEPERS; n++) {
+		pid_t p = fork();
+
+		if (p == 0) {
+			pause();
+			_exit(0);
+		}
+		if (p < 0)
+			break;
+		sleepers[n] = p;
+	}
+	if (n < SLEEPERS) {
+		rc = 3;
+		goto out;
+	}
+	o.uid_base = -1;
+	o.cgroup = "off";
+	if (!(b = sbx_local_new(&o, &l, err, sizeof(err)))) {
+		fprintf(stderr, "  sbx_local_new as uid %d: %s\n", NOBODY, err);
+		rc = 4;
+	} else if (!(s = sbx_create(b, err, sizeof(err)))) {
+		fprintf(stderr, "  sbx_create as uid %d with %d processes of it: %s\n", NOBODY,
+		        SLEEPERS, err);
+		rc = 5;
+	} else if (!(r = sbx_exec(s, fork_until_refused, RUN_MS))) {
+		rc = 6;
+	} else {
+		const char *out = mk_json_str(r, "stdout");
+
+		if (!out || strcmp(out, "True 11\n") != 0) { /* EAGAIN */
+			fprintf(stderr, "  the fork loop printed '%s'\n", out ? out : "(nothing)");
+			rc = 7;
+		}
+		cJSON_Delete(r);
+	}
+out:
+	while (n-- > 0) {
+		kill(sleepers[n], SIGKILL);
+		waitpid(sleepers[n], NULL, 0);
+	}
+	if (s)
+		sbx_destroy(s);
+	sbx_backend_free(b);
+	return rc;
+}
+
+/*
+ * An executor that is not root (every container) shares its uid with its
+ * other processes, and in a container with every service of that uid: a
+ * sandbox still starts when that uid runs more processes than a sandbox
+ * may, and the sandbox's own processes stop at the limit.
+ */
+START_TEST(an_unprivileged_executor_limits_each_sandboxs_processes_not_its_uids)
+{
+	pid_t pid;
+	int st = 0;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "  not root: cannot run an executor as another uid\n");
+		return;
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(as_unprivileged_executor());
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	              "as uid %d: step %d failed (stderr says which)", NOBODY,
+	              WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("sandbox");
@@ -1062,6 +1178,7 @@ static Suite *suite(void)
 	TCase *iso = tcase_create("isolation");
 	TCase *files = tcase_create("files");
 	TCase *life = tcase_create("life");
+	TCase *unpriv = tcase_create("unprivileged");
 	TCase *all[] = {session, lim, iso, files, life};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -1111,6 +1228,12 @@ static Suite *suite(void)
 	tcase_add_test(life, the_analysis_libraries_work_under_the_filter_and_limits);
 	tcase_add_test(life, a_backend_with_a_bad_path_fails_with_a_clear_message);
 	tcase_add_test(life, an_unknown_backend_kind_is_refused_with_its_name);
+
+	/* No fixture: the test forks before any backend (and its threads) exists. */
+	tcase_set_timeout(unpriv, 300);
+	suite_add_tcase(s, unpriv);
+	tcase_add_test(unpriv,
+	               an_unprivileged_executor_limits_each_sandboxs_processes_not_its_uids);
 	return s;
 }
 
