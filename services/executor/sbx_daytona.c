@@ -8,7 +8,7 @@
  * driver) to DTN_DIR through the toolbox's file endpoint and starts the
  * relay as a background command of a toolbox session. The relay starts the
  * driver (its fds 3 and 4 the control pipes, 1 and 2 pipes it reads) and
- * listens on a unix socket. Each host call (ready, exec, put, get, list) is
+ * listens on a unix socket. Each call to the driver (ready, exec) is
  * one POST /process/execute whose command feeds one base64 request frame,
  * through a heredoc on the shell's stdin (no ARG_MAX limit), to a relay
  * client; that prints the reply frame and the run's stdout and stderr in
@@ -19,10 +19,12 @@
  * large, or when its client goes away (the execute's own timeout, a
  * backstop): then the session is lost, as in the local backend.
  *
- * Files go through the driver too (put, get, list frames), so the path
- * rules, the size checks and the workspace are the same as locally.
+ * Files do not go through the relay: uploads, files fetched and listed,
+ * and a run's artifacts (the driver names them, the host fetches them)
+ * move through the toolbox's file endpoints (sbx_daytona_files.c).
  *
- * Not here: the REST calls and their retries (sbx_daytona_api.c).
+ * Not here: the REST calls and their retries (sbx_daytona_api.c), the
+ * files (sbx_daytona_files.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +34,7 @@
 #include "mk_json.h"
 #include "mk_log.h"
 #include "mk_time.h"
-#include "sbx_daytona_api.h"
+#include "sbx_daytona_int.h"
 #include "sbx_frame.h"
 #include "sbx_result.h"
 
@@ -41,30 +43,8 @@ extern const size_t executor_driver_py_len;
 extern const char executor_relay_py[];
 extern const size_t executor_relay_py_len;
 
-#define DTN_DIR         "/home/daytona/.mark" /* driver, relay and its socket */
-#define DTN_CALL_MS     60000                 /* put, get, list, ready */
-#define DTN_CTRL_MS     60000                 /* one control-plane step: delete, reap */
-#define DTN_EXEC_MARGIN 30                    /* s the execute's timeout exceeds the run's */
+#define DTN_EXEC_MARGIN 30 /* s the execute's timeout exceeds the run's */
 #define DTN_MARK        "MARK-RELAY "
-
-typedef struct {
-	sbx_backend base;
-	dtn_client api;
-	char *snapshot, *target, *network_allow, *deployment, *preload;
-	long long cpu, memory_gb, disk_gb, auto_stop, auto_archive, auto_delete;
-	sbx_limits lim;
-	sbx_caps caps;
-} dtn_backend;
-
-typedef struct {
-	sbx base;
-	dtn_backend *b;
-	char id[64];
-	char tb[1024]; /* toolbox base: <toolboxProxyUrl>/<id> */
-	long long next_id;
-	int dead;
-	int parquet;
-} dtn_box;
 
 /* ---- one exchange with the relay ------------------------------------------------ */
 
@@ -287,7 +267,7 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		goto out;
 	}
 	id = ++s->next_id;
-	f = sbx_frame_exec(id, code, L, &n);
+	f = sbx_frame_exec(id, code, L, 0, &n);
 	if (!f) {
 		res = sbx_result_host("MemoryError", "the code is too large to send to the sandbox",
 		                      &r.out, &r.err, 0, NULL, 0);
@@ -315,6 +295,7 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		    mk_json_int(reply, "id", &rid) == 0 && rid == id &&
 		    cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(reply, "result"))) {
 			res = cJSON_DetachItemFromObjectCaseSensitive(reply, "result");
+			dtn_fetch_artifacts(s, res, mk_mono_ms() + DTN_CALL_MS);
 			sbx_result_enforce(res, L);
 			res = sbx_result_finish(res, &r.out, &r.err, mk_mono_ms() - t0, NULL, 0);
 			cJSON_Delete(reply);
@@ -349,91 +330,6 @@ lost:
 out:
 	reply_release(&r);
 	return res;
-}
-
-static int dtn_put(sbx *base, const char *path, const void *data, size_t len, char *err,
-                   size_t errlen)
-{
-	dtn_box *s = (dtn_box *)base;
-	unsigned char *f;
-	cJSON *reply;
-	size_t n;
-
-	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
-		return -1;
-	if (len > sbx_frame_put_max(path)) {
-		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
-		        len);
-		return -1;
-	}
-	f = sbx_frame_put(++s->next_id, path, data, len, &n);
-	if (!f) {
-		mk_errf(err, errlen, "out of memory");
-		return -1;
-	}
-	reply = request(s, f, n, "ok", 1 << 16, err, errlen);
-	cJSON_Delete(reply);
-	return reply ? 0 : -1;
-}
-
-/* A small request {t, id[, path]} as a frame, or NULL. */
-static unsigned char *small_frame(dtn_box *s, const char *t, const char *path, size_t *n)
-{
-	cJSON *req = cJSON_CreateObject();
-	unsigned char *f;
-
-	cJSON_AddStringToObject(req, "t", t);
-	cJSON_AddNumberToObject(req, "id", (double)++s->next_id);
-	if (path)
-		cJSON_AddStringToObject(req, "path", path);
-	f = sbx_frame_encode(req, n);
-	cJSON_Delete(req);
-	return f;
-}
-
-static int dtn_get(sbx *base, const char *path, mk_buf *out, char *err, size_t errlen)
-{
-	dtn_box *s = (dtn_box *)base;
-	size_t room = out->max ? out->max - out->len : SBX_FRAME_MAX, fmax = SBX_FRAME_MAX, n;
-	unsigned char *f;
-	cJSON *reply;
-	int rc;
-
-	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
-		return -1;
-	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
-		fmax = room / 3 * 4 + 4096 + strlen(path) * 6;
-	if (!(f = small_frame(s, "get", path, &n))) {
-		mk_errf(err, errlen, "out of memory");
-		return -1;
-	}
-	reply = request(s, f, n, "file", fmax, err, errlen);
-	if (!reply)
-		return -1;
-	rc = sbx_frame_file(reply, path, room, out, err, errlen);
-	cJSON_Delete(reply);
-	return rc;
-}
-
-static cJSON *dtn_list(sbx *base, char *err, size_t errlen)
-{
-	dtn_box *s = (dtn_box *)base;
-	unsigned char *f;
-	cJSON *reply;
-	size_t n;
-
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return NULL;
-	}
-	if (!(f = small_frame(s, "list", NULL, &n))) {
-		mk_errf(err, errlen, "out of memory");
-		return NULL;
-	}
-	reply = request(s, f, n, "files", 16 << 20, err, errlen);
-	if (!reply)
-		return NULL;
-	return sbx_frame_files(reply, err, errlen);
 }
 
 static int dtn_alive(sbx *base)

@@ -112,9 +112,14 @@ static void path_of(const char *url, char *out, size_t len)
 	snprintf(out, len, "%.*s", p ? (int)strcspn(p, "?") : 1, p ? p : "/");
 }
 
-long dtn_call(const dtn_client *c, const char *method, const char *url, const char *ctype,
-              const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
-              char **out, char *err, size_t errlen)
+/*
+ * One call, retried per flags until deadline (dtn_call's contract), the
+ * 2xx body moved into *resp when resp is set. -2 with err when the
+ * response passed max_resp (never retried: the same answer would come).
+ */
+static long call_raw(const dtn_client *c, const char *method, const char *url, const char *ctype,
+                     const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
+                     mk_buf *resp, char *err, size_t errlen)
 {
 	char ct[96], what[160];
 	const char *hdrs[4] = {c->auth, "X-Daytona-Source: mark-executor", NULL, NULL};
@@ -153,14 +158,14 @@ long dtn_call(const dtn_client *c, const char *method, const char *url, const ch
 			again = (flags & DTN_IDEMPOTENT) && rs.status != MK_HTTPC_TOO_LARGE &&
 			        rs.status != MK_HTTPC_DEADLINE;
 			mk_errf(err, errlen, "daytona: %s %s: %s", method, what, rs.error);
+			if (rs.status == MK_HTTPC_TOO_LARGE) {
+				mk_httpc_resp_release(&rs);
+				return -2;
+			}
 		} else if (st >= 200 && st < 300) {
-			if (out) {
-				if (mk_buf_append(&rs.body, "", 1) != 0) {
-					mk_httpc_resp_release(&rs);
-					mk_errf(err, errlen, "out of memory");
-					return -1;
-				}
-				*out = mk_buf_steal(&rs.body);
+			if (resp) {
+				*resp = rs.body;
+				mk_buf_init(&rs.body, 0);
 			}
 			mk_httpc_resp_release(&rs);
 			return st;
@@ -196,6 +201,28 @@ long dtn_call(const dtn_client *c, const char *method, const char *url, const ch
 		mk_sleep_ms(wait);
 		backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 	}
+}
+
+long dtn_call(const dtn_client *c, const char *method, const char *url, const char *ctype,
+              const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
+              char **out, char *err, size_t errlen)
+{
+	mk_buf b;
+	long st;
+
+	mk_buf_init(&b, 0);
+	st = call_raw(c, method, url, ctype, body, len, flags, max_resp, deadline, out ? &b : NULL,
+	              err, errlen);
+	if (st >= 0 && out) {
+		if (mk_buf_append(&b, "", 1) != 0) {
+			mk_buf_release(&b);
+			mk_errf(err, errlen, "out of memory");
+			return -1;
+		}
+		*out = mk_buf_steal(&b);
+	}
+	mk_buf_release(&b);
+	return st;
 }
 
 /* A JSON answer of call, or NULL with err. */
@@ -491,17 +518,90 @@ out:
 	return st >= 0 ? 0 : -1;
 }
 
+/* "{tb}{route}?path=<path escaped>{tail}", malloc'd; NULL with err when out of memory. */
+static char *file_url(const char *tb, const char *route, const char *path, const char *tail,
+                      char *err, size_t errlen)
+{
+	size_t n = strlen(tb) + strlen(route) + strlen(path) * 3 + strlen(tail) + 16;
+	char *u = malloc(n);
+	int o;
+
+	if (!u) {
+		mk_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o = snprintf(u, n, "%s%s?path=", tb, route);
+	query_escape(path, u + o, n - (size_t)o - strlen(tail));
+	snprintf(u + strlen(u), n - strlen(u), "%s", tail);
+	return u;
+}
+
 int dtn_upload(const dtn_client *c, const char *tb, const char *path, const void *data, size_t len,
                int64_t deadline, char *err, size_t errlen)
 {
-	char url[1024], q[512], *o = NULL;
+	char *url = file_url(tb, "/files/upload-v2", path, "", err, errlen), *o = NULL;
 	long st;
 
-	query_escape(path, q, sizeof(q));
-	snprintf(url, sizeof(url), "%s/files/upload-v2?path=%s", tb, q);
+	if (!url)
+		return -1;
 	/* Writing the same bytes twice is harmless: idempotent. */
 	st = dtn_call(c, "POST", url, "application/octet-stream", data, len, DTN_IDEMPOTENT, 0,
 	              deadline, &o, err, errlen);
 	free(o);
+	free(url);
 	return st >= 0 ? 0 : -1;
+}
+
+int dtn_download(const dtn_client *c, const char *tb, const char *path, size_t max,
+                 int64_t deadline, mk_buf *out, char *err, size_t errlen)
+{
+	char *url = file_url(tb, "/files/download", path, "", err, errlen);
+	mk_buf b;
+	long st;
+
+	if (!url)
+		return -1;
+	mk_buf_init(&b, 0);
+	/* max + 1: a file of exactly max bytes fits; mk_httpc stops reading past it. */
+	st = call_raw(c, "GET", url, NULL, NULL, 0, DTN_IDEMPOTENT, max + 1, deadline, &b, err,
+	              errlen);
+	if (st >= 0 && b.len > max)
+		st = -2;
+	if (st == -2)
+		mk_errf(err, errlen, "larger than %zu bytes", max);
+	if (st >= 0 && mk_buf_append(out, b.data ? b.data : "", b.len) != 0) {
+		mk_errf(err, errlen, "out of memory");
+		st = -1;
+	}
+	mk_buf_release(&b);
+	free(url);
+	return st >= 0 ? 0 : st == -2 ? -2 : st == -404 ? -3 : -1;
+}
+
+cJSON *dtn_files(const dtn_client *c, const char *tb, const char *dir, int depth, size_t max,
+                 int64_t deadline, char *err, size_t errlen)
+{
+	char tail[32], *url;
+	mk_buf b;
+	cJSON *j = NULL;
+	long st;
+
+	snprintf(tail, sizeof(tail), "&depth=%d", depth);
+	if (!(url = file_url(tb, "/files", dir, tail, err, errlen)))
+		return NULL;
+	mk_buf_init(&b, 0);
+	st = call_raw(c, "GET", url, NULL, NULL, 0, DTN_IDEMPOTENT, max, deadline, &b, err, errlen);
+	if (st == -2)
+		mk_errf(err, errlen, "daytona: the file list is larger than %zu bytes", max);
+	else if (st >= 0 && b.len == 0)
+		mk_errf(err, errlen, "daytona: GET /files answered an empty body");
+	else if (st >= 0 && (j = mk_json_parse(b.data, b.len, 8, err, errlen)) &&
+	         !cJSON_IsArray(j)) {
+		mk_errf(err, errlen, "daytona: GET /files answered something not a list");
+		cJSON_Delete(j);
+		j = NULL;
+	}
+	mk_buf_release(&b);
+	free(url);
+	return j;
 }

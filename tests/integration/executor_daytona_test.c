@@ -121,19 +121,171 @@ START_TEST(test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over)
 }
 END_TEST
 
-START_TEST(test_file_calls_are_retried_after_a_bare_502)
+/* How many requests of the double's log (since its last reset) went to route. */
+static int requests_to(const char *route, const char *query_has)
+{
+	mt_resp resp;
+	cJSON *log, *q;
+	int n = 0;
+
+	ck_assert_int_eq(mt_daytona_call(&dt, NULL, "GET", "/_double/requests", NULL, &resp), 0);
+	ck_assert_int_eq(resp.status, 200);
+	log = resp.json;
+	resp.json = NULL;
+	mt_resp_release(&resp);
+	ck_assert_ptr_nonnull(log);
+	cJSON_ArrayForEach(q, log)
+	{
+		const char *query = mk_json_str(q, "query");
+
+		n += strcmp(mk_json_str(q, "route"), route) == 0 &&
+		     (!query_has || (query && strstr(query, query_has)));
+	}
+	cJSON_Delete(log);
+	return n;
+}
+
+/* An exec.get of path in chat c: its data_b64 (into out), or the error. */
+static mk_err get_file(const char *c, const char *path, char *out, size_t len)
+{
+	mk_rpc_result res;
+	char body[256];
+	mk_err e;
+
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"path\":\"%s\"}", c, path);
+	e = call(alice, MK_OP_EXEC_GET, body, &res);
+	snprintf(out, len, "%s", e == MK_OK ? mk_json_str(res.body, "data_b64") : res.msg);
+	mk_rpc_result_release(&res);
+	return e;
+}
+
+START_TEST(test_files_and_artifacts_move_through_the_toolbox_file_endpoints)
+{
+	const char *c = chat("tbfiles");
+	mk_rpc_result res;
+	char body[512], got[256];
+	const cJSON *art, *files;
+	cJSON *r;
+	int i, found = 0;
+
+	cJSON_Delete(run(alice, c, "x = 1"));
+	ck_assert_int_eq(mt_daytona_reset(&dt), 0);
+	/* In: an upload lands in the workspace, by upload-v2. */
+	snprintf(body, sizeof(body),
+	         "{\"chat_id\":\"%s\",\"path\":\"in/t.csv\",\"data_b64\":\"YSxiCjEsMgo=\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_PUT, body, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	ck_assert_int_eq(
+	    requests_to("files.upload", "path=%2Fhome%2Fdaytona%2Fworkspace%2Fin%2Ft.csv"), 1);
+	/* The run sees it, and its output file comes back as an artifact, by download. */
+	r = run(alice, c,
+	        "import pandas as pd\n"
+	        "pd.read_csv('in/t.csv').assign(c=3).to_csv('output/o.csv', index=False)\n"
+	        "open('w.txt', 'w').write('written')");
+	ck_assert_ptr_null(error_type(r));
+	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "artifacts")), 1);
+	art = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "artifacts"), 0);
+	ck_assert_str_eq(mk_json_str(art, "path"), "output/o.csv");
+	snprintf(body, sizeof(body), "{\"artifact_id\":\"%s\"}", mk_json_str(art, "artifact_id"));
+	cJSON_Delete(r);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_ARTIFACT, body, &res), MK_OK);
+	ck_assert_str_eq(mk_json_str(res.body, "data_b64"), "YSxiLGMKMSwyLDMK"); /* a,b,c 1,2,3 */
+	mk_rpc_result_release(&res);
+	ck_assert_int_eq(
+	    requests_to("files.download", "path=%2Fhome%2Fdaytona%2Fworkspace%2Foutput%2Fo.csv"),
+	    1);
+	/* Out: a file the code wrote, by download; the listing, by the file list. */
+	ck_assert_int_eq(get_file(c, "w.txt", got, sizeof(got)), MK_OK);
+	ck_assert_str_eq(got, "d3JpdHRlbg==");
+	ck_assert_int_eq(requests_to("files.download", "w.txt"), 1);
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_LIST, body, &res), MK_OK);
+	files = cJSON_GetObjectItemCaseSensitive(res.body, "files");
+	for (i = 0; i < cJSON_GetArraySize(files); i++) {
+		const cJSON *f = cJSON_GetArrayItem(files, i);
+
+		/* The driver's order: the workspace's own files before those of in/ and output/. */
+		if (i == 0)
+			ck_assert_str_eq(mk_json_str(f, "path"), "w.txt");
+		found += strcmp(mk_json_str(f, "path"), "in/t.csv") == 0 ||
+		         strcmp(mk_json_str(f, "path"), "output/o.csv") == 0;
+	}
+	ck_assert_int_eq(found, 2);
+	mk_rpc_result_release(&res);
+	ck_assert_int_eq(requests_to("files.list", "workspace"), 1);
+	/* None of it went through the driver: the run was the only command. */
+	ck_assert_int_eq(requests_to("process.execute", NULL), 1);
+}
+END_TEST
+
+START_TEST(test_file_calls_are_retried_after_bare_502s_and_say_what_failed)
 {
 	const char *c = chat("files502");
 	mk_rpc_result res;
-	char body[256];
+	char body[256], got[512];
+	const cJSON *art;
+	cJSON *r;
 
 	cJSON_Delete(run(alice, c, "open('kept.txt', 'w').write('x')"));
-	faults("{\"rules\":[{\"route\":\"process.execute\",\"status\":502,\"times\":1,"
-	       "\"empty_body\":true}]}");
-	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\",\"path\":\"kept.txt\"}", c);
-	ck_assert_int_eq(call(alice, MK_OP_EXEC_GET, body, &res), MK_OK);
-	ck_assert_str_eq(mk_json_str(res.body, "data_b64"), "eA==");
+	/* Each file call passes a bare 502, and a 400 while the sandbox is not reachable. */
+	faults("{\"rules\":[{\"route\":\"files.download\",\"status\":502,\"times\":1},"
+	       "{\"route\":\"files.list\",\"status\":502,\"times\":1},"
+	       "{\"route\":\"files.upload\",\"status\":502,\"times\":1},"
+	       "{\"route\":\"files.upload\",\"status\":400,\"times\":1,\"message\":\"bad request: "
+	       "failed to resolve container IP after 3 attempts. Is the Sandbox started?\"}]}");
+	ck_assert_int_eq(get_file(c, "kept.txt", got, sizeof(got)), MK_OK);
+	ck_assert_str_eq(got, "eA==");
+	snprintf(body, sizeof(body), "{\"chat_id\":\"%s\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_LIST, body, &res), MK_OK);
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res.body, "live")));
 	mk_rpc_result_release(&res);
+	snprintf(body, sizeof(body),
+	         "{\"chat_id\":\"%s\",\"path\":\"up.txt\",\"data_b64\":\"eQ==\"}", c);
+	ck_assert_int_eq(call(alice, MK_OP_EXEC_PUT, body, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	r = run(alice, c, "open('up.txt').read()");
+	ck_assert_str_eq(value_text(r), "'y'");
+	cJSON_Delete(r);
+	/* An error with an empty body is not passed over: the file comes out with the reason. */
+	faults("{\"rules\":[{\"route\":\"files.download\",\"status\":500,\"times\":1,"
+	       "\"empty_body\":true}]}");
+	r = run(alice, c, "open('output/a.txt', 'w').write('a')");
+	art = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "artifacts"), 0);
+	ck_assert_str_eq(mk_json_str(art, "path"), "output/a.txt");
+	ck_assert_ptr_null(mk_json_str(art, "data_b64"));
+	ck_assert_msg(strstr(mk_json_str(art, "skipped"), "500") &&
+	                  strstr(mk_json_str(art, "skipped"), "empty body"),
+	              "%s", mk_json_str(art, "skipped"));
+	cJSON_Delete(r);
+	/* A file the code wrote, whose download fails so, is a clear error too. */
+	faults("{\"rules\":[{\"route\":\"files.download\",\"status\":404,\"times\":1,"
+	       "\"empty_body\":true}]}");
+	ck_assert_int_eq(get_file(c, "kept.txt", got, sizeof(got)), MK_E_NOT_FOUND);
+	ck_assert_msg(strstr(got, "kept.txt") != NULL, "%s", got);
+}
+END_TEST
+
+START_TEST(test_an_output_file_is_held_to_its_limit_whatever_size_the_sandbox_states)
+{
+	const char *c = chat("liar");
+	const cJSON *art;
+	cJSON *r;
+
+	/* The code makes the driver say each output file has 1 byte, then writes 21 MB. */
+	r = run(alice, c,
+	        "import sys\n"
+	        "g = sys._getframe(1).f_globals\n"
+	        "real = g['scan_output']\n"
+	        "g['scan_output'] = lambda: {p: (1, s[1]) for p, s in real().items()}\n"
+	        "with open('output/big.bin', 'wb') as f:\n"
+	        "    f.write(b'x' * (21 << 20))\n");
+	ck_assert_msg(error_type(r) == NULL, "%s", error_type(r));
+	art = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "artifacts"), 0);
+	ck_assert_str_eq(mk_json_str(art, "path"), "output/big.bin");
+	ck_assert_ptr_null(mk_json_str(art, "data_b64"));
+	ck_assert_ptr_null(mk_json_str(art, "artifact_id"));
+	ck_assert_str_eq(mk_json_str(art, "skipped"), "larger than 20971520 bytes");
+	cJSON_Delete(r);
 }
 END_TEST
 
@@ -268,7 +420,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_sandbox_is_made_despite_409s_429s_502s_400s_and_empty_bodies);
 	tcase_add_test(tc, test_a_slow_start_is_waited_for);
 	tcase_add_test(tc, test_a_failing_execute_is_a_clear_error_and_the_next_run_starts_over);
-	tcase_add_test(tc, test_file_calls_are_retried_after_a_bare_502);
+	tcase_add_test(tc, test_files_and_artifacts_move_through_the_toolbox_file_endpoints);
+	tcase_add_test(tc, test_file_calls_are_retried_after_bare_502s_and_say_what_failed);
+	tcase_add_test(tc,
+	               test_an_output_file_is_held_to_its_limit_whatever_size_the_sandbox_states);
 	tcase_add_test(tc,
 	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
 	tcase_add_test(tc, test_the_api_key_never_reaches_a_sandbox);
