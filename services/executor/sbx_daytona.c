@@ -361,7 +361,8 @@ static cJSON *create_body(const dtn_backend *b)
 		goto fail;
 	if (*b->target && !cJSON_AddStringToObject(o, "target", b->target))
 		goto fail;
-	if (!cJSON_AddStringToObject(labels, "mark-deployment", b->deployment))
+	if (!cJSON_AddStringToObject(labels, "mark-deployment", b->deployment) ||
+	    !cJSON_AddStringToObject(labels, DTN_LABEL_WK, b->worker))
 		goto fail;
 	if (*b->network_allow ? !cJSON_AddStringToObject(o, "networkAllowList", b->network_allow)
 	                      : !cJSON_AddTrueToObject(o, "networkBlockAll"))
@@ -467,7 +468,7 @@ static void dtn_detach(sbx *base)
 	free(base);
 }
 
-/* The labels of a chat's sandbox: the deployment's, the chat's and its owner's. */
+/* The labels of a chat's sandbox: the deployment's, the worker's, the chat's and its owner's. */
 static void dtn_label(sbx *base, const char *chat_id, const char *owner_id)
 {
 	dtn_box *s = (dtn_box *)base;
@@ -475,6 +476,7 @@ static void dtn_label(sbx *base, const char *chat_id, const char *owner_id)
 	char err[300];
 
 	if (l && cJSON_AddStringToObject(l, "mark-deployment", s->b->deployment) &&
+	    cJSON_AddStringToObject(l, DTN_LABEL_WK, s->b->worker) &&
 	    cJSON_AddStringToObject(l, "mark-chat", chat_id) &&
 	    cJSON_AddStringToObject(l, "mark-user", owner_id) &&
 	    dtn_sandbox_labels(&s->b->api, s->id, l, mk_mono_ms() + DTN_CTRL_MS, err,
@@ -536,8 +538,45 @@ static void dtn_free(sbx_backend *base)
 	free(b->target);
 	free(b->network_allow);
 	free(b->deployment);
+	free(b->worker);
 	free(b->preload);
 	free(b);
+}
+
+/* The deployment's sandboxes as {ref, worker, started}, for the orphan reaper. */
+static cJSON *dtn_leftovers(sbx_backend *base, char *err, size_t errlen)
+{
+	dtn_backend *b = (dtn_backend *)base;
+	cJSON *all = dtn_sandbox_list(&b->api, "mark-deployment", b->deployment,
+	                              mk_mono_ms() + DTN_CTRL_MS, err, errlen),
+	      *out = cJSON_CreateArray(), *sb;
+
+	if (!all || !out) {
+		cJSON_Delete(all);
+		cJSON_Delete(out);
+		return NULL;
+	}
+	cJSON_ArrayForEach(sb, all)
+	{
+		const char *st = mk_json_str(sb, "state"), *id = mk_json_str(sb, "id");
+		const char *wk =
+		    mk_json_str(cJSON_GetObjectItemCaseSensitive(sb, "labels"), DTN_LABEL_WK);
+		cJSON *o;
+
+		/* One on its way out is none of the reaper's business. */
+		if (!id || (st && (strcmp(st, "destroyed") == 0 || strcmp(st, "destroying") == 0)))
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "ref", id);
+		cJSON_AddStringToObject(o, "worker", wk ? wk : "");
+		cJSON_AddBoolToObject(o, "started",
+		                      !st || strcmp(st, "started") == 0 ||
+		                          strcmp(st, "starting") == 0 ||
+		                          strcmp(st, "creating") == 0);
+		cJSON_AddItemToArray(out, o);
+	}
+	cJSON_Delete(all);
+	return out;
 }
 
 static const sbx_backend_ops daytona_ops = {
@@ -554,43 +593,10 @@ static const sbx_backend_ops daytona_ops = {
     .detach = dtn_detach,
     .drop = dtn_drop,
     .label = dtn_label,
+    .leftovers = dtn_leftovers,
     .caps = dtn_caps,
     .free = dtn_free,
 };
-
-/*
- * Delete the sandboxes of this deployment that no worker uses: those not
- * started (stopped by Daytona after DAYTONA_AUTO_STOP idle, or broken).
- * Started ones may belong to another worker of the deployment; a crashed
- * worker's are stopped by Daytona once idle and deleted here or by
- * DAYTONA_AUTO_DELETE.
- */
-static void reap(dtn_backend *b)
-{
-	char err[300];
-	cJSON *ids = dtn_sandbox_ids(&b->api, "mark-deployment", b->deployment, 1,
-	                             mk_mono_ms() + DTN_CTRL_MS, err, sizeof(err)),
-	      *id;
-	int n = 0;
-
-	if (!ids) {
-		MK_WARN("EXEC-DAYTONA-REAP", NULL, "cannot list left-over sandboxes: %s", err);
-		return;
-	}
-	cJSON_ArrayForEach(id, ids)
-	{
-		if (dtn_sandbox_delete(&b->api, id->valuestring, mk_mono_ms() + DTN_CTRL_MS, err,
-		                       sizeof(err)) == 0)
-			n++;
-		else
-			MK_WARN("EXEC-DAYTONA-REAP", NULL, "cannot delete sandbox %s: %s",
-			        id->valuestring, err);
-	}
-	if (n)
-		MK_INFO("EXEC-DAYTONA-REAP", NULL,
-		        "%d left-over sandboxes of deployment '%s' deleted", n, b->deployment);
-	cJSON_Delete(ids);
-}
 
 static char *dup_or_empty(const char *s)
 {
@@ -607,7 +613,7 @@ sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, c
 	    !(b->snapshot = dup_or_empty(o->snapshot)) || !(b->target = dup_or_empty(o->target)) ||
 	    !(b->network_allow = dup_or_empty(o->network_allow)) ||
 	    !(b->deployment = dup_or_empty(o->deployment)) ||
-	    !(b->preload = dup_or_empty(o->preload))) {
+	    !(b->worker = dup_or_empty(o->worker)) || !(b->preload = dup_or_empty(o->preload))) {
 		mk_errf(err, errlen, "out of memory");
 		if (b)
 			dtn_free(&b->base);
@@ -631,7 +637,6 @@ sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, c
 		dtn_free(&b->base);
 		return NULL;
 	}
-	reap(b);
 	probe = dtn_create(&b->base, err, errlen);
 	if (!probe) {
 		dtn_free(&b->base);

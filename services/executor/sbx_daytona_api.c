@@ -20,6 +20,7 @@
 #define BACKOFF_MIN 100       /* ms; doubles up to BACKOFF_MAX */
 #define BACKOFF_MAX 2000
 #define RETRY_MAX   30000 /* never wait longer than this for one retry hint */
+#define LIST_PAGES  50    /* pages of 200 sandboxes listed at most */
 
 int dtn_client_init(dtn_client *c, const char *api_url, const char *key)
 {
@@ -399,40 +400,51 @@ static void query_escape(const char *s, char *out, size_t len)
 	out[o] = '\0';
 }
 
-cJSON *dtn_sandbox_ids(const dtn_client *c, const char *key, const char *value, int idle,
-                       int64_t deadline, char *err, size_t errlen)
+cJSON *dtn_sandbox_list(const dtn_client *c, const char *key, const char *value, int64_t deadline,
+                        char *err, size_t errlen)
 {
-	cJSON *want = cJSON_CreateObject(), *page = NULL, *ids = cJSON_CreateArray(), *items, *s;
-	char *w = NULL, q[512], url[1024];
+	cJSON *want = cJSON_CreateObject(), *page = NULL, *all = cJSON_CreateArray(), *items;
+	char *w = NULL, q[512], cursor[64] = "", url[1024];
 
-	if (!want || !ids || !cJSON_AddStringToObject(want, key, value) ||
+	if (!want || !all || !cJSON_AddStringToObject(want, key, value) ||
 	    !(w = mk_json_print(want))) {
 		mk_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	query_escape(w, q, sizeof(q));
-	snprintf(url, sizeof(url), "%s/sandbox?labels=%s", c->api_url, q);
-	page = call_json(c, "GET", url, NULL, DTN_IDEMPOTENT, deadline, NULL, err, errlen);
-	if (!page)
-		goto fail;
-	/* The newest API pages ({items, nextCursor}); older ones answer a bare array. */
-	items = cJSON_IsArray(page) ? page : cJSON_GetObjectItemCaseSensitive(page, "items");
-	cJSON_ArrayForEach(s, items)
-	{
-		const char *id = mk_json_str(s, "id"), *st = mk_json_str(s, "state");
-		int busy = !st || strcmp(st, "started") == 0 || strcmp(st, "starting") == 0 ||
-		           strcmp(st, "creating") == 0 || strcmp(st, "destroyed") == 0;
+	for (int pages = 0; pages < LIST_PAGES; pages++) {
+		const char *next;
 
-		if (id && !(idle && busy))
-			cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+		snprintf(url, sizeof(url), "%s/sandbox?labels=%s&limit=200%s%s", c->api_url, q,
+		         cursor[0] ? "&cursor=" : "", cursor);
+		page = call_json(c, "GET", url, NULL, DTN_IDEMPOTENT, deadline, NULL, err, errlen);
+		if (!page)
+			goto fail;
+		/* The newest API pages ({items, nextCursor}); older ones answer a bare array. */
+		items =
+		    cJSON_IsArray(page) ? page : cJSON_GetObjectItemCaseSensitive(page, "items");
+		while (cJSON_IsArray(items) && items->child) {
+			cJSON *s = cJSON_DetachItemViaPointer(items, items->child);
+
+			if (mk_json_str(s, "id"))
+				cJSON_AddItemToArray(all, s);
+			else
+				cJSON_Delete(s);
+		}
+		next = cJSON_IsArray(page) ? NULL : mk_json_str(page, "nextCursor");
+		if (!next || !*next || strlen(next) >= sizeof(cursor) / 3) {
+			cJSON_Delete(page);
+			break;
+		}
+		query_escape(next, cursor, sizeof(cursor));
+		cJSON_Delete(page);
 	}
-	cJSON_Delete(page);
 	cJSON_Delete(want);
 	free(w);
-	return ids;
+	return all;
 fail:
 	cJSON_Delete(want);
-	cJSON_Delete(ids);
+	cJSON_Delete(all);
 	free(w);
 	return NULL;
 }

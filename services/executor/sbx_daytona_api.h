@@ -73,11 +73,12 @@ int dtn_sandbox_labels(const dtn_client *c, const char *id, const cJSON *labels,
 int dtn_sandbox_delete(const dtn_client *c, const char *id, int64_t deadline, char *err,
                        size_t errlen);
 /*
- * The ids of the sandboxes whose label key has value (GET /sandbox?labels=),
- * only those not starting or started when idle is set; NULL with err.
+ * The sandboxes whose label key has value (GET /sandbox?labels=, every
+ * page): a new array of the list's items (id, state, labels, ...), or NULL
+ * with err.
  */
-cJSON *dtn_sandbox_ids(const dtn_client *c, const char *key, const char *value, int idle,
-                       int64_t deadline, char *err, size_t errlen);
+cJSON *dtn_sandbox_list(const dtn_client *c, const char *key, const char *value, int64_t deadline,
+                        char *err, size_t errlen);
 
 /*
  * POST {tb}/process/execute: command (given to the shell's stdin), killed

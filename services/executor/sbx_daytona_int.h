@@ -4,8 +4,7 @@
  * knows only sbx.h): the backend's and a sandbox's structs, and the
  * operations kept in files of their own. sbx_daytona.c holds the backend
  * and the sessions (the relay), sbx_daytona_files.c the files a sandbox
- * takes and gives through the toolbox's file endpoints,
- * sbx_daytona_reap.c the deletion of sandboxes nobody holds.
+ * takes and gives through the toolbox's file endpoints.
  */
 #ifndef SBX_DAYTONA_INT_H
 #define SBX_DAYTONA_INT_H

@@ -327,6 +327,79 @@ START_TEST(test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_o
 }
 END_TEST
 
+/*
+ * The double's sandboxes labelled with worker w: how many, and into
+ * *unnamed how many of them no live chat session names.
+ */
+static int sandboxes_of(const char *w, int *unnamed)
+{
+	PGconn *db = PQconnectdb(mt_dsn());
+	PGresult *q = PQexec(db, "SELECT sandbox FROM exec.sessions WHERE live AND sandbox IS "
+	                         "NOT NULL");
+	cJSON *l = mt_daytona_sandboxes(&dt), *sb;
+	int n = 0;
+
+	ck_assert_int_eq(PQresultStatus(q), PGRES_TUPLES_OK);
+	ck_assert_ptr_nonnull(l);
+	*unnamed = 0;
+	cJSON_ArrayForEach(sb, l)
+	{
+		const char *wk =
+		    mk_json_str(cJSON_GetObjectItemCaseSensitive(sb, "labels"), "mark-worker");
+		int named = 0;
+
+		if (!wk || strcmp(wk, w) != 0)
+			continue;
+		for (int i = 0; i < PQntuples(q); i++)
+			named |= strcmp(PQgetvalue(q, i, 0), mk_json_str(sb, "id")) == 0;
+		n++;
+		*unnamed += !named;
+	}
+	cJSON_Delete(l);
+	PQclear(q);
+	PQfinish(db);
+	return n;
+}
+
+START_TEST(test_a_killed_workers_sandboxes_are_deleted_but_those_chats_hold_are_taken_over)
+{
+	char err[512], w[64], id[64], msg[256];
+	const char *c;
+	int idx, unnamed = 0;
+	int64_t until;
+	mk_err e;
+	cJSON *r;
+
+	idx = mt_exec_worker_start(&ex, NULL, START_WAIT_MS, err, sizeof(err));
+	ck_assert_msg(idx >= 0, "%s", err);
+	snprintf(w, sizeof(w), "%s-w%d", ex.name, idx + 1);
+	c = chat_on(w);
+	ck_assert_msg(c != NULL, "no new chat went to the second worker");
+	ck_assert_ptr_nonnull(sandbox_of(c, id, sizeof(id)));
+	/* The worker holds the chat's sandbox and, once its pool is filled, one no chat names. */
+	until = mk_mono_ms() + CALL_WAIT_MS;
+	while ((sandboxes_of(w, &unnamed), unnamed) == 0 && mk_mono_ms() < until)
+		mk_sleep_ms(100);
+	ck_assert_int_gt(unnamed, 0);
+	/* Killed, it says goodbye to nobody: its sandboxes run on... */
+	mt_exec_worker_stop(&ex, idx, SIGKILL, 60000);
+	/* ... until a live worker finds them orphaned (its lease run out): all go but the chat's.
+	 */
+	until = mk_mono_ms() + CALL_WAIT_MS;
+	while ((sandboxes_of(w, &unnamed), unnamed) > 0 && mk_mono_ms() < until)
+		mk_sleep_ms(200);
+	ck_assert_int_eq(unnamed, 0);
+	ck_assert_int_eq(sandboxes_of(w, &unnamed), 1);
+	/* The chat's next run takes its sandbox over, state and all, and labels it its own. */
+	r = mt_exec_run(&ex, alice, c, "state", RUN_WAIT_MS, &e, msg, sizeof(msg));
+	ck_assert_msg(r != NULL, "%s", msg);
+	ck_assert_str_eq(value_text(r), "'kept'");
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	cJSON_Delete(r);
+	ck_assert_int_eq(sandboxes_of(w, &unnamed), 0);
+}
+END_TEST
+
 START_TEST(test_the_api_key_never_reaches_a_sandbox)
 {
 	cJSON *r =
@@ -427,6 +500,8 @@ static Suite *suite(void)
 	tcase_add_test(tc,
 	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
 	tcase_add_test(tc, test_the_api_key_never_reaches_a_sandbox);
+	tcase_add_test(
+	    tc, test_a_killed_workers_sandboxes_are_deleted_but_those_chats_hold_are_taken_over);
 	tcase_add_test(tc, test_a_restarted_executor_takes_a_chat_over_with_its_variables);
 	tcase_add_test(tc, test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops);
 	suite_add_tcase(s, tc);

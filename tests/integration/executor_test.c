@@ -60,6 +60,8 @@ static const char *exec_env[] = {"EXECUTOR_POOL_SIZE=1",
                                  "EXECUTOR_BACKEND=daytona",
                                  "DAYTONA_API_KEY=" DT_KEY,
                                  "DAYTONA_START_TIMEOUT=120s",
+                                 "DAYTONA_WORKER_LEASE=8s",
+                                 "DAYTONA_REAP_INTERVAL=1s",
                                  dt_url_env,
 #endif
                                  NULL};
