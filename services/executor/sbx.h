@@ -141,6 +141,10 @@ sbx *sbx_create(sbx_backend *b, char *err, size_t errlen);
  *                           "file_size" | "processes" | "disk" | "open_files"
  *   session_lost            true when the sandbox died or was killed during the run
  *                           (then sbx_alive is 0 and the caller must destroy it)
+ *   session_reset           (only when so) why the session had to be started again
+ *                           before this run, its earlier Python state gone:
+ *                           "sandbox_stopped" (Daytona stopped the sandbox; its files
+ *                           are kept)
  * Code that fails is not an error of this call: its exception is in "error".
  */
 cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms);

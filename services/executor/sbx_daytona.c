@@ -236,6 +236,42 @@ out:
 
 /* ---- the operations -------------------------------------------------------------- */
 
+static int box_start(dtn_box *s, int64_t deadline, char *err, size_t errlen);
+
+/* Whether Daytona has stopped (or archived) the sandbox: then its processes are gone. */
+static int box_stopped(dtn_box *s)
+{
+	char err[300];
+	cJSON *sb =
+	    dtn_sandbox_get(&s->b->api, s->id, mk_mono_ms() + DTN_CTRL_MS, NULL, err, sizeof(err));
+	const char *st = sb ? mk_json_str(sb, "state") : NULL;
+	int stopped = st && (strcmp(st, "stopped") == 0 || strcmp(st, "stopping") == 0 ||
+	                     strcmp(st, "archived") == 0 || strcmp(st, "archiving") == 0);
+
+	cJSON_Delete(sb);
+	return stopped;
+}
+
+/*
+ * Start a sandbox Daytona stopped (auto-stop) again, and its relay and
+ * driver: its files are kept, its Python state is not (the next result
+ * says so). 0, or -1 with err.
+ */
+static int box_restart(dtn_box *s, char *err, size_t errlen)
+{
+	int64_t deadline = mk_mono_ms() + s->b->lim.start_timeout_ms;
+
+	if (dtn_sandbox_wait_started(&s->b->api, s->id, deadline, s->tb, sizeof(s->tb), err,
+	                             errlen) != 0 ||
+	    box_start(s, deadline, err, errlen) != 0)
+		return -1;
+	s->dead = 0;
+	s->restarted = 1;
+	MK_INFO("EXEC-DAYTONA-RESTART", NULL,
+	        "sandbox %s had been stopped: started again, its Python state is gone", s->id);
+	return 0;
+}
+
 static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 {
 	dtn_box *s = (dtn_box *)base;
@@ -250,7 +286,7 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 	long long id, rid;
 	int64_t t0 = mk_mono_ms();
 	size_t n;
-	int to = 0;
+	int to = 0, rc;
 
 	reply_init(&r, fmax, L);
 	if (!code)
@@ -273,9 +309,17 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		                      &r.out, &r.err, 0, NULL, 0);
 		goto out;
 	}
-	/* An execution is not repeated: its code may have run. */
-	if (relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
-	               sizeof(why)) != 0) {
+	/* An execution is not repeated: its code may have run... */
+	rc = relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
+	                sizeof(why));
+	/* ... unless the sandbox was stopped (idle) since the last run: then it never got there. */
+	if (rc != 0 && !to && box_stopped(s) && box_restart(s, why, sizeof(why)) == 0) {
+		reply_release(&r);
+		reply_init(&r, fmax, L);
+		rc = relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
+		                sizeof(why));
+	}
+	if (rc != 0) {
 		free(f);
 		if (to) {
 			limit = "wall_time";
@@ -329,6 +373,10 @@ lost:
 	        type);
 out:
 	reply_release(&r);
+	if (res && s->restarted) {
+		cJSON_AddStringToObject(res, "session_reset", "sandbox_stopped");
+		s->restarted = 0;
+	}
 	return res;
 }
 
@@ -392,13 +440,22 @@ static int box_start(dtn_box *s, int64_t deadline, char *err, size_t errlen)
 	mk_buf cmd;
 	cJSON *ready;
 	unsigned char *none = NULL;
-	int rc;
+	char *out = NULL;
+	int rc, code = 0, to = 0;
 
 	if (dtn_upload(&b->api, s->tb, DTN_DIR "/driver.py", executor_driver_py,
 	               executor_driver_py_len, deadline, err, errlen) != 0 ||
 	    dtn_upload(&b->api, s->tb, DTN_DIR "/relay.py", executor_relay_py,
 	               executor_relay_py_len, deadline, err, errlen) != 0)
 		return -1;
+	/*
+	 * A sandbox started again keeps the socket of its old relay: gone
+	 * before the new relay starts, so the wait for ready does not meet it.
+	 */
+	if (dtn_execute(&b->api, s->tb, "rm -f " DTN_DIR "/relay.sock", 30, 1, 1 << 16, deadline,
+	                &out, &code, &to, err, errlen) != 0)
+		return -1;
+	free(out);
 	mk_buf_init(&cmd, 0);
 	/* The preload list holds module names and commas only (sbx_daytona_new). */
 	rc = mk_buf_printf(
@@ -509,12 +566,27 @@ static sbx *dtn_attach(sbx_backend *base, const char *ref, char *err, size_t err
 	s->base.b = base;
 	s->b = b;
 	snprintf(s->id, sizeof(s->id), "%s", ref);
-	/* A sandbox Daytona stopped meanwhile has lost its processes: it is not kept. */
 	if (dtn_sandbox_wait_started(&b->api, s->id, deadline, s->tb, sizeof(s->tb), err, errlen) !=
-	        0 ||
-	    !(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+	    0) {
 		dtn_destroy(&s->base);
 		return NULL;
+	}
+	/*
+	 * A sandbox Daytona stopped meanwhile (and wait_started started again)
+	 * has lost its processes: its relay and driver start anew, its files
+	 * stay, and the next result says the Python state is gone.
+	 */
+	if (!(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+		if (box_start(s, deadline, err, errlen) != 0 ||
+		    !(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+			dtn_destroy(&s->base);
+			return NULL;
+		}
+		s->dead = 0;
+		s->restarted = 1;
+		MK_INFO("EXEC-DAYTONA-RESTART", NULL,
+		        "sandbox %s had been stopped: started again, its Python state is gone",
+		        s->id);
 	}
 	if (mk_json_bool(ready, "parquet", &s->parquet) != 0)
 		s->parquet = 0;

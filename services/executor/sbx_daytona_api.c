@@ -290,7 +290,8 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 	for (;;) {
 		cJSON *s = dtn_sandbox_get(c, id, deadline, NULL, err, errlen);
 		const char *st = s ? mk_json_str(s, "state") : NULL;
-		char url[512];
+		char url[512], last[32];
+		int resting;
 
 		if (!s)
 			return -1;
@@ -333,8 +334,10 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 			cJSON_Delete(s);
 			return -1;
 		}
-		cJSON_Delete(s);
-		if (strcmp(st, "stopped") == 0 || strcmp(st, "archived") == 0) {
+		resting = strcmp(st, "stopped") == 0 || strcmp(st, "archived") == 0;
+		snprintf(last, sizeof(last), "%s", st);
+		cJSON_Delete(s); /* st is gone with it */
+		if (resting) {
 			char *o = NULL;
 
 			snprintf(url, sizeof(url), "%s/sandbox/%s/start", c->api_url, id);
@@ -345,7 +348,7 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 		}
 		if (mk_mono_ms() + pause >= deadline) {
 			mk_errf(err, errlen,
-			        "daytona: sandbox '%s' not started in time (state '%s')", id, st);
+			        "daytona: sandbox '%s' not started in time (state '%s')", id, last);
 			return -1;
 		}
 		mk_sleep_ms(pause);

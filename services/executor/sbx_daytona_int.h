@@ -35,6 +35,8 @@ typedef struct {
 	long long next_id;
 	int dead;
 	int parquet;
+	int restarted; /* its driver was started again (the sandbox had been stopped): say so once
+	                */
 } dtn_box;
 
 /* ---- sbx_daytona_files.c: the put, get and list operations (sbx.h's contracts) */

@@ -9,10 +9,6 @@
  * sandbox the tests made is left.
  */
 #define EXECUTOR_TEST_DAYTONA 1
-/*
- * The cases that start executors of their own (idle, fairness, workers)
- * set local settings and are not run here.
- */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wunused-variable"
@@ -27,25 +23,6 @@ static int live_sandboxes(void)
 
 	cJSON_Delete(l);
 	return n;
-}
-
-/* The Daytona sandbox the chat's live session holds, from exec.sessions, into id; NULL if none. */
-static const char *sandbox_of(const char *c, char *id, size_t len)
-{
-	PGconn *db = PQconnectdb(mt_dsn());
-	const char *p[1] = {c};
-	PGresult *q =
-	    PQexecParams(db, "SELECT sandbox FROM exec.sessions WHERE chat_id = $1 AND live", 1,
-	                 NULL, p, NULL, NULL, 0);
-	const char *r = NULL;
-
-	if (PQresultStatus(q) == PGRES_TUPLES_OK && PQntuples(q) == 1 && !PQgetisnull(q, 0, 0)) {
-		snprintf(id, len, "%s", PQgetvalue(q, 0, 0));
-		r = id;
-	}
-	PQclear(q);
-	PQfinish(db);
-	return r;
 }
 
 static void faults(const char *json)
@@ -361,6 +338,25 @@ static int sandboxes_of(const char *w, int *unnamed)
 	return n;
 }
 
+/* The mark-worker label of the double's sandbox id ("" when it is gone). */
+static const char *worker_of(const char *id)
+{
+	static char w[64];
+	cJSON *l = mt_daytona_sandboxes(&dt), *sb;
+
+	w[0] = '\0';
+	cJSON_ArrayForEach(sb, l)
+	{
+		const char *wk =
+		    mk_json_str(cJSON_GetObjectItemCaseSensitive(sb, "labels"), "mark-worker");
+
+		if (strcmp(mk_json_str(sb, "id"), id) == 0)
+			snprintf(w, sizeof(w), "%s", wk ? wk : "");
+	}
+	cJSON_Delete(l);
+	return w;
+}
+
 START_TEST(test_a_killed_workers_sandboxes_are_deleted_but_those_chats_hold_are_taken_over)
 {
 	char err[512], w[64], id[64], msg[256];
@@ -389,14 +385,67 @@ START_TEST(test_a_killed_workers_sandboxes_are_deleted_but_those_chats_hold_are_
 	while ((sandboxes_of(w, &unnamed), unnamed) > 0 && mk_mono_ms() < until)
 		mk_sleep_ms(200);
 	ck_assert_int_eq(unnamed, 0);
-	ck_assert_int_eq(sandboxes_of(w, &unnamed), 1);
+	ck_assert_str_eq(worker_of(id), w);
 	/* The chat's next run takes its sandbox over, state and all, and labels it its own. */
 	r = mt_exec_run(&ex, alice, c, "state", RUN_WAIT_MS, &e, msg, sizeof(msg));
 	ck_assert_msg(r != NULL, "%s", msg);
 	ck_assert_str_eq(value_text(r), "'kept'");
 	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
 	cJSON_Delete(r);
-	ck_assert_int_eq(sandboxes_of(w, &unnamed), 0);
+	ck_assert_str_ne(worker_of(id), w);
+}
+END_TEST
+
+/* Stop the sandbox as Daytona's auto-stop does, and wait until it has stopped. */
+static void daytona_stops(const char *id)
+{
+	char err[256];
+
+	ck_assert_int_eq(mt_daytona_lifecycle(&dt, DT_KEY, id, "stop", NULL), 200);
+	ck_assert_msg(mt_daytona_wait(&dt, DT_KEY, id, "stopped", CALL_WAIT_MS, err, sizeof(err)) ==
+	                  0,
+	              "%s", err);
+}
+
+/* A run in chat c after its sandbox was stopped: it goes, says the state is gone, files stay. */
+static void runs_on_after_a_stop(const char *c, const char *id)
+{
+	char again[64];
+	cJSON *r = run(alice, c, "x");
+
+	ck_assert_str_eq(error_type(r), "NameError");
+	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	ck_assert_str_eq(mk_json_str(session_of(r), "reason"), "sandbox_stopped");
+	cJSON_Delete(r);
+	r = run(alice, c, "x = 6\nopen('w.txt').read()");
+	ck_assert_str_eq(value_text(r), "'kept'");
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+	cJSON_Delete(r);
+	/* The same sandbox, started again. */
+	ck_assert_ptr_nonnull(sandbox_of(c, again, sizeof(again)));
+	ck_assert_str_eq(again, id);
+}
+
+START_TEST(test_a_sandbox_daytona_stopped_is_started_again_and_the_run_says_its_state_is_gone)
+{
+	const char *c = chat("autostop");
+	char id[64], err[512];
+	cJSON *r;
+
+	cJSON_Delete(run(alice, c, "x = 5\nopen('w.txt', 'w').write('kept')"));
+	ck_assert_ptr_nonnull(sandbox_of(c, id, sizeof(id)));
+	/* Stopped while its worker holds the chat. */
+	daytona_stops(id);
+	runs_on_after_a_stop(c, id);
+	/* Stopped while no worker holds it: the next worker takes it over and starts it. */
+	ck_assert_int_eq(mt_exec_stop(&ex), 0);
+	daytona_stops(id);
+	ck_assert_msg(mt_exec_start(&ex, "exec", exec_env, START_WAIT_MS, err, sizeof(err)) == 0,
+	              "%s", err);
+	runs_on_after_a_stop(c, id);
+	r = run(alice, c, "x + 1");
+	ck_assert_str_eq(value_text(r), "7");
+	cJSON_Delete(r);
 }
 END_TEST
 
@@ -452,6 +501,9 @@ START_TEST(test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops)
 	char body[256];
 	int64_t until;
 
+	char carol[64];
+
+	snprintf(carol, sizeof(carol), "carol-%d", (int)getpid());
 	ck_assert_int_gt(live_sandboxes(), 0); /* the warm pool's, at least */
 	for (int i = 0; i < nchats; i++) {
 		snprintf(body, sizeof(body), "{\"chat_id\":\"%.79s\"}", chats_made[i]);
@@ -459,7 +511,15 @@ START_TEST(test_no_sandbox_is_left_once_every_chat_ends_and_the_executor_stops)
 		mk_rpc_result_release(&res);
 		call(bob, MK_OP_EXEC_RESET, body, &res);
 		mk_rpc_result_release(&res);
+		call(carol, MK_OP_EXEC_RESET, body, &res);
+		mk_rpc_result_release(&res);
 	}
+	/* Once killed workers' orphans are reaped, only the running worker's pool is left... */
+	until = mk_mono_ms() + CALL_WAIT_MS;
+	while (live_sandboxes() > 1 && mk_mono_ms() < until)
+		mk_sleep_ms(100);
+	ck_assert_int_eq(live_sandboxes(), 1);
+	/* ... and it goes with its worker. */
 	ck_assert_int_eq(mt_exec_stop(&ex), 0);
 	until = mk_mono_ms() + CALL_WAIT_MS;
 	while (live_sandboxes() != 0 && mk_mono_ms() < until)
@@ -499,6 +559,12 @@ static Suite *suite(void)
 	               test_an_output_file_is_held_to_its_limit_whatever_size_the_sandbox_states);
 	tcase_add_test(tc,
 	               test_a_sandbox_that_breaks_is_a_clear_error_and_the_next_run_starts_over);
+	tcase_add_test(tc, test_an_idle_session_ends_and_the_next_run_says_why);
+	tcase_add_test(tc, test_room_for_a_new_chat_comes_from_the_user_holding_the_most);
+	tcase_add_test(tc, test_one_user_is_held_to_their_own_sessions_and_runs_at_once);
+	tcase_add_test(tc, test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over);
+	tcase_add_test(
+	    tc, test_a_sandbox_daytona_stopped_is_started_again_and_the_run_says_its_state_is_gone);
 	tcase_add_test(tc, test_the_api_key_never_reaches_a_sandbox);
 	tcase_add_test(
 	    tc, test_a_killed_workers_sandboxes_are_deleted_but_those_chats_hold_are_taken_over);
