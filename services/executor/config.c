@@ -134,6 +134,14 @@ const mk_cfg_var executor_config_vars[] = {
     {"DAYTONA_START_TIMEOUT", MK_CFG_DURATION, "2m", 1000, 1800000, 0, 0, NULL,
      "daytona: how long creating a sandbox and starting its driver may take",
      X(dtn_start_timeout_ms)},
+    {"DAYTONA_REAP_INTERVAL", MK_CFG_DURATION, "5m", 0, 86400000, 0, 0, NULL,
+     "daytona: how often a worker deletes orphaned sandboxes (of dead workers, named by no "
+     "live chat); also at start (0: only at start)",
+     X(dtn_reap_interval_ms)},
+    {"DAYTONA_WORKER_LEASE", MK_CFG_DURATION, "2m", 1000, 86400000, 0, 0, NULL,
+     "daytona: a worker not heard from this long is dead and its sandboxes orphans (each "
+     "worker says it lives every quarter of this)",
+     X(dtn_worker_lease_ms)},
     {"EXECUTOR_STDOUT_MAX", MK_CFG_SIZE, "64K", 1024, 1LL << 30, 0, 0, NULL,
      "stdout kept from one run (the rest is cut with a marker)", X(stdout_max)},
     {"EXECUTOR_STDERR_MAX", MK_CFG_SIZE, "64K", 1024, 1LL << 30, 0, 0, NULL,

@@ -403,6 +403,12 @@ static mk_err op_run(exec_ops *x, const mk_env *req, cJSON **reply, char *err, s
 		mk_errf(err, errlen, "out of memory");
 		return MK_E_INTERNAL;
 	}
+	/* The backend had to start the session again (Daytona stopped the sandbox meanwhile). */
+	if (str_field(res, "session_reset")) {
+		info.reset = 1;
+		snprintf(info.reason, sizeof(info.reason), "%s", str_field(res, "session_reset"));
+		cJSON_DeleteItemFromObjectCaseSensitive(res, "session_reset");
+	}
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "session_lost"))) {
 		const char *lim = str_field(res, "limit");
 

@@ -219,6 +219,7 @@ static int adopt(exec_sessions *ss, exec_session *s, exec_session_info *info)
 	}
 	s->box = box;
 	s->generation = (int)strtol(gen, NULL, 10);
+	sbx_label(box, s->chat, s->owner); /* now this worker's */
 	info->generation = s->generation;
 	MK_INFO("EXEC-SESSION-ADOPT", NULL, "the session of '%s' goes on in its sandbox", s->chat);
 	return 1;

@@ -62,6 +62,7 @@ typedef struct {
 	long long dtn_cpu, dtn_memory_gb, dtn_disk_gb;
 	long long dtn_auto_stop_ms, dtn_auto_archive_ms, dtn_auto_delete_ms;
 	long long dtn_start_timeout_ms;
+	long long dtn_reap_interval_ms, dtn_worker_lease_ms;
 	/* limits (see sbx_limits) */
 	long long memory, processes, open_files, file_size, workspace_size;
 	long long cpu_ms, cpu_total_ms, start_timeout_ms;
@@ -126,6 +127,29 @@ int exec_link_start(const char *router_url, const char *worker_id, int concurren
  * then (l is then not freed: the process is about to exit). NULL ok.
  */
 int exec_link_free(exec_link *l, int grace_ms);
+
+/* ------------------------------------------------------------------ orphans (exec_orphans.c) */
+
+typedef struct exec_orphans exec_orphans;
+
+/* Note in exec.workers that worker_id is alive now. 0, or -1 with err. */
+int exec_worker_beat(mk_db_pool *db, const char *worker_id, char *err, size_t errlen);
+/*
+ * Delete the deployment's sandboxes whose worker has not been heard from
+ * for lease_ms and that no live chat session names (see exec_orphans.c).
+ * The number deleted, or -1 with err.
+ */
+int exec_orphans_reap(sbx_backend *b, mk_db_pool *db, long long lease_ms, char *err, size_t errlen);
+/*
+ * Start a thread that notes this worker alive every lease_ms / 4 and
+ * reaps orphans now and every interval_ms (0: only now). b and db are
+ * borrowed and must outlive it. NULL with err.
+ */
+exec_orphans *exec_orphans_start(sbx_backend *b, mk_db_pool *db, const char *worker_id,
+                                 long long lease_ms, long long interval_ms, char *err,
+                                 size_t errlen);
+/* Stop the thread and remove the worker from exec.workers. NULL ok. */
+void exec_orphans_stop(exec_orphans *o);
 
 /* ------------------------------------------------------------------ sessions */
 

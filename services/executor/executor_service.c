@@ -17,6 +17,7 @@ typedef struct {
 	exec_router *router;
 	sbx_backend *backend;
 	exec_sessions *sessions;
+	exec_orphans *orphans;
 	exec_link *link;
 	exec_ops ops;
 	char worker_id[65];
@@ -74,6 +75,7 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	        cfg->dtn_auto_delete_ms == 0 ? 0 : (cfg->dtn_auto_delete_ms + 59999) / 60000,
 	    .network_allow = cfg->dtn_network_allow,
 	    .deployment = cfg->dtn_deployment,
+	    .worker = c->worker_id,
 	    .preload = cfg->preload,
 	};
 	sbx_limits lim = {
@@ -128,6 +130,9 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 			        n);
 		err[0] = '\0';
 	}
+	/* Alive before its first sandbox, so that no other worker takes that for an orphan. */
+	if (exec_worker_beat(c->svc.db, c->worker_id, err, errlen) != 0)
+		return -1;
 	c->backend = sbx_backend_new(cfg->backend, &lo, &dto, &lim, err, errlen);
 	if (!c->backend)
 		return -1;
@@ -146,6 +151,11 @@ static int start_worker(executor_ctx *c, char *err, size_t errlen)
 	};
 	c->sessions = exec_sessions_new(&so, err, errlen);
 	if (!c->sessions)
+		return -1;
+	c->orphans =
+	    exec_orphans_start(c->backend, c->svc.db, c->worker_id, cfg->dtn_worker_lease_ms,
+	                       cfg->dtn_reap_interval_ms, err, errlen);
+	if (!c->orphans)
 		return -1;
 	c->ops = (exec_ops){
 	    .cfg = cfg,
@@ -215,6 +225,7 @@ static void stop(void *p)
 		return;
 	}
 	exec_sessions_free(c->sessions);
+	exec_orphans_stop(c->orphans);
 	sbx_backend_free(c->backend);
 	exec_router_free(c->router);
 	mk_svc_stop(&c->svc);

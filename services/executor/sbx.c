@@ -102,6 +102,13 @@ void sbx_drop(sbx_backend *b, const char *ref)
 		b->ops->drop(b, ref);
 }
 
+cJSON *sbx_leftovers(sbx_backend *b, char *err, size_t errlen)
+{
+	if (!b->ops->leftovers)
+		return cJSON_CreateArray();
+	return b->ops->leftovers(b, err, errlen);
+}
+
 void sbx_label(sbx *s, const char *chat_id, const char *owner_id)
 {
 	if (s && s->b->ops->label)

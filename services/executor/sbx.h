@@ -75,6 +75,7 @@ typedef struct {
 	long long auto_stop_min, auto_archive_min, auto_delete_min; /* -1: Daytona's default */
 	const char *network_allow; /* CIDRs; "": no network at all */
 	const char *deployment;    /* the mark-deployment label of every sandbox */
+	const char *worker;        /* the mark-worker label of the sandboxes this process makes */
 	const char *preload;       /* modules the driver imports at start */
 	long long python_ready_ms; /* how long the driver may take to be ready */
 } sbx_daytona_opts;
@@ -106,10 +107,10 @@ sbx_backend *sbx_backend_new(const char *kind, const sbx_local_opts *local,
 sbx_backend *sbx_local_new(const sbx_local_opts *o, const sbx_limits *lim, char *err,
                            size_t errlen);
 /*
- * The Daytona backend (sbx_daytona.c). Deletes the sandboxes its
- * deployment left behind, then checks the API, the key and the snapshot
- * by starting one sandbox (it fills caps from its driver) and deleting it.
- * NULL with err on failure.
+ * The Daytona backend (sbx_daytona.c). Checks the API, the key and the
+ * snapshot by starting one sandbox (it fills caps from its driver) and
+ * deleting it. NULL with err on failure. (Sandboxes left behind by
+ * workers that died are found with sbx_leftovers.)
  */
 sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, char *err,
                              size_t errlen);
@@ -140,6 +141,10 @@ sbx *sbx_create(sbx_backend *b, char *err, size_t errlen);
  *                           "file_size" | "processes" | "disk" | "open_files"
  *   session_lost            true when the sandbox died or was killed during the run
  *                           (then sbx_alive is 0 and the caller must destroy it)
+ *   session_reset           (only when so) why the session had to be started again
+ *                           before this run, its earlier Python state gone:
+ *                           "sandbox_stopped" (Daytona stopped the sandbox; its files
+ *                           are kept)
  * Code that fails is not an error of this call: its exception is in "error".
  */
 cJSON *sbx_exec(sbx *s, const char *code, long long timeout_ms);
@@ -170,6 +175,14 @@ sbx *sbx_attach(sbx_backend *b, const char *ref, char *err, size_t errlen);
 void sbx_label(sbx *s, const char *chat_id, const char *owner_id);
 /* Delete the sandbox named ref (by sbx_ref) that nobody holds; nothing for other backends. */
 void sbx_drop(sbx_backend *b, const char *ref);
+/*
+ * The sandboxes of this deployment that outlive their workers (Daytona),
+ * to find orphans: a new array of {ref, worker, started} (worker: the
+ * worker that made or last took the sandbox, "" when unknown; started: it
+ * runs, or is on its way to). An empty array for backends whose sandboxes
+ * die with their worker (local); NULL with err when they cannot be listed.
+ */
+cJSON *sbx_leftovers(sbx_backend *b, char *err, size_t errlen);
 /* Free s but leave the sandbox and its session running, for sbx_attach; destroys when it cannot. */
 void sbx_detach(sbx *s);
 
@@ -204,6 +217,7 @@ typedef struct {
 	void (*detach)(sbx *s);
 	void (*drop)(sbx_backend *b, const char *ref);
 	void (*label)(sbx *s, const char *chat_id, const char *owner_id);
+	cJSON *(*leftovers)(sbx_backend *b, char *err, size_t errlen);
 	sbx_caps (*caps)(const sbx_backend *b);
 	void (*free)(sbx_backend *b);
 } sbx_backend_ops;

@@ -8,7 +8,7 @@
  * driver) to DTN_DIR through the toolbox's file endpoint and starts the
  * relay as a background command of a toolbox session. The relay starts the
  * driver (its fds 3 and 4 the control pipes, 1 and 2 pipes it reads) and
- * listens on a unix socket. Each host call (ready, exec, put, get, list) is
+ * listens on a unix socket. Each call to the driver (ready, exec) is
  * one POST /process/execute whose command feeds one base64 request frame,
  * through a heredoc on the shell's stdin (no ARG_MAX limit), to a relay
  * client; that prints the reply frame and the run's stdout and stderr in
@@ -19,10 +19,12 @@
  * large, or when its client goes away (the execute's own timeout, a
  * backstop): then the session is lost, as in the local backend.
  *
- * Files go through the driver too (put, get, list frames), so the path
- * rules, the size checks and the workspace are the same as locally.
+ * Files do not go through the relay: uploads, files fetched and listed,
+ * and a run's artifacts (the driver names them, the host fetches them)
+ * move through the toolbox's file endpoints (sbx_daytona_files.c).
  *
- * Not here: the REST calls and their retries (sbx_daytona_api.c).
+ * Not here: the REST calls and their retries (sbx_daytona_api.c), the
+ * files (sbx_daytona_files.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +34,7 @@
 #include "mk_json.h"
 #include "mk_log.h"
 #include "mk_time.h"
-#include "sbx_daytona_api.h"
+#include "sbx_daytona_int.h"
 #include "sbx_frame.h"
 #include "sbx_result.h"
 
@@ -41,30 +43,8 @@ extern const size_t executor_driver_py_len;
 extern const char executor_relay_py[];
 extern const size_t executor_relay_py_len;
 
-#define DTN_DIR         "/home/daytona/.mark" /* driver, relay and its socket */
-#define DTN_CALL_MS     60000                 /* put, get, list, ready */
-#define DTN_CTRL_MS     60000                 /* one control-plane step: delete, reap */
-#define DTN_EXEC_MARGIN 30                    /* s the execute's timeout exceeds the run's */
+#define DTN_EXEC_MARGIN 30 /* s the execute's timeout exceeds the run's */
 #define DTN_MARK        "MARK-RELAY "
-
-typedef struct {
-	sbx_backend base;
-	dtn_client api;
-	char *snapshot, *target, *network_allow, *deployment, *preload;
-	long long cpu, memory_gb, disk_gb, auto_stop, auto_archive, auto_delete;
-	sbx_limits lim;
-	sbx_caps caps;
-} dtn_backend;
-
-typedef struct {
-	sbx base;
-	dtn_backend *b;
-	char id[64];
-	char tb[1024]; /* toolbox base: <toolboxProxyUrl>/<id> */
-	long long next_id;
-	int dead;
-	int parquet;
-} dtn_box;
 
 /* ---- one exchange with the relay ------------------------------------------------ */
 
@@ -256,6 +236,42 @@ out:
 
 /* ---- the operations -------------------------------------------------------------- */
 
+static int box_start(dtn_box *s, int64_t deadline, char *err, size_t errlen);
+
+/* Whether Daytona has stopped (or archived) the sandbox: then its processes are gone. */
+static int box_stopped(dtn_box *s)
+{
+	char err[300];
+	cJSON *sb =
+	    dtn_sandbox_get(&s->b->api, s->id, mk_mono_ms() + DTN_CTRL_MS, NULL, err, sizeof(err));
+	const char *st = sb ? mk_json_str(sb, "state") : NULL;
+	int stopped = st && (strcmp(st, "stopped") == 0 || strcmp(st, "stopping") == 0 ||
+	                     strcmp(st, "archived") == 0 || strcmp(st, "archiving") == 0);
+
+	cJSON_Delete(sb);
+	return stopped;
+}
+
+/*
+ * Start a sandbox Daytona stopped (auto-stop) again, and its relay and
+ * driver: its files are kept, its Python state is not (the next result
+ * says so). 0, or -1 with err.
+ */
+static int box_restart(dtn_box *s, char *err, size_t errlen)
+{
+	int64_t deadline = mk_mono_ms() + s->b->lim.start_timeout_ms;
+
+	if (dtn_sandbox_wait_started(&s->b->api, s->id, deadline, s->tb, sizeof(s->tb), err,
+	                             errlen) != 0 ||
+	    box_start(s, deadline, err, errlen) != 0)
+		return -1;
+	s->dead = 0;
+	s->restarted = 1;
+	MK_INFO("EXEC-DAYTONA-RESTART", NULL,
+	        "sandbox %s had been stopped: started again, its Python state is gone", s->id);
+	return 0;
+}
+
 static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 {
 	dtn_box *s = (dtn_box *)base;
@@ -270,7 +286,7 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 	long long id, rid;
 	int64_t t0 = mk_mono_ms();
 	size_t n;
-	int to = 0;
+	int to = 0, rc;
 
 	reply_init(&r, fmax, L);
 	if (!code)
@@ -287,15 +303,23 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		goto out;
 	}
 	id = ++s->next_id;
-	f = sbx_frame_exec(id, code, L, &n);
+	f = sbx_frame_exec(id, code, L, 0, &n);
 	if (!f) {
 		res = sbx_result_host("MemoryError", "the code is too large to send to the sandbox",
 		                      &r.out, &r.err, 0, NULL, 0);
 		goto out;
 	}
-	/* An execution is not repeated: its code may have run. */
-	if (relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
-	               sizeof(why)) != 0) {
+	/* An execution is not repeated: its code may have run... */
+	rc = relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
+	                sizeof(why));
+	/* ... unless the sandbox was stopped (idle) since the last run: then it never got there. */
+	if (rc != 0 && !to && box_stopped(s) && box_restart(s, why, sizeof(why)) == 0) {
+		reply_release(&r);
+		reply_init(&r, fmax, L);
+		rc = relay_call(s, f, n, timeout_ms > 0 ? timeout_ms : 1, 0, fmax, &r, &to, why,
+		                sizeof(why));
+	}
+	if (rc != 0) {
 		free(f);
 		if (to) {
 			limit = "wall_time";
@@ -315,6 +339,7 @@ static cJSON *dtn_exec(sbx *base, const char *code, long long timeout_ms)
 		    mk_json_int(reply, "id", &rid) == 0 && rid == id &&
 		    cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(reply, "result"))) {
 			res = cJSON_DetachItemFromObjectCaseSensitive(reply, "result");
+			dtn_fetch_artifacts(s, res, mk_mono_ms() + DTN_CALL_MS);
 			sbx_result_enforce(res, L);
 			res = sbx_result_finish(res, &r.out, &r.err, mk_mono_ms() - t0, NULL, 0);
 			cJSON_Delete(reply);
@@ -348,92 +373,11 @@ lost:
 	        type);
 out:
 	reply_release(&r);
+	if (res && s->restarted) {
+		cJSON_AddStringToObject(res, "session_reset", "sandbox_stopped");
+		s->restarted = 0;
+	}
 	return res;
-}
-
-static int dtn_put(sbx *base, const char *path, const void *data, size_t len, char *err,
-                   size_t errlen)
-{
-	dtn_box *s = (dtn_box *)base;
-	unsigned char *f;
-	cJSON *reply;
-	size_t n;
-
-	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
-		return -1;
-	if (len > sbx_frame_put_max(path)) {
-		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
-		        len);
-		return -1;
-	}
-	f = sbx_frame_put(++s->next_id, path, data, len, &n);
-	if (!f) {
-		mk_errf(err, errlen, "out of memory");
-		return -1;
-	}
-	reply = request(s, f, n, "ok", 1 << 16, err, errlen);
-	cJSON_Delete(reply);
-	return reply ? 0 : -1;
-}
-
-/* A small request {t, id[, path]} as a frame, or NULL. */
-static unsigned char *small_frame(dtn_box *s, const char *t, const char *path, size_t *n)
-{
-	cJSON *req = cJSON_CreateObject();
-	unsigned char *f;
-
-	cJSON_AddStringToObject(req, "t", t);
-	cJSON_AddNumberToObject(req, "id", (double)++s->next_id);
-	if (path)
-		cJSON_AddStringToObject(req, "path", path);
-	f = sbx_frame_encode(req, n);
-	cJSON_Delete(req);
-	return f;
-}
-
-static int dtn_get(sbx *base, const char *path, mk_buf *out, char *err, size_t errlen)
-{
-	dtn_box *s = (dtn_box *)base;
-	size_t room = out->max ? out->max - out->len : SBX_FRAME_MAX, fmax = SBX_FRAME_MAX, n;
-	unsigned char *f;
-	cJSON *reply;
-	int rc;
-
-	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
-		return -1;
-	if (room < (SBX_FRAME_MAX - 4096) / 4 * 3)
-		fmax = room / 3 * 4 + 4096 + strlen(path) * 6;
-	if (!(f = small_frame(s, "get", path, &n))) {
-		mk_errf(err, errlen, "out of memory");
-		return -1;
-	}
-	reply = request(s, f, n, "file", fmax, err, errlen);
-	if (!reply)
-		return -1;
-	rc = sbx_frame_file(reply, path, room, out, err, errlen);
-	cJSON_Delete(reply);
-	return rc;
-}
-
-static cJSON *dtn_list(sbx *base, char *err, size_t errlen)
-{
-	dtn_box *s = (dtn_box *)base;
-	unsigned char *f;
-	cJSON *reply;
-	size_t n;
-
-	if (s->dead) {
-		mk_errf(err, errlen, "sandbox is no longer running");
-		return NULL;
-	}
-	if (!(f = small_frame(s, "list", NULL, &n))) {
-		mk_errf(err, errlen, "out of memory");
-		return NULL;
-	}
-	reply = request(s, f, n, "files", 16 << 20, err, errlen);
-	if (!reply)
-		return NULL;
-	return sbx_frame_files(reply, err, errlen);
 }
 
 static int dtn_alive(sbx *base)
@@ -465,7 +409,8 @@ static cJSON *create_body(const dtn_backend *b)
 		goto fail;
 	if (*b->target && !cJSON_AddStringToObject(o, "target", b->target))
 		goto fail;
-	if (!cJSON_AddStringToObject(labels, "mark-deployment", b->deployment))
+	if (!cJSON_AddStringToObject(labels, "mark-deployment", b->deployment) ||
+	    !cJSON_AddStringToObject(labels, DTN_LABEL_WK, b->worker))
 		goto fail;
 	if (*b->network_allow ? !cJSON_AddStringToObject(o, "networkAllowList", b->network_allow)
 	                      : !cJSON_AddTrueToObject(o, "networkBlockAll"))
@@ -495,13 +440,22 @@ static int box_start(dtn_box *s, int64_t deadline, char *err, size_t errlen)
 	mk_buf cmd;
 	cJSON *ready;
 	unsigned char *none = NULL;
-	int rc;
+	char *out = NULL;
+	int rc, code = 0, to = 0;
 
 	if (dtn_upload(&b->api, s->tb, DTN_DIR "/driver.py", executor_driver_py,
 	               executor_driver_py_len, deadline, err, errlen) != 0 ||
 	    dtn_upload(&b->api, s->tb, DTN_DIR "/relay.py", executor_relay_py,
 	               executor_relay_py_len, deadline, err, errlen) != 0)
 		return -1;
+	/*
+	 * A sandbox started again keeps the socket of its old relay: gone
+	 * before the new relay starts, so the wait for ready does not meet it.
+	 */
+	if (dtn_execute(&b->api, s->tb, "rm -f " DTN_DIR "/relay.sock", 30, 1, 1 << 16, deadline,
+	                &out, &code, &to, err, errlen) != 0)
+		return -1;
+	free(out);
 	mk_buf_init(&cmd, 0);
 	/* The preload list holds module names and commas only (sbx_daytona_new). */
 	rc = mk_buf_printf(
@@ -571,7 +525,7 @@ static void dtn_detach(sbx *base)
 	free(base);
 }
 
-/* The labels of a chat's sandbox: the deployment's, the chat's and its owner's. */
+/* The labels of a chat's sandbox: the deployment's, the worker's, the chat's and its owner's. */
 static void dtn_label(sbx *base, const char *chat_id, const char *owner_id)
 {
 	dtn_box *s = (dtn_box *)base;
@@ -579,6 +533,7 @@ static void dtn_label(sbx *base, const char *chat_id, const char *owner_id)
 	char err[300];
 
 	if (l && cJSON_AddStringToObject(l, "mark-deployment", s->b->deployment) &&
+	    cJSON_AddStringToObject(l, DTN_LABEL_WK, s->b->worker) &&
 	    cJSON_AddStringToObject(l, "mark-chat", chat_id) &&
 	    cJSON_AddStringToObject(l, "mark-user", owner_id) &&
 	    dtn_sandbox_labels(&s->b->api, s->id, l, mk_mono_ms() + DTN_CTRL_MS, err,
@@ -611,12 +566,27 @@ static sbx *dtn_attach(sbx_backend *base, const char *ref, char *err, size_t err
 	s->base.b = base;
 	s->b = b;
 	snprintf(s->id, sizeof(s->id), "%s", ref);
-	/* A sandbox Daytona stopped meanwhile has lost its processes: it is not kept. */
 	if (dtn_sandbox_wait_started(&b->api, s->id, deadline, s->tb, sizeof(s->tb), err, errlen) !=
-	        0 ||
-	    !(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+	    0) {
 		dtn_destroy(&s->base);
 		return NULL;
+	}
+	/*
+	 * A sandbox Daytona stopped meanwhile (and wait_started started again)
+	 * has lost its processes: its relay and driver start anew, its files
+	 * stay, and the next result says the Python state is gone.
+	 */
+	if (!(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+		if (box_start(s, deadline, err, errlen) != 0 ||
+		    !(ready = request(s, none, 0, "ready", 1 << 16, err, errlen))) {
+			dtn_destroy(&s->base);
+			return NULL;
+		}
+		s->dead = 0;
+		s->restarted = 1;
+		MK_INFO("EXEC-DAYTONA-RESTART", NULL,
+		        "sandbox %s had been stopped: started again, its Python state is gone",
+		        s->id);
 	}
 	if (mk_json_bool(ready, "parquet", &s->parquet) != 0)
 		s->parquet = 0;
@@ -640,8 +610,45 @@ static void dtn_free(sbx_backend *base)
 	free(b->target);
 	free(b->network_allow);
 	free(b->deployment);
+	free(b->worker);
 	free(b->preload);
 	free(b);
+}
+
+/* The deployment's sandboxes as {ref, worker, started}, for the orphan reaper. */
+static cJSON *dtn_leftovers(sbx_backend *base, char *err, size_t errlen)
+{
+	dtn_backend *b = (dtn_backend *)base;
+	cJSON *all = dtn_sandbox_list(&b->api, "mark-deployment", b->deployment,
+	                              mk_mono_ms() + DTN_CTRL_MS, err, errlen),
+	      *out = cJSON_CreateArray(), *sb;
+
+	if (!all || !out) {
+		cJSON_Delete(all);
+		cJSON_Delete(out);
+		return NULL;
+	}
+	cJSON_ArrayForEach(sb, all)
+	{
+		const char *st = mk_json_str(sb, "state"), *id = mk_json_str(sb, "id");
+		const char *wk =
+		    mk_json_str(cJSON_GetObjectItemCaseSensitive(sb, "labels"), DTN_LABEL_WK);
+		cJSON *o;
+
+		/* One on its way out is none of the reaper's business. */
+		if (!id || (st && (strcmp(st, "destroyed") == 0 || strcmp(st, "destroying") == 0)))
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "ref", id);
+		cJSON_AddStringToObject(o, "worker", wk ? wk : "");
+		cJSON_AddBoolToObject(o, "started",
+		                      !st || strcmp(st, "started") == 0 ||
+		                          strcmp(st, "starting") == 0 ||
+		                          strcmp(st, "creating") == 0);
+		cJSON_AddItemToArray(out, o);
+	}
+	cJSON_Delete(all);
+	return out;
 }
 
 static const sbx_backend_ops daytona_ops = {
@@ -658,43 +665,10 @@ static const sbx_backend_ops daytona_ops = {
     .detach = dtn_detach,
     .drop = dtn_drop,
     .label = dtn_label,
+    .leftovers = dtn_leftovers,
     .caps = dtn_caps,
     .free = dtn_free,
 };
-
-/*
- * Delete the sandboxes of this deployment that no worker uses: those not
- * started (stopped by Daytona after DAYTONA_AUTO_STOP idle, or broken).
- * Started ones may belong to another worker of the deployment; a crashed
- * worker's are stopped by Daytona once idle and deleted here or by
- * DAYTONA_AUTO_DELETE.
- */
-static void reap(dtn_backend *b)
-{
-	char err[300];
-	cJSON *ids = dtn_sandbox_ids(&b->api, "mark-deployment", b->deployment, 1,
-	                             mk_mono_ms() + DTN_CTRL_MS, err, sizeof(err)),
-	      *id;
-	int n = 0;
-
-	if (!ids) {
-		MK_WARN("EXEC-DAYTONA-REAP", NULL, "cannot list left-over sandboxes: %s", err);
-		return;
-	}
-	cJSON_ArrayForEach(id, ids)
-	{
-		if (dtn_sandbox_delete(&b->api, id->valuestring, mk_mono_ms() + DTN_CTRL_MS, err,
-		                       sizeof(err)) == 0)
-			n++;
-		else
-			MK_WARN("EXEC-DAYTONA-REAP", NULL, "cannot delete sandbox %s: %s",
-			        id->valuestring, err);
-	}
-	if (n)
-		MK_INFO("EXEC-DAYTONA-REAP", NULL,
-		        "%d left-over sandboxes of deployment '%s' deleted", n, b->deployment);
-	cJSON_Delete(ids);
-}
 
 static char *dup_or_empty(const char *s)
 {
@@ -711,7 +685,7 @@ sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, c
 	    !(b->snapshot = dup_or_empty(o->snapshot)) || !(b->target = dup_or_empty(o->target)) ||
 	    !(b->network_allow = dup_or_empty(o->network_allow)) ||
 	    !(b->deployment = dup_or_empty(o->deployment)) ||
-	    !(b->preload = dup_or_empty(o->preload))) {
+	    !(b->worker = dup_or_empty(o->worker)) || !(b->preload = dup_or_empty(o->preload))) {
 		mk_errf(err, errlen, "out of memory");
 		if (b)
 			dtn_free(&b->base);
@@ -735,7 +709,6 @@ sbx_backend *sbx_daytona_new(const sbx_daytona_opts *o, const sbx_limits *lim, c
 		dtn_free(&b->base);
 		return NULL;
 	}
-	reap(b);
 	probe = dtn_create(&b->base, err, errlen);
 	if (!probe) {
 		dtn_free(&b->base);

@@ -20,6 +20,7 @@
 #define BACKOFF_MIN 100       /* ms; doubles up to BACKOFF_MAX */
 #define BACKOFF_MAX 2000
 #define RETRY_MAX   30000 /* never wait longer than this for one retry hint */
+#define LIST_PAGES  50    /* pages of 200 sandboxes listed at most */
 
 int dtn_client_init(dtn_client *c, const char *api_url, const char *key)
 {
@@ -112,9 +113,14 @@ static void path_of(const char *url, char *out, size_t len)
 	snprintf(out, len, "%.*s", p ? (int)strcspn(p, "?") : 1, p ? p : "/");
 }
 
-long dtn_call(const dtn_client *c, const char *method, const char *url, const char *ctype,
-              const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
-              char **out, char *err, size_t errlen)
+/*
+ * One call, retried per flags until deadline (dtn_call's contract), the
+ * 2xx body moved into *resp when resp is set. -2 with err when the
+ * response passed max_resp (never retried: the same answer would come).
+ */
+static long call_raw(const dtn_client *c, const char *method, const char *url, const char *ctype,
+                     const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
+                     mk_buf *resp, char *err, size_t errlen)
 {
 	char ct[96], what[160];
 	const char *hdrs[4] = {c->auth, "X-Daytona-Source: mark-executor", NULL, NULL};
@@ -153,14 +159,14 @@ long dtn_call(const dtn_client *c, const char *method, const char *url, const ch
 			again = (flags & DTN_IDEMPOTENT) && rs.status != MK_HTTPC_TOO_LARGE &&
 			        rs.status != MK_HTTPC_DEADLINE;
 			mk_errf(err, errlen, "daytona: %s %s: %s", method, what, rs.error);
+			if (rs.status == MK_HTTPC_TOO_LARGE) {
+				mk_httpc_resp_release(&rs);
+				return -2;
+			}
 		} else if (st >= 200 && st < 300) {
-			if (out) {
-				if (mk_buf_append(&rs.body, "", 1) != 0) {
-					mk_httpc_resp_release(&rs);
-					mk_errf(err, errlen, "out of memory");
-					return -1;
-				}
-				*out = mk_buf_steal(&rs.body);
+			if (resp) {
+				*resp = rs.body;
+				mk_buf_init(&rs.body, 0);
 			}
 			mk_httpc_resp_release(&rs);
 			return st;
@@ -196,6 +202,28 @@ long dtn_call(const dtn_client *c, const char *method, const char *url, const ch
 		mk_sleep_ms(wait);
 		backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 	}
+}
+
+long dtn_call(const dtn_client *c, const char *method, const char *url, const char *ctype,
+              const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
+              char **out, char *err, size_t errlen)
+{
+	mk_buf b;
+	long st;
+
+	mk_buf_init(&b, 0);
+	st = call_raw(c, method, url, ctype, body, len, flags, max_resp, deadline, out ? &b : NULL,
+	              err, errlen);
+	if (st >= 0 && out) {
+		if (mk_buf_append(&b, "", 1) != 0) {
+			mk_buf_release(&b);
+			mk_errf(err, errlen, "out of memory");
+			return -1;
+		}
+		*out = mk_buf_steal(&b);
+	}
+	mk_buf_release(&b);
+	return st;
 }
 
 /* A JSON answer of call, or NULL with err. */
@@ -262,7 +290,8 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 	for (;;) {
 		cJSON *s = dtn_sandbox_get(c, id, deadline, NULL, err, errlen);
 		const char *st = s ? mk_json_str(s, "state") : NULL;
-		char url[512];
+		char url[512], last[32];
+		int resting;
 
 		if (!s)
 			return -1;
@@ -305,8 +334,10 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 			cJSON_Delete(s);
 			return -1;
 		}
-		cJSON_Delete(s);
-		if (strcmp(st, "stopped") == 0 || strcmp(st, "archived") == 0) {
+		resting = strcmp(st, "stopped") == 0 || strcmp(st, "archived") == 0;
+		snprintf(last, sizeof(last), "%s", st);
+		cJSON_Delete(s); /* st is gone with it */
+		if (resting) {
 			char *o = NULL;
 
 			snprintf(url, sizeof(url), "%s/sandbox/%s/start", c->api_url, id);
@@ -317,7 +348,7 @@ int dtn_sandbox_wait_started(const dtn_client *c, const char *id, int64_t deadli
 		}
 		if (mk_mono_ms() + pause >= deadline) {
 			mk_errf(err, errlen,
-			        "daytona: sandbox '%s' not started in time (state '%s')", id, st);
+			        "daytona: sandbox '%s' not started in time (state '%s')", id, last);
 			return -1;
 		}
 		mk_sleep_ms(pause);
@@ -372,40 +403,51 @@ static void query_escape(const char *s, char *out, size_t len)
 	out[o] = '\0';
 }
 
-cJSON *dtn_sandbox_ids(const dtn_client *c, const char *key, const char *value, int idle,
-                       int64_t deadline, char *err, size_t errlen)
+cJSON *dtn_sandbox_list(const dtn_client *c, const char *key, const char *value, int64_t deadline,
+                        char *err, size_t errlen)
 {
-	cJSON *want = cJSON_CreateObject(), *page = NULL, *ids = cJSON_CreateArray(), *items, *s;
-	char *w = NULL, q[512], url[1024];
+	cJSON *want = cJSON_CreateObject(), *page = NULL, *all = cJSON_CreateArray(), *items;
+	char *w = NULL, q[512], cursor[64] = "", url[1024];
 
-	if (!want || !ids || !cJSON_AddStringToObject(want, key, value) ||
+	if (!want || !all || !cJSON_AddStringToObject(want, key, value) ||
 	    !(w = mk_json_print(want))) {
 		mk_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	query_escape(w, q, sizeof(q));
-	snprintf(url, sizeof(url), "%s/sandbox?labels=%s", c->api_url, q);
-	page = call_json(c, "GET", url, NULL, DTN_IDEMPOTENT, deadline, NULL, err, errlen);
-	if (!page)
-		goto fail;
-	/* The newest API pages ({items, nextCursor}); older ones answer a bare array. */
-	items = cJSON_IsArray(page) ? page : cJSON_GetObjectItemCaseSensitive(page, "items");
-	cJSON_ArrayForEach(s, items)
-	{
-		const char *id = mk_json_str(s, "id"), *st = mk_json_str(s, "state");
-		int busy = !st || strcmp(st, "started") == 0 || strcmp(st, "starting") == 0 ||
-		           strcmp(st, "creating") == 0 || strcmp(st, "destroyed") == 0;
+	for (int pages = 0; pages < LIST_PAGES; pages++) {
+		const char *next;
 
-		if (id && !(idle && busy))
-			cJSON_AddItemToArray(ids, cJSON_CreateString(id));
+		snprintf(url, sizeof(url), "%s/sandbox?labels=%s&limit=200%s%s", c->api_url, q,
+		         cursor[0] ? "&cursor=" : "", cursor);
+		page = call_json(c, "GET", url, NULL, DTN_IDEMPOTENT, deadline, NULL, err, errlen);
+		if (!page)
+			goto fail;
+		/* The newest API pages ({items, nextCursor}); older ones answer a bare array. */
+		items =
+		    cJSON_IsArray(page) ? page : cJSON_GetObjectItemCaseSensitive(page, "items");
+		while (cJSON_IsArray(items) && items->child) {
+			cJSON *s = cJSON_DetachItemViaPointer(items, items->child);
+
+			if (mk_json_str(s, "id"))
+				cJSON_AddItemToArray(all, s);
+			else
+				cJSON_Delete(s);
+		}
+		next = cJSON_IsArray(page) ? NULL : mk_json_str(page, "nextCursor");
+		if (!next || !*next || strlen(next) >= sizeof(cursor) / 3) {
+			cJSON_Delete(page);
+			break;
+		}
+		query_escape(next, cursor, sizeof(cursor));
+		cJSON_Delete(page);
 	}
-	cJSON_Delete(page);
 	cJSON_Delete(want);
 	free(w);
-	return ids;
+	return all;
 fail:
 	cJSON_Delete(want);
-	cJSON_Delete(ids);
+	cJSON_Delete(all);
 	free(w);
 	return NULL;
 }
@@ -491,17 +533,90 @@ out:
 	return st >= 0 ? 0 : -1;
 }
 
+/* "{tb}{route}?path=<path escaped>{tail}", malloc'd; NULL with err when out of memory. */
+static char *file_url(const char *tb, const char *route, const char *path, const char *tail,
+                      char *err, size_t errlen)
+{
+	size_t n = strlen(tb) + strlen(route) + strlen(path) * 3 + strlen(tail) + 16;
+	char *u = malloc(n);
+	int o;
+
+	if (!u) {
+		mk_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o = snprintf(u, n, "%s%s?path=", tb, route);
+	query_escape(path, u + o, n - (size_t)o - strlen(tail));
+	snprintf(u + strlen(u), n - strlen(u), "%s", tail);
+	return u;
+}
+
 int dtn_upload(const dtn_client *c, const char *tb, const char *path, const void *data, size_t len,
                int64_t deadline, char *err, size_t errlen)
 {
-	char url[1024], q[512], *o = NULL;
+	char *url = file_url(tb, "/files/upload-v2", path, "", err, errlen), *o = NULL;
 	long st;
 
-	query_escape(path, q, sizeof(q));
-	snprintf(url, sizeof(url), "%s/files/upload-v2?path=%s", tb, q);
+	if (!url)
+		return -1;
 	/* Writing the same bytes twice is harmless: idempotent. */
 	st = dtn_call(c, "POST", url, "application/octet-stream", data, len, DTN_IDEMPOTENT, 0,
 	              deadline, &o, err, errlen);
 	free(o);
+	free(url);
 	return st >= 0 ? 0 : -1;
+}
+
+int dtn_download(const dtn_client *c, const char *tb, const char *path, size_t max,
+                 int64_t deadline, mk_buf *out, char *err, size_t errlen)
+{
+	char *url = file_url(tb, "/files/download", path, "", err, errlen);
+	mk_buf b;
+	long st;
+
+	if (!url)
+		return -1;
+	mk_buf_init(&b, 0);
+	/* max + 1: a file of exactly max bytes fits; mk_httpc stops reading past it. */
+	st = call_raw(c, "GET", url, NULL, NULL, 0, DTN_IDEMPOTENT, max + 1, deadline, &b, err,
+	              errlen);
+	if (st >= 0 && b.len > max)
+		st = -2;
+	if (st == -2)
+		mk_errf(err, errlen, "larger than %zu bytes", max);
+	if (st >= 0 && mk_buf_append(out, b.data ? b.data : "", b.len) != 0) {
+		mk_errf(err, errlen, "out of memory");
+		st = -1;
+	}
+	mk_buf_release(&b);
+	free(url);
+	return st >= 0 ? 0 : st == -2 ? -2 : st == -404 ? -3 : -1;
+}
+
+cJSON *dtn_files(const dtn_client *c, const char *tb, const char *dir, int depth, size_t max,
+                 int64_t deadline, char *err, size_t errlen)
+{
+	char tail[32], *url;
+	mk_buf b;
+	cJSON *j = NULL;
+	long st;
+
+	snprintf(tail, sizeof(tail), "&depth=%d", depth);
+	if (!(url = file_url(tb, "/files", dir, tail, err, errlen)))
+		return NULL;
+	mk_buf_init(&b, 0);
+	st = call_raw(c, "GET", url, NULL, NULL, 0, DTN_IDEMPOTENT, max, deadline, &b, err, errlen);
+	if (st == -2)
+		mk_errf(err, errlen, "daytona: the file list is larger than %zu bytes", max);
+	else if (st >= 0 && b.len == 0)
+		mk_errf(err, errlen, "daytona: GET /files answered an empty body");
+	else if (st >= 0 && (j = mk_json_parse(b.data, b.len, 8, err, errlen)) &&
+	         !cJSON_IsArray(j)) {
+		mk_errf(err, errlen, "daytona: GET /files answered something not a list");
+		cJSON_Delete(j);
+		j = NULL;
+	}
+	mk_buf_release(&b);
+	free(url);
+	return j;
 }

@@ -2,8 +2,8 @@
  * sbx_daytona_api.h - the Daytona REST calls the Daytona backend makes
  * (libexecutor, sandbox layer; part of the Daytona backend): the control
  * plane (create, get, start, delete, list sandboxes) and the toolbox
- * (execute a command, start a background command in a session, upload a
- * file), per ../shared/contracts/daytona-api.md.
+ * (execute a command, start a background command in a session, upload,
+ * download and list files), per ../shared/contracts/daytona-api.md.
  *
  * Every call holds to a deadline (mk_mono_ms) and retries what the
  * contract says is passing: 429 (waiting as its Retry-After-<bucket> or
@@ -45,7 +45,8 @@ enum {
  * One call: method on url (absolute), body of ctype (NULL: none), the
  * response body (at most max_resp bytes) into *out (a new NUL-terminated
  * buffer the caller frees) when out is set. Returns the final HTTP status
- * (2xx) or -1 with err. Retries per flags until deadline.
+ * (2xx), or with err: -status for an error answer, -2 for a response
+ * over max_resp, -1 for anything else. Retries per flags until deadline.
  */
 long dtn_call(const dtn_client *c, const char *method, const char *url, const char *ctype,
               const char *body, size_t len, int flags, size_t max_resp, int64_t deadline,
@@ -72,11 +73,12 @@ int dtn_sandbox_labels(const dtn_client *c, const char *id, const cJSON *labels,
 int dtn_sandbox_delete(const dtn_client *c, const char *id, int64_t deadline, char *err,
                        size_t errlen);
 /*
- * The ids of the sandboxes whose label key has value (GET /sandbox?labels=),
- * only those not starting or started when idle is set; NULL with err.
+ * The sandboxes whose label key has value (GET /sandbox?labels=, every
+ * page): a new array of the list's items (id, state, labels, ...), or NULL
+ * with err.
  */
-cJSON *dtn_sandbox_ids(const dtn_client *c, const char *key, const char *value, int idle,
-                       int64_t deadline, char *err, size_t errlen);
+cJSON *dtn_sandbox_list(const dtn_client *c, const char *key, const char *value, int64_t deadline,
+                        char *err, size_t errlen);
 
 /*
  * POST {tb}/process/execute: command (given to the shell's stdin), killed
@@ -94,5 +96,20 @@ int dtn_background(const dtn_client *c, const char *tb, const char *sid, const c
 /* POST {tb}/files/upload-v2?path=path with the raw bytes. 0, or -1 with err. */
 int dtn_upload(const dtn_client *c, const char *tb, const char *path, const void *data, size_t len,
                int64_t deadline, char *err, size_t errlen);
+/*
+ * GET {tb}/files/download?path=path: the file's bytes appended to out, at
+ * most max of them (counted as they arrive, whatever the sandbox says its
+ * size is). 0; -2 with err when the file is larger than max; -3 when the
+ * toolbox says there is no such file; -1 with err for any other failure.
+ * Retried as idempotent.
+ */
+int dtn_download(const dtn_client *c, const char *tb, const char *path, size_t max,
+                 int64_t deadline, mk_buf *out, char *err, size_t errlen);
+/*
+ * GET {tb}/files?path=dir&depth=depth: the toolbox's FileInfo list (a new
+ * array the caller frees), the answer at most max bytes; NULL with err.
+ */
+cJSON *dtn_files(const dtn_client *c, const char *tb, const char *dir, int depth, size_t max,
+                 int64_t deadline, char *err, size_t errlen);
 
 #endif

@@ -51,7 +51,8 @@ unsigned char *sbx_frame_encode(const cJSON *msg, size_t *len)
 	return f;
 }
 
-unsigned char *sbx_frame_exec(long long id, const char *code, const sbx_limits *L, size_t *len)
+unsigned char *sbx_frame_exec(long long id, const char *code, const sbx_limits *L,
+                              int artifact_data, size_t *len)
 {
 	cJSON *req, *lim;
 	unsigned char *f;
@@ -61,6 +62,8 @@ unsigned char *sbx_frame_exec(long long id, const char *code, const sbx_limits *
 	cJSON_AddNumberToObject(req, "id", (double)id);
 	cJSON_AddStringToObject(req, "code", code);
 	cJSON_AddNumberToObject(req, "cpu_s", (double)L->cpu_s);
+	if (!artifact_data)
+		cJSON_AddFalseToObject(req, "artifact_data");
 	lim = cJSON_AddObjectToObject(req, "limits");
 	cJSON_AddNumberToObject(lim, "table_rows", (double)L->table_rows);
 	cJSON_AddNumberToObject(lim, "table_cols", (double)L->table_cols);

@@ -32,8 +32,13 @@
  */
 unsigned char *sbx_frame_encode(const cJSON *msg, size_t *len);
 
-/* An `exec` request: code and the limits the driver applies (cpu_s and the result's). As above. */
-unsigned char *sbx_frame_exec(long long id, const char *code, const sbx_limits *L, size_t *len);
+/*
+ * An `exec` request: code and the limits the driver applies (cpu_s and the
+ * result's). Without artifact_data the driver names the run's output files
+ * and their sizes but leaves their bytes for the host to fetch. As above.
+ */
+unsigned char *sbx_frame_exec(long long id, const char *code, const sbx_limits *L,
+                              int artifact_data, size_t *len);
 
 /*
  * A `put` request, the data base64-encoded straight into the frame (no

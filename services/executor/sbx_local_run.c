@@ -201,7 +201,7 @@ cJSON *sbx_local_exec(sbx *base, const char *code, long long timeout_ms)
 	}
 	drain_stale(s);
 	id = ++s->next_id;
-	x.req = sbx_frame_exec(id, code, L, &x.req_len);
+	x.req = sbx_frame_exec(id, code, L, 1, &x.req_len);
 	if (!x.req) {
 		res = sbx_result_host("MemoryError", "the code is too large to send to the sandbox",
 		                      &x.out, &x.err, 0, NULL, 0);

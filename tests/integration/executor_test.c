@@ -51,18 +51,19 @@ static mt_daytona dt;
 static char dt_url_env[160];
 #endif
 
-/* The executor's settings (also for a restart). */
-static const char *exec_env[] = {"EXECUTOR_POOL_SIZE=1",
-                                 "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
-                                 "EXECUTOR_SANDBOX_START_TIMEOUT=60s",
-                                 "EXECUTOR_LOG_LEVEL=info",
+/* The backend's settings, in every executor's (none for the local backend). */
 #ifdef EXECUTOR_TEST_DAYTONA
-                                 "EXECUTOR_BACKEND=daytona",
-                                 "DAYTONA_API_KEY=" DT_KEY,
-                                 "DAYTONA_START_TIMEOUT=120s",
-                                 dt_url_env,
+#define BACKEND_ENV                                                                                \
+	"EXECUTOR_BACKEND=daytona", "DAYTONA_API_KEY=" DT_KEY, "DAYTONA_START_TIMEOUT=120s",       \
+	    "DAYTONA_WORKER_LEASE=8s", "DAYTONA_REAP_INTERVAL=1s", dt_url_env,
+#else
+#define BACKEND_ENV
 #endif
-                                 NULL};
+
+/* The executor's settings (also for a restart). */
+static const char *exec_env[] = {"EXECUTOR_POOL_SIZE=1", "EXECUTOR_TIMEOUT=" RUN_TIMEOUT,
+                                 "EXECUTOR_SANDBOX_START_TIMEOUT=60s", "EXECUTOR_LOG_LEVEL=info",
+                                 BACKEND_ENV NULL};
 
 static void up(void)
 {
@@ -94,6 +95,40 @@ static void down(void)
 #ifdef EXECUTOR_TEST_DAYTONA
 static char chats_made[256][80]; /* every chat id made, to end them all at the end */
 static int nchats;
+
+/* The Daytona sandbox the chat's live session holds, from exec.sessions, into id; NULL if none. */
+static const char *sandbox_of(const char *c, char *id, size_t len)
+{
+	PGconn *db = PQconnectdb(mt_dsn());
+	const char *p[1] = {c};
+	PGresult *q =
+	    PQexecParams(db, "SELECT sandbox FROM exec.sessions WHERE chat_id = $1 AND live", 1,
+	                 NULL, p, NULL, NULL, 0);
+	const char *r = NULL;
+
+	if (PQresultStatus(q) == PGRES_TUPLES_OK && PQntuples(q) == 1 && !PQgetisnull(q, 0, 0)) {
+		snprintf(id, len, "%s", PQgetvalue(q, 0, 0));
+		r = id;
+	}
+	PQclear(q);
+	PQfinish(db);
+	return r;
+}
+
+/* Whether the double still has sandbox id (not destroyed). */
+static int sandbox_exists(const char *id)
+{
+	cJSON *l = mt_daytona_sandboxes(&dt), *sb;
+	int found = 0;
+
+	ck_assert_ptr_nonnull(l);
+	cJSON_ArrayForEach(sb, l)
+	{
+		found |= strcmp(mk_json_str(sb, "id"), id) == 0;
+	}
+	cJSON_Delete(l);
+	return found;
+}
 #endif
 
 /* A chat id unique to this run. */
@@ -486,7 +521,8 @@ static void wait_session_end(const char *c, char *reason, size_t len)
 
 START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
 {
-	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_IDLE_TIMEOUT=500ms", NULL};
+	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_IDLE_TIMEOUT=500ms",
+	                     BACKEND_ENV NULL};
 	mt_exec e2;
 	char err[512], msg[256], reason[64];
 	const char *c = chat("idle");
@@ -500,9 +536,24 @@ START_TEST(test_an_idle_session_ends_and_the_next_run_says_why)
 	/* No pool: this chat's sandbox was started cold. */
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(session_of(r), "warm")));
 	cJSON_Delete(r);
+#ifdef EXECUTOR_TEST_DAYTONA
+	char id[64];
+
+	ck_assert_ptr_nonnull(sandbox_of(c, id, sizeof(id)));
+#endif
 	/* Left alone past its 500 ms, the session ends by itself. */
 	wait_session_end(c, reason, sizeof(reason));
 	ck_assert_str_eq(reason, "idle_timeout");
+#ifdef EXECUTOR_TEST_DAYTONA
+	/* ... and its Daytona sandbox is deleted with it. */
+	{
+		int64_t until = mk_mono_ms() + CALL_WAIT_MS;
+
+		while (sandbox_exists(id) && mk_mono_ms() < until)
+			mk_sleep_ms(100);
+		ck_assert_msg(!sandbox_exists(id), "the idle chat's sandbox %s is still there", id);
+	}
+#endif
 	r = mt_exec_run(&e2, alice, c, "x", RUN_WAIT_MS, &e, msg, sizeof(msg));
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(error_type(r), "NameError");
@@ -536,7 +587,7 @@ static void assert_evicted(const char *c)
 
 START_TEST(test_room_for_a_new_chat_comes_from_the_user_holding_the_most)
 {
-	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_MAX_SESSIONS=3", NULL};
+	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_MAX_SESSIONS=3", BACKEND_ENV NULL};
 	const char *b1 = chat("fair-b1"), *a1 = chat("fair-a1"), *a2 = chat("fair-a2");
 	const char *c1 = chat("fair-c1");
 	const char *const order[][2] = {{bob, b1}, {alice, a1}, {alice, a2}};
@@ -636,7 +687,7 @@ static void *bg_run_main(void *arg)
 START_TEST(test_one_user_is_held_to_their_own_sessions_and_runs_at_once)
 {
 	const char *env[] = {"EXECUTOR_POOL_SIZE=0", "EXECUTOR_USER_MAX_SESSIONS=2",
-	                     "EXECUTOR_USER_MAX_RUNS=1", NULL};
+	                     "EXECUTOR_USER_MAX_RUNS=1", BACKEND_ENV NULL};
 	const char *b1 = chat("own-b1"), *s1 = chat("own-s1"), *s2 = chat("own-s2");
 	const char *s3 = chat("own-s3");
 	const char *const order[][2] = {{bob, b1}, {alice, s1}, {alice, s2}, {alice, s3}};
@@ -728,9 +779,15 @@ START_TEST(test_a_chat_stays_on_its_worker_and_a_dead_workers_chats_start_over)
 	r = mt_exec_run(&ex, alice, c, "state", RUN_WAIT_MS, &e, msg, sizeof(msg));
 	ck_assert_msg(r != NULL, "%s", msg);
 	ck_assert_str_ne(mk_json_str(r, "worker_id"), w1);
+#ifdef EXECUTOR_TEST_DAYTONA
+	/* Its Daytona sandbox outlived the worker: taken over, state and all. */
+	ck_assert_str_eq(value_text(r), "'kept'");
+	ck_assert(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
+#else
 	ck_assert_str_eq(error_type(r), "NameError");
 	ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(session_of(r), "reset")));
 	ck_assert_str_eq(mk_json_str(session_of(r), "reason"), "worker_lost");
+#endif
 	cJSON_Delete(r);
 }
 END_TEST

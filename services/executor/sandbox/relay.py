@@ -123,13 +123,16 @@ def serve(d, preload):
     st, ready = read_frame(d2c_r, time.monotonic() + 600, [out, err], lim)
     ready_msg = (st, ready, out[1], err[1])
     path = os.path.join(d, "relay.sock")
+    fresh = f"{path}.{os.getpid()}"
     try:
-        os.unlink(path)
+        os.unlink(fresh)
     except FileNotFoundError:
         pass
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
+    srv.bind(fresh)
     srv.listen(4)
+    # Only a socket that listens takes the name: a client never meets one that refuses.
+    os.rename(fresh, path)
     dead = st != "ok"
 
     def kill():
