@@ -54,7 +54,7 @@ BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/bench/*_ben
 DOUBLE_DIRS := $(patsubst %/,%,$(dir $(wildcard tests/doubles/*/*.c)))
 DOUBLE_BINS := $(sort $(foreach d,$(DOUBLE_DIRS),$(BUILD)/tests/doubles/$(notdir $(d))-double))
 
-.PHONY: all deps run stop test test-build bench lint clean
+.PHONY: all deps run stop test test-build bench deploy-test lint clean
 all: $(BINS)
 
 $(LIBMK): $(COMMON_OBJ)
@@ -210,6 +210,11 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(DOUBLE_BINS) $(BENCH_BINS)
 	@tests/bench/run.sh
+
+# The compose stack in Docker, built and driven end to end (needs root or a
+# Docker daemon; tests/deploy/compose/run.sh).
+deploy-test:
+	@tests/deploy/compose/run.sh
 
 lint:
 	@scripts/lint.sh

@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# dev-setup.sh - prepare deploy/ for `docker compose up` on a developer's
-# machine: copy each deploy/env/*.env.example that has no *.env yet, make a
-# JWT key pair and a BigQuery key placeholder in deploy/secrets/ if missing.
-# Never overwrites an existing file. The values it writes are for a local
-# stack only: production secrets come from your secret store (see README.md).
+# dev-setup.sh [DIR] - prepare the compose stack's settings on a developer's
+# machine: copy each deploy/env/*.env.example that has no DIR/env/*.env yet,
+# make a JWT key pair, the bus key and a BigQuery key placeholder in
+# DIR/secrets/ if missing. DIR is deploy/ by default; with another one, run
+# compose with MARK_CONFIG_DIR=DIR. Never overwrites an existing file. The
+# values it writes are for a local stack only: production secrets come from
+# your secret store (see README.md).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here}
+mkdir -p "$out/env"
+out=$(cd "$out" && pwd)
 
 for ex in "$here"/env/*.env.example; do
-	env=${ex%.example}
+	env=$out/env/$(basename "${ex%.example}")
 	if [ ! -e "$env" ]; then
 		cp "$ex" "$env"
 		chmod 0600 "$env"
-		echo "dev-setup: wrote ${env#"$here"/} (edit it: the passwords are placeholders)"
+		echo "dev-setup: wrote ${env#"$out"/} (edit it: the passwords are placeholders)"
 	fi
 done
 
-secrets=$here/secrets
+secrets=$out/secrets
 mkdir -p "$secrets"
 chmod 0700 "$secrets"
 
