@@ -42,6 +42,7 @@ int exec_worker_beat(mk_db_pool *db, const char *worker_id, char *err, size_t er
 	const char *p[1] = {worker_id};
 	PGconn *c = mk_db_acquire(db, 5000, err, errlen);
 	PGresult *r;
+	int ok;
 
 	if (!c)
 		return -1;
@@ -49,9 +50,10 @@ int exec_worker_beat(mk_db_pool *db, const char *worker_id, char *err, size_t er
 	                    "INSERT INTO workers (worker_id, seen_at) VALUES ($1, now()) "
 	                    "ON CONFLICT (worker_id) DO UPDATE SET seen_at = now()",
 	                    1, p, err, errlen, NULL);
+	ok = r != NULL;
 	PQclear(r);
 	mk_db_release(db, c);
-	return r ? 0 : -1;
+	return ok ? 0 : -1;
 }
 
 /* The first column of sql's rows as a JSON array of strings, or NULL with err. */
