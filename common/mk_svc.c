@@ -87,10 +87,19 @@ void mk_svc_key_setting(const char *service, char *out, size_t outlen)
 	snprintf(out + i, outlen - i, "_BUS_KEY_FILE");
 }
 
+/* Logging at the level the loaded config names (info when it names none). */
+static void log_init(const mk_svc_app *app, const void *cfg)
+{
+	const char *level = *(char *const *)((const char *)cfg + app->log_level_offset);
+	mk_log_level lvl = MK_LOG_INFO;
+
+	if (level)
+		mk_log_level_parse(level, &lvl);
+	mk_log_init(app->name, lvl);
+}
+
 int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 {
-	const char *level;
-	mk_log_level lvl = MK_LOG_INFO;
 	char err[1024] = "";
 	void *ctx = NULL;
 	int rc;
@@ -108,10 +117,7 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 		rc = mk_cfg_main(1, argv, app->name, app->vars, *app->nvars, cfg);
 		if (rc >= 0)
 			return rc;
-		level = *(char **)((char *)cfg + app->log_level_offset);
-		if (level)
-			mk_log_level_parse(level, &lvl);
-		mk_log_init(app->name, lvl);
+		log_init(app, cfg);
 		rc = app->migrate(cfg, err, sizeof(err)) == 0 ? 0 : 1;
 		if (rc)
 			MK_ERROR("SVC-MIGRATE-FAIL", NULL, "%s", err);
@@ -121,10 +127,7 @@ int mk_svc_main(int argc, char **argv, const mk_svc_app *app, void *cfg)
 	rc = mk_cfg_main(argc, argv, app->name, app->vars, *app->nvars, cfg);
 	if (rc >= 0)
 		return rc;
-	level = *(char **)((char *)cfg + app->log_level_offset);
-	if (level)
-		mk_log_level_parse(level, &lvl);
-	mk_log_init(app->name, lvl);
+	log_init(app, cfg);
 	mk_cfg_log(app->vars, *app->nvars, cfg);
 	mk_svc_block_signals();
 	if (app->start(cfg, &ctx, err, sizeof(err)) != 0) {

@@ -32,6 +32,7 @@
 #include "mk_json.h"
 #include "mk_time.h"
 #include "sbx_daytona_int.h"
+#include "sbx_result.h"
 #include "sbx_frame.h"
 
 #define LIST_MAX   1000                             /* files listed, as the driver's list */
@@ -58,13 +59,8 @@ int dtn_put(sbx *base, const char *path, const void *data, size_t len, char *err
 	char *abs;
 	int rc;
 
-	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
+	if (sbx_put_request_ok(path, len, s->dead, err, errlen) != 0)
 		return -1;
-	if (len > sbx_frame_put_max(path)) {
-		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
-		        len);
-		return -1;
-	}
 	if (!(abs = ws_path(path, err, errlen)))
 		return -1;
 	/* upload-v2 makes the parent directories and replaces a file that is there. */
@@ -230,17 +226,6 @@ fail:
 
 /* ---- artifacts -------------------------------------------------------------------- */
 
-/* Mark an artifact skipped for why; its size only when known here (bytes >= 0). */
-static void skip(cJSON *f, long long bytes, const char *why)
-{
-	cJSON_DeleteItemFromObjectCaseSensitive(f, "data_b64");
-	cJSON_DeleteItemFromObjectCaseSensitive(f, "bytes");
-	cJSON_DeleteItemFromObjectCaseSensitive(f, "skipped");
-	if (bytes >= 0)
-		cJSON_AddNumberToObject(f, "bytes", (double)bytes);
-	cJSON_AddStringToObject(f, "skipped", why);
-}
-
 void dtn_fetch_artifacts(dtn_box *s, cJSON *res, int64_t deadline)
 {
 	const sbx_limits *L = &s->b->lim;
@@ -263,15 +248,15 @@ void dtn_fetch_artifacts(dtn_box *s, cJSON *res, int64_t deadline)
 		if (++count > L->max_items)
 			break; /* dropped by the hold, not worth fetching */
 		if (!sbx_path_ok(path) || strncmp(path, "output/", 7) != 0) {
-			skip(f, -1, "not a file of the workspace's output");
+			sbx_result_skip(f, -1, "not a file of the workspace's output");
 			continue;
 		}
 		if (mk_mono_ms() >= deadline) {
-			skip(f, -1, "not fetched in time");
+			sbx_result_skip(f, -1, "not fetched in time");
 			continue;
 		}
 		if (!(abs = ws_path(path, why, sizeof(why)))) {
-			skip(f, -1, why);
+			sbx_result_skip(f, -1, why);
 			continue;
 		}
 		mk_buf_init(&b, 0);
@@ -280,17 +265,17 @@ void dtn_fetch_artifacts(dtn_box *s, cJSON *res, int64_t deadline)
 		free(abs);
 		if (rc == -2) {
 			snprintf(msg, sizeof(msg), "larger than %lld bytes", L->artifact_bytes);
-			skip(f, -1, msg);
+			sbx_result_skip(f, -1, msg);
 		} else if (rc != 0) {
 			snprintf(msg, sizeof(msg), "unreadable: %s",
 			         rc == -3 ? "no such file" : why);
-			skip(f, -1, msg);
+			sbx_result_skip(f, -1, msg);
 		} else if (total + (long long)b.len > L->artifacts_total) {
 			snprintf(msg, sizeof(msg), "over the %lld-byte total of one run",
 			         L->artifacts_total);
-			skip(f, (long long)b.len, msg);
+			sbx_result_skip(f, (long long)b.len, msg);
 		} else if (!(b64 = mk_b64_encode(b.data ? b.data : "", b.len))) {
-			skip(f, (long long)b.len, "out of memory");
+			sbx_result_skip(f, (long long)b.len, "out of memory");
 		} else {
 			total += (long long)b.len;
 			cJSON_DeleteItemFromObjectCaseSensitive(f, "bytes");

@@ -413,6 +413,18 @@ int sbx_file_request_ok(const char *path, int dead, char *err, size_t errlen)
 	return 0;
 }
 
+int sbx_put_request_ok(const char *path, size_t len, int dead, char *err, size_t errlen)
+{
+	if (sbx_file_request_ok(path, dead, err, errlen) != 0)
+		return -1;
+	if (len > sbx_frame_put_max(path)) {
+		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
+		        len);
+		return -1;
+	}
+	return 0;
+}
+
 int sbx_frame_file(const cJSON *reply, const char *path, size_t room, mk_buf *out, char *err,
                    size_t errlen)
 {

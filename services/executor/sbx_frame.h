@@ -100,6 +100,8 @@ ssize_t sbx_write_nosigpipe(int fd, const void *p, size_t n);
 int sbx_path_ok(const char *path);
 /* A path to ask a sandbox for (sbx_path_ok), of a sandbox not dead: 0, or -1 with err. */
 int sbx_file_request_ok(const char *path, int dead, char *err, size_t errlen);
+/* A file of len bytes to put there: sbx_file_request_ok, and at most sbx_frame_put_max. */
+int sbx_put_request_ok(const char *path, size_t len, int dead, char *err, size_t errlen);
 
 /*
  * Append the file of a `file` reply to out, when it is well formed and at

@@ -377,13 +377,8 @@ int sbx_local_put(sbx *base, const char *path, const void *data, size_t len, cha
 	long long id;
 	size_t n;
 
-	if (sbx_file_request_ok(path, s->dead, err, errlen) != 0)
+	if (sbx_put_request_ok(path, len, s->dead, err, errlen) != 0)
 		return -1;
-	if (len > sbx_frame_put_max(path)) {
-		mk_errf(err, errlen, "file '%s' is too large for the sandbox (%zu bytes)", path,
-		        len);
-		return -1;
-	}
 	id = ++s->next_id;
 	f = sbx_frame_put(id, path, data, len, &n);
 	if (!f) {

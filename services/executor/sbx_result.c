@@ -271,8 +271,7 @@ static long long b64_bytes(const cJSON *item)
 	return (long long)mk_b64_decoded_len(d, len);
 }
 
-/* Drop item's data with the reason; its size stays. */
-static void skip_data(cJSON *item, long long bytes, const char *why)
+void sbx_result_skip(cJSON *item, long long bytes, const char *why)
 {
 	cJSON_DeleteItemFromObjectCaseSensitive(item, "data_b64");
 	cJSON_DeleteItemFromObjectCaseSensitive(item, "bytes");
@@ -296,10 +295,10 @@ static void hold_images(cJSON *r, const sbx_limits *L, cJSON *notes)
 		cJSON_DeleteItemFromObjectCaseSensitive(im, "format");
 		cJSON_AddStringToObject(im, "format", "png");
 		if (n < 0) {
-			skip_data(im, -1, "not base64");
+			sbx_result_skip(im, -1, "not base64");
 		} else if (n > L->image_bytes) {
 			snprintf(why, sizeof(why), "larger than %lld bytes", L->image_bytes);
-			skip_data(im, n, why);
+			sbx_result_skip(im, n, why);
 			note(notes, "an image of %lld bytes is over the limit of %lld", n,
 			     L->image_bytes);
 		} else {
@@ -335,16 +334,16 @@ static void hold_artifacts(cJSON *r, const sbx_limits *L, cJSON *notes)
 				hold_text(f, "skipped", 200, notes, "an artifact's reason");
 				continue; /* skipped by the driver already */
 			}
-			skip_data(f, said, "not base64");
+			sbx_result_skip(f, said, "not base64");
 		} else if (n > L->artifact_bytes) {
 			snprintf(why, sizeof(why), "larger than %lld bytes", L->artifact_bytes);
-			skip_data(f, n, why);
+			sbx_result_skip(f, n, why);
 			note(notes, "%s: %lld bytes is over the limit of %lld",
 			     mk_json_str(f, "path"), n, L->artifact_bytes);
 		} else if (total + n > L->artifacts_total) {
 			snprintf(why, sizeof(why), "over the %lld-byte total of one run",
 			         L->artifacts_total);
-			skip_data(f, n, why);
+			sbx_result_skip(f, n, why);
 			note(notes, "%s: over the %lld-byte total of a run's files",
 			     mk_json_str(f, "path"), L->artifacts_total);
 		} else {

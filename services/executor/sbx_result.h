@@ -27,6 +27,11 @@ size_t sbx_result_frame_max(const sbx_limits *L);
 
 /* Hold r (a result object from a sandbox) to L in place; adds `notes` when anything was cut. */
 void sbx_result_enforce(cJSON *r, const sbx_limits *L);
+/*
+ * Mark an image or artifact skipped for why: its data goes, and its size
+ * is bytes when known (>= 0), else none.
+ */
+void sbx_result_skip(cJSON *item, long long bytes, const char *why);
 
 /*
  * Complete r (an enforced result, or one sbx_result_host began) with the

@@ -496,25 +496,28 @@ START_TEST(an_execution_past_its_cpu_seconds_gets_cpu_time)
 }
 END_TEST
 
+/* Forks until refused; prints whether it stayed under 64 and the errno that stopped it. */
+static const char fork_until_refused[] = "import os, time\n"
+                                         "pids, err = [], None\n"
+                                         "for i in range(500):\n"
+                                         "    try:\n"
+                                         "        pid = os.fork()\n"
+                                         "    except OSError as e:\n"
+                                         "        err = e.errno\n"
+                                         "        break\n"
+                                         "    if pid == 0:\n"
+                                         "        time.sleep(30)\n"
+                                         "        os._exit(0)\n"
+                                         "    pids.append(pid)\n"
+                                         "for p in pids:\n"
+                                         "    os.kill(p, 9)\n"
+                                         "    os.waitpid(p, 0)\n"
+                                         "print(len(pids) < 64, err)\n";
+
 START_TEST(forking_stops_at_the_process_limit)
 {
 	sbx *s = box(B);
-	char *out = run_ok(s, "import os, time\n"
-	                      "pids, err = [], None\n"
-	                      "for i in range(500):\n"
-	                      "    try:\n"
-	                      "        pid = os.fork()\n"
-	                      "    except OSError as e:\n"
-	                      "        err = e.errno\n"
-	                      "        break\n"
-	                      "    if pid == 0:\n"
-	                      "        time.sleep(30)\n"
-	                      "        os._exit(0)\n"
-	                      "    pids.append(pid)\n"
-	                      "for p in pids:\n"
-	                      "    os.kill(p, 9)\n"
-	                      "    os.waitpid(p, 0)\n"
-	                      "print(len(pids) < 64, err)\n");
+	char *out = run_ok(s, fork_until_refused);
 
 	ck_assert_str_eq(out, "True 11\n"); /* EAGAIN */
 	free(out);
@@ -1056,24 +1059,6 @@ START_TEST(groups_a_killed_executor_left_behind_are_removed)
 	sbx_backend_free(b);
 }
 END_TEST
-
-/* Forks until refused; prints whether it stayed under 64 and the errno that stopped it. */
-static const char fork_until_refused[] = "import os, time\n"
-                                         "pids, err = [], None\n"
-                                         "for i in range(500):\n"
-                                         "    try:\n"
-                                         "        pid = os.fork()\n"
-                                         "    except OSError as e:\n"
-                                         "        err = e.errno\n"
-                                         "        break\n"
-                                         "    if pid == 0:\n"
-                                         "        time.sleep(30)\n"
-                                         "        os._exit(0)\n"
-                                         "    pids.append(pid)\n"
-                                         "for p in pids:\n"
-                                         "    os.kill(p, 9)\n"
-                                         "    os.waitpid(p, 0)\n"
-                                         "print(len(pids) < 64, err)\n";
 
 #define NOBODY   65534
 #define SLEEPERS 80 /* more processes of the executor's uid than a sandbox may have */
