@@ -87,14 +87,19 @@ void mk_svc_key_setting(const char *service, char *out, size_t outlen)
 	snprintf(out + i, outlen - i, "_BUS_KEY_FILE");
 }
 
-/* Logging at the level the loaded config names (info when it names none). */
+/* Logging at the level and in the format the loaded config names (info, text by default). */
 static void log_init(const mk_svc_app *app, const void *cfg)
 {
-	const char *level = *(char *const *)((const char *)cfg + app->log_level_offset);
+	const char *level = *(char *const *)((const char *)cfg + app->log_level_offset),
+	           *format = *(char *const *)((const char *)cfg + app->log_format_offset);
 	mk_log_level lvl = MK_LOG_INFO;
+	mk_log_format fmt = MK_LOG_TEXT;
 
 	if (level)
 		mk_log_level_parse(level, &lvl);
+	if (format)
+		mk_log_format_parse(format, &fmt);
+	mk_log_set_format(fmt);
 	mk_log_init(app->name, lvl);
 }
 

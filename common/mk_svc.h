@@ -20,6 +20,7 @@
 
 typedef struct {
 	char *log_level;
+	char *log_format;
 	char *listen;
 	long long workers;
 	long long max_msg;
@@ -44,6 +45,16 @@ typedef struct {
 	 "debug|info|warn|error",                                                                  \
 	 "lowest log level written",                                                               \
 	 offsetof(T, F.log_level)},                                                                \
+	    {P "_LOG_FORMAT",                                                                      \
+	     MK_CFG_ENUM,                                                                          \
+	     "text",                                                                               \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     "text|json",                                                                          \
+	     MK_SVC_LOG_FORMAT_HELP,                                                               \
+	     offsetof(T, F.log_format)},                                                           \
 	    {P "_LISTEN",                                                                          \
 	     MK_CFG_STR,                                                                           \
 	     LISTEN,                                                                               \
@@ -118,6 +129,11 @@ typedef struct {
 		P "_BUS_KEY_FILE", MK_CFG_STR, NULL, 0, 4096, 0, 0, NULL, MK_SVC_BUS_KEY_HELP,     \
 		    offsetof(T, F.bus_key_file)                                                    \
 	}
+
+/* The log format setting's line in the README (the gateway's table shares it). */
+#define MK_SVC_LOG_FORMAT_HELP                                                                     \
+	"log lines as text, or one JSON object per line (ts, level, service, event, rid, msg) "    \
+	"for log pipelines"
 
 /* The bus key setting's line in the README (the gateway's table shares it). */
 #define MK_SVC_BUS_KEY_HELP                                                                        \
@@ -210,10 +226,11 @@ void mk_svc_stop(mk_svc *svc);
 typedef struct {
 	const char *name;
 	const mk_cfg_var *vars;
-	const size_t *nvars;     /* a pointer: the count is defined beside the table */
-	size_t log_level_offset; /* offsetof(config, char *log_level field) */
-	size_t listen_offset;    /* offsetof(config, char *listen) for --ping; 0: none */
-	size_t bus_key_offset;   /* offsetof(config, char *bus_key_file) for --ping */
+	const size_t *nvars;      /* a pointer: the count is defined beside the table */
+	size_t log_level_offset;  /* offsetof(config, char *log_level field) */
+	size_t log_format_offset; /* offsetof(config, char *log_format field) */
+	size_t listen_offset;     /* offsetof(config, char *listen) for --ping; 0: none */
+	size_t bus_key_offset;    /* offsetof(config, char *bus_key_file) for --ping */
 	/* Start everything; *ctx is handed to stop. Returns 0 or -1 with err. */
 	int (*start)(const void *cfg, void **ctx, char *err, size_t errlen);
 	/* Stop within the configured grace and free ctx; ctx may be half-built or NULL. */

@@ -107,6 +107,7 @@ const mk_svc_app auth_app = {
     .vars = auth_config_vars,
     .nvars = &auth_config_nvars,
     .log_level_offset = offsetof(auth_config, svc.log_level),
+    .log_format_offset = offsetof(auth_config, svc.log_format),
     .listen_offset = offsetof(auth_config, svc.listen),
     .bus_key_offset = offsetof(auth_config, svc.bus_key_file),
     .start = start,

@@ -250,6 +250,7 @@ const mk_svc_app executor_app = {
     .vars = executor_config_vars,
     .nvars = &executor_config_nvars,
     .log_level_offset = offsetof(executor_config, svc.log_level),
+    .log_format_offset = offsetof(executor_config, svc.log_format),
     .listen_offset = offsetof(executor_config, svc.listen),
     .bus_key_offset = offsetof(executor_config, svc.bus_key_file),
     .start = start,

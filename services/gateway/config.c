@@ -11,6 +11,8 @@
 const mk_cfg_var gateway_config_vars[] = {
     {"GATEWAY_LOG_LEVEL", MK_CFG_ENUM, "info", 0, 0, 0, 0, "debug|info|warn|error",
      "lowest log level written", G(log_level)},
+    {"GATEWAY_LOG_FORMAT", MK_CFG_ENUM, "text", 0, 0, 0, 0, "text|json", MK_SVC_LOG_FORMAT_HELP,
+     G(log_format)},
     {"GATEWAY_LISTEN", MK_CFG_STR, "127.0.0.1:8080", 1, 256, 0, 0, NULL,
      "HTTP address (host:port; port 0 picks a free one)", G(listen)},
     {"GATEWAY_THREADS", MK_CFG_INT, "64", 2, 4096, 0, 0, NULL,

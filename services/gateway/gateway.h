@@ -24,6 +24,7 @@
 
 typedef struct {
 	char *log_level;
+	char *log_format;
 	char *listen;
 	long long threads;
 	long long max_body;

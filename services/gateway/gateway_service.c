@@ -60,6 +60,7 @@ const mk_svc_app gateway_app = {
     .vars = gateway_config_vars,
     .nvars = &gateway_config_nvars,
     .log_level_offset = offsetof(gateway_config, log_level),
+    .log_format_offset = offsetof(gateway_config, log_format),
     .start = start,
     .stop = stop,
 };

@@ -174,6 +174,7 @@ const mk_svc_app llm_app = {
     .vars = llm_config_vars,
     .nvars = &llm_config_nvars,
     .log_level_offset = offsetof(llm_config, svc.log_level),
+    .log_format_offset = offsetof(llm_config, svc.log_format),
     .listen_offset = offsetof(llm_config, svc.listen),
     .bus_key_offset = offsetof(llm_config, svc.bus_key_file),
     .start = start,

@@ -170,6 +170,7 @@ const mk_svc_app metadata_app = {
     .vars = metadata_config_vars,
     .nvars = &metadata_config_nvars,
     .log_level_offset = offsetof(metadata_config, svc.log_level),
+    .log_format_offset = offsetof(metadata_config, svc.log_format),
     .listen_offset = offsetof(metadata_config, svc.listen),
     .bus_key_offset = offsetof(metadata_config, svc.bus_key_file),
     .start = start,

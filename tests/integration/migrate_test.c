@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "mt.h"
 #include "mt_check.h"
 
@@ -99,6 +101,33 @@ START_TEST(test_each_backend_migrates_its_own_schema_once_and_exits)
 }
 END_TEST
 
+/* <P>_LOG_FORMAT=json: every line the process writes is a JSON object naming its event. */
+START_TEST(test_with_log_format_json_every_line_is_a_json_event)
+{
+	char bin[] = "mark-metadata", env_db[700], *out, *line, *save = NULL;
+	const char *argv[] = {"--migrate", NULL};
+	const char *env[] = {env_db, "METADATA_LOG_FORMAT=json", NULL};
+	int lines = 0, migrated = 0;
+
+	snprintf(env_db, sizeof(env_db), "METADATA_DATABASE_URL=%s", dsn);
+	ck_assert_int_eq(mt_run(bin, argv, env, &out), 0);
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		cJSON *o = cJSON_Parse(line);
+
+		ck_assert_msg(o != NULL, "not JSON: %s", line);
+		ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(o, "service")),
+		                 "metadata");
+		migrated += strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(o, "event")),
+		                   "SVC-MIGRATED") == 0;
+		cJSON_Delete(o);
+		lines++;
+	}
+	ck_assert_int_ge(lines, 1);
+	ck_assert_int_eq(migrated, 1);
+	free(out);
+}
+END_TEST
+
 START_TEST(test_an_unreachable_database_fails_clearly_after_the_wait)
 {
 	char url[128], *out;
@@ -119,6 +148,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 180);
 	tcase_add_test(tc, test_each_backend_migrates_its_own_schema_once_and_exits);
 	tcase_add_test(tc, test_an_unreachable_database_fails_clearly_after_the_wait);
+	tcase_add_test(tc, test_with_log_format_json_every_line_is_a_json_event);
 	suite_add_tcase(s, tc);
 	return s;
 }
