@@ -120,7 +120,7 @@ void gw_reply_empty(gw_req *r, int status);
  */
 void gw_forward(gw_req *r, int svc, mk_op op, const cJSON *body, int ok_status);
 
-/* ---- gateway_auth.c */
+/* ---- gateway_bearer.c */
 
 /* Verify the request's Bearer token into r->caller; on failure answer 401 and return -1. */
 int gw_auth_guard(gw_req *r);
@@ -130,6 +130,8 @@ void gw_auth_keys_free(gateway *gw);
 /* The verified-token cache (GATEWAY_TOKEN_CACHE entries; 0: none). */
 int gw_token_cache_new(gateway *gw);
 void gw_token_cache_free(gateway *gw);
+
+/* ---- gateway_auth.c */
 void gw_auth_signup(gw_req *r);
 void gw_auth_signin(gw_req *r);
 void gw_auth_refresh(gw_req *r);
@@ -144,6 +146,10 @@ void gw_chats_update(gw_req *r);
 void gw_chats_delete(gw_req *r);
 void gw_chats_messages(gw_req *r);
 
+/* ---- gateway_form.c */
+
+/* The value of a hex digit (either case), or -1. */
+int gw_hexval(int ch);
 /*
  * The value of `name` in an application/x-www-form-urlencoded body, decoded
  * into out. Returns 1 found, 0 absent, -1 malformed (bad escape, repeated
@@ -152,6 +158,28 @@ void gw_chats_messages(gw_req *r);
 int gw_form_get(const char *body, size_t len, const char *name, char *out, size_t outlen);
 /* Is the request's Content-Type `type` (ignoring parameters and case)? */
 int gw_content_type_is(const gw_req *r, const char *type);
+
+/* ---- gateway_multipart.c */
+
+/* One part of a multipart/form-data body; data points into the body. */
+typedef struct {
+	char name[64];
+	char filename[1024];
+	int has_filename;
+	const char *data;
+	size_t len;
+} gw_form_part;
+
+/* The boundary parameter of a multipart Content-Type (quoted or not, 1-70 characters): 0, or -1. */
+int gw_multipart_boundary(const char *ct, char *out, size_t outlen);
+/*
+ * Split a multipart/form-data body into its parts (at most max). Returns
+ * the number of parts, or -1 with why in err.
+ */
+int gw_multipart_parse(const char *body, size_t len, const char *boundary, gw_form_part *parts,
+                       int max, char *err, size_t errlen);
+/* The last part of a client's file path (some browsers send the whole path). */
+const char *gw_multipart_base_name(const char *s);
 
 /*
  * Answer with raw bytes (borrowed) of Content-Type ctype, with
