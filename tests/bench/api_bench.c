@@ -4,7 +4,11 @@
  * with the same cases and data as the FastAPI reference
  * (../shared/bench/fastapi-ref: 1 user, 20 chats, 50 messages in the newest
  * chat): health checks, authenticated reads of chats and messages, and
- * sign-ins. Prints its figures; it asserts nothing about speed.
+ * sign-ins. Then the machine's own limits in the same run, beside what Mark
+ * gets: a bare civetweb hello-world (the ceiling of /healthz), the
+ * database's select-only rate (pgbench -S, the ceiling of authenticated
+ * reads), and a bare HTTP sink (the ceiling of uploads). Prints its
+ * figures; it asserts nothing about speed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <civetweb.h>
 #include <libpq-fe.h>
 #include <sodium.h>
 
@@ -279,6 +284,146 @@ static void compare(const target *m, const target *r)
 	       " each case.)\n");
 }
 
+/* ---- the machine's limits ---------------------------------------------------- */
+
+static int hello(struct mg_connection *conn, void *ud)
+{
+	(void)ud;
+	mg_printf(conn,
+	          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok");
+	return 200;
+}
+
+/* Read the whole body and throw it away: what an upload costs with no work at all. */
+static int sink(struct mg_connection *conn, void *ud)
+{
+	char buf[65536];
+
+	(void)ud;
+	while (mg_read(conn, buf, sizeof(buf)) > 0)
+		;
+	mg_printf(conn, "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+	                "Content-Length: 2\r\n\r\n{}");
+	return 201;
+}
+
+/* A bare civetweb with the gateway's options (64 threads, keep-alive); its port, or 0. */
+static struct mg_context *bare_start(int *port)
+{
+	const char *opts[] = {"listening_ports",
+	                      "127.0.0.1:0",
+	                      "num_threads",
+	                      "64",
+	                      "enable_keep_alive",
+	                      "yes",
+	                      "keep_alive_timeout_ms",
+	                      "30000",
+	                      "tcp_nodelay",
+	                      "1",
+	                      "listen_backlog",
+	                      "1024",
+	                      NULL};
+	struct mg_callbacks cb;
+	struct mg_server_port ports[2];
+	struct mg_context *ctx;
+
+	memset(&cb, 0, sizeof(cb));
+	ctx = mg_start(&cb, NULL, opts);
+	if (!ctx)
+		return NULL;
+	mg_set_request_handler(ctx, "/hello", hello, NULL);
+	mg_set_request_handler(ctx, "/sink", sink, NULL);
+	*port = mg_get_server_ports(ctx, 2, ports) > 0 ? ports[0].port : 0;
+	return ctx;
+}
+
+/* pgbench -S (select-only, the standard read) with conns clients; its tps, or 0. */
+static double pgbench_select(int conns, int secs)
+{
+	char dsn[600], cmd[1400], line[512], err[256];
+	double tps = 0;
+	FILE *f;
+
+	mt_sql(mt_dsn(), "DROP DATABASE IF EXISTS mark_pgbench", err, sizeof(err));
+	if (mt_sql(mt_dsn(), "CREATE DATABASE mark_pgbench", err, sizeof(err)) != 0)
+		return 0;
+	{
+		const char *u = strstr(mt_dsn(), "://");
+		char who[128];
+
+		snprintf(who, sizeof(who), "%.*s", (int)strcspn(u + 3, ":@"), u + 3);
+		mt_dsn_for(who, "mark_pgbench", dsn, sizeof(dsn));
+	}
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "PATH=/usr/lib/postgresql/15/bin:$PATH; pgbench -q -i -s 10 '%s' >/dev/null 2>&1 && "
+	    "pgbench -n -S -M prepared -c %d -j 2 -T %d '%s' 2>&1",
+	    dsn, conns, secs, dsn);
+	f = popen(cmd, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, "tps = ", 6) == 0)
+			tps = atof(line + 6);
+	if (f)
+		pclose(f);
+	mt_sql(mt_dsn(), "DROP DATABASE IF EXISTS mark_pgbench", err, sizeof(err));
+	return tps;
+}
+
+static void ratio_line(const char *what, double mark, double limit, const char *unit, double goal)
+{
+	printf("%-44s %10.0f %10.0f %-6s %6.2f  (target >= %.2f%s)\n", what, mark, limit, unit,
+	       limit > 0 ? mark / limit : 0, goal,
+	       limit > 0 && mark / limit >= goal ? ", met" : ", not met");
+}
+
+/*
+ * Mark beside what this machine allows, in the same run: /healthz against
+ * a bare civetweb hello-world, authenticated reads against pgbench -S,
+ * uploads against a bare HTTP sink (MB/s of multipart bodies of
+ * MARK_BENCH_UPLOAD_MB, default 4).
+ */
+static void bench_limits(const target *mark, const char *token, int secs)
+{
+	char url[256], mb_env[32];
+	int port = 0,
+	    mb = getenv("MARK_BENCH_UPLOAD_MB") ? atoi(getenv("MARK_BENCH_UPLOAD_MB")) : 4;
+	struct mg_context *bare = bare_start(&port);
+	wrk_result hz, hb, rd, up, sk;
+	double tps;
+
+	if (!bare || !port) {
+		printf("== limits: cannot start a bare civetweb\n");
+		return;
+	}
+	printf(
+	    "== limits: Mark beside this machine's ceilings (same run, same load, wrk -t2, %d s)\n",
+	    secs);
+	snprintf(mb_env, sizeof(mb_env), "%d", mb > 0 ? mb : 4);
+	setenv("MARK_UPLOAD_MB", mb_env, 1);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/hello", port);
+	wrk_run(url, 200, 2, NULL, NULL);
+	hb = wrk_run(url, 200, secs, NULL, NULL);
+	snprintf(url, sizeof(url), "%s/healthz", mark->base);
+	hz = wrk_run(url, 200, secs, NULL, NULL);
+	snprintf(url, sizeof(url), "%s/api/v1/chats", mark->base);
+	rd = wrk_run(url, 50, secs, "tests/bench/bearer.lua", token);
+	snprintf(url, sizeof(url), "%s/api/v1/files", mark->base);
+	up = wrk_run(url, 2, secs, "tests/bench/upload.lua", token);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/sink", port);
+	sk = wrk_run(url, 2, secs, "tests/bench/upload.lua", token);
+	mg_stop(bare);
+	tps = pgbench_select(50, secs);
+	printf("%-44s %10s %10s %-6s %6s\n", "", "Mark", "ceiling", "unit", "ratio");
+	ratio_line("GET /healthz vs bare civetweb hello (c=200)", hz.rps, hb.rps, "req/s", 0.7);
+	ratio_line("GET /api/v1/chats vs pgbench -S (c=50)", rd.rps, tps, "req/s", 0.5);
+	ratio_line("POST /api/v1/files vs bare HTTP sink (c=2)", up.rps * mb, sk.rps * mb, "MB/s",
+	           0.5);
+	printf("(p99: /healthz %.2f ms, bare %.2f ms; reads %.2f ms; uploads %.1f ms, sink %.1f ms;"
+	       " errors %ld %ld %ld %ld %ld)\n",
+	       hz.p99_ms, hb.p99_ms, rd.p99_ms, up.p99_ms, sk.p99_ms, hz.errors, hb.errors,
+	       rd.errors, up.errors, sk.errors);
+}
+
 /* The reference's seed, written into Mark's tables: 20 chats a minute
  * apart, 50 messages in the newest. Returns the newest chat's id. */
 static void seed(const char *user_id, char chat_id[37])
@@ -365,6 +510,7 @@ int main(void)
 		mark.pids[mark.npids++] = st.p[MT_AUTH].pid;
 		mark.pids[mark.npids++] = st.p[MT_LLM].pid;
 		run_cases("Mark", &mark, secs);
+		bench_limits(&mark, token, secs);
 		if (mt_stack_stop(&st) != 0)
 			return 1;
 		if (refdir && *refdir &&
