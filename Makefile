@@ -82,6 +82,7 @@ $(EMBED): tools/mk_embed.c
 # Extra generated objects of a service's library.
 executor_EXTRA_OBJ := $(OBJ)/gen/executor_driver.o $(OBJ)/gen/executor_relay.o
 llm_EXTRA_OBJ := $(OBJ)/gen/llm_prompt_system.o
+gateway_EXTRA_OBJ := $(OBJ)/gen/gateway_openapi.o
 
 define service_rules
 $(1)_SRC := $$(filter-out services/$(1)/main.c,$$(wildcard services/$(1)/*.c))
@@ -149,9 +150,27 @@ $(OBJ)/gen/llm_prompt_%.o: $(BUILD)/gen/llm_prompt_%.c
 	$(say) CC $@
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# The gateway carries its OpenAPI description (GET /openapi.json): docs/openapi.yaml
+# stays the one source and becomes JSON here, so the gateway parses no YAML
+# and a description that does not parse fails the build. python3-yaml: make deps.
+$(BUILD)/gen/openapi.json: docs/openapi.yaml scripts/openapi_json.py
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)scripts/openapi_json.py $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/gateway_openapi.c: $(BUILD)/gen/openapi.json $(EMBED)
+	@mkdir -p $(@D)
+	$(say) GEN $@
+	$(Q)$(EMBED) --blob gateway_openapi_json $< > $@.tmp && mv $@.tmp $@
+
+$(OBJ)/gen/gateway_openapi.o: $(BUILD)/gen/gateway_openapi.c
+	@mkdir -p $(@D)
+	$(say) CC $@
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 # Generated sources are kept (not removed as intermediates), so a second make rebuilds nothing.
 .SECONDARY: $(BUILD)/gen/llm_prompt_system.c $(BUILD)/gen/executor_driver.c \
-	$(BUILD)/gen/executor_relay.c
+	$(BUILD)/gen/executor_relay.c $(BUILD)/gen/openapi.json $(BUILD)/gen/gateway_openapi.c
 
 # The generated migration tables must exist before any service object
 # that includes them is compiled.

@@ -9,7 +9,7 @@ pkgs=(
 	libssl-dev check libsodium-dev
 	postgresql-15 postgresql-client-15
 	bubblewrap
-	python3 python3-pandas python3-numpy python3-plotly python3-matplotlib python3-openpyxl
+	python3 python3-yaml python3-pandas python3-numpy python3-plotly python3-matplotlib python3-openpyxl
 	nodejs curl ca-certificates openssl wrk procps util-linux iproute2
 )
 

@@ -13,6 +13,7 @@
 #define GATEWAY_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <civetweb.h>
 
@@ -97,6 +98,18 @@ typedef struct {
 
 extern const gw_route gw_routes[];
 extern const size_t gw_nroutes;
+
+/*
+ * Print the route table to out, one "METHOD PATTERN" line per route in
+ * table order ({} stands for one path segment): `mark-gateway --routes`,
+ * which tests compare with docs/openapi.yaml. Returns 0, or -1 when
+ * writing failed.
+ */
+int gw_routes_print(FILE *out);
+
+/* docs/openapi.yaml as JSON (NUL-terminated), embedded at build time. */
+extern const char gateway_openapi_json[];
+extern const size_t gateway_openapi_json_len;
 extern const char *const gw_service_names[GW_NSERVICES];
 
 /* Start/stop the HTTP server (gateway_http.c). */

@@ -1,7 +1,8 @@
 /*
  * gateway_routes.c - the gateway's route table and the handlers that are
- * the gateway's own (health and readiness). Routes owned by a service
- * forward to it with gw_forward.
+ * the gateway's own (health, readiness, the OpenAPI description). Routes
+ * owned by a service forward to it with gw_forward. docs/openapi.yaml
+ * describes exactly these routes (tests/integration/openapi_test.c).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +20,16 @@ static void healthz(gw_req *r)
 	cJSON_AddStringToObject(o, "status", "ok");
 	gw_reply_json(r, 200, o, NULL);
 	cJSON_Delete(o);
+}
+
+/*
+ * The description is built into the binary, so it changes only with the
+ * binary: a client may keep it an hour.
+ */
+static void openapi(gw_req *r)
+{
+	gw_reply_bytes(r, 200, "application/json", gateway_openapi_json, gateway_openapi_json_len,
+	               "public, max-age=3600", NULL);
 }
 
 typedef struct {
@@ -127,6 +138,7 @@ static void readyz(gw_req *r)
 const gw_route gw_routes[] = {
     {"GET", "/healthz", healthz, 0},
     {"GET", "/readyz", readyz, 0},
+    {"GET", "/openapi.json", openapi, 0},
     {"POST", "/auth/signup", gw_auth_signup, GW_R_JSON},
     {"POST", "/auth/signin", gw_auth_signin, GW_R_BODY},
     {"POST", "/auth/refresh", gw_auth_refresh, GW_R_BODY},
@@ -154,3 +166,13 @@ const gw_route gw_routes[] = {
     {"POST", "/api/v1/datasources/{}/sync", gw_datasources_sync, GW_R_AUTH},
 };
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);
+
+int gw_routes_print(FILE *out)
+{
+	size_t i;
+
+	for (i = 0; i < gw_nroutes; i++)
+		if (fprintf(out, "%s %s\n", gw_routes[i].method, gw_routes[i].pattern) < 0)
+			return -1;
+	return fflush(out) == 0 ? 0 : -1;
+}
