@@ -6,13 +6,18 @@
  * starts and preloads pandas for it) and warm (a ready sandbox is taken from
  * the pool), and in a live session; then executions per second with 1, 2
  * and 4 worker processes, each with two callers per worker on chats of
- * their own. Prints its figures; it asserts nothing about speed.
+ * their own. Beside them, the physical limit measured in the same run: a
+ * round trip of print(1) through a pipe to a live Python (no sandbox, no
+ * executor), and the ratios the targets are set on. Prints its figures; it
+ * asserts nothing about speed.
  *
  * Environment read: MARK_BENCH_SECONDS (length of each load run, default
  * 10), MARK_BENCH_EXEC_SAMPLES (latency samples per case, default 20), and
  * mt.h's.
  */
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +157,51 @@ static void first_runs(mt_exec *e, const char *code, int n, int pause_ms, sample
 	}
 }
 
+/*
+ * The floor of a live-session run: print(1) sent to a live Python through
+ * a pipe and its output read back, n times (no sandbox, executor or RPC).
+ */
+static void pipe_runs(int n, samples *s)
+{
+	static const char loop[] = "import sys\n"
+	                           "for line in sys.stdin:\n"
+	                           "    exec(line)\n"
+	                           "    sys.stdout.write('\\x00')\n"
+	                           "    sys.stdout.flush()\n";
+	int in[2], out[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(in) != 0 || pipe(out) != 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl("/usr/bin/python3", "python3", "-u", "-c", loop, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	for (int i = 0; i <= n && pid > 0; i++) {
+		double t0 = now_ms();
+
+		if (write(in[1], "print(1)\n", 9) != 9)
+			break;
+		/* "1\n" then the marker */
+		while (read(out[0], &c, 1) == 1 && c != '\0')
+			;
+		if (i > 0) /* the first one starts the interpreter's caches */
+			add(s, now_ms() - t0);
+	}
+	close(in[1]);
+	close(out[0]);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
 /* n runs in one live session (its first run not counted). */
 static void live_runs(mt_exec *e, const char *code, int n, samples *s)
 {
@@ -274,7 +324,7 @@ int main(void)
 {
 	int secs = (int)env_long("MARK_BENCH_SECONDS", 10);
 	int n = (int)env_long("MARK_BENCH_EXEC_SAMPLES", 20);
-	samples cold[2] = {{0}}, warm[2] = {{0}}, live[2] = {{0}};
+	samples cold[2] = {{0}}, warm[2] = {{0}}, live[2] = {{0}}, floor_s = {0};
 	char err[512];
 	int pause_ms, i, w;
 	mt_exec e;
@@ -301,10 +351,29 @@ int main(void)
 		first_runs(&e, cases[i][1], n, pause_ms, &warm[i]);
 		live_runs(&e, cases[i][1], n, &live[i]);
 	}
+	pipe_runs(n * 10, &floor_s);
 	for (i = 0; i < 2; i++) {
 		print_latency(cases[i][0], "cold (no pool)", &cold[i]);
 		print_latency(cases[i][0], "warm (pool of 4)", &warm[i]);
 		print_latency(cases[i][0], "live session", &live[i]);
+	}
+	print_latency("print(1)", "pipe to a live Python", &floor_s);
+	{
+		double c = pct(&cold[0], 50), w0 = pct(&warm[0], 50), l = pct(&live[0], 50),
+		       f = pct(&floor_s, 50);
+
+		printf(
+		    "== exec: print(1) ratios, p50 (targets: live <= cold/100, warm <= cold/30)\n");
+		printf("live session / cold start    %8.4f  (1/%.0f; target <= 0.0100, %s)\n",
+		       c > 0 ? l / c : 0, l > 0 ? c / l : 0,
+		       c > 0 && l / c <= 0.01 ? "met" : "not met");
+		printf("warm first run / cold start  %8.4f  (1/%.0f; target <= 0.0333, %s)\n",
+		       c > 0 ? w0 / c : 0, w0 > 0 ? c / w0 : 0,
+		       c > 0 && w0 / c <= 1.0 / 30 ? "met" : "not met");
+		printf("live session / pipe floor    %8.1fx (what the executor, the RPC and the "
+		       "sandbox "
+		       "add to a round trip)\n",
+		       f > 0 ? l / f : 0);
 	}
 
 	printf("== exec: executions per second, %d s each (this machine has %ld cores; the workers "
@@ -329,5 +398,6 @@ int main(void)
 		free(warm[i].ms);
 		free(live[i].ms);
 	}
+	free(floor_s.ms);
 	return mt_exec_stop(&e) != 0;
 }
