@@ -284,6 +284,22 @@ static void compare(const target *m, const target *r)
 	       " each case.)\n");
 }
 
+/* Each Mark process's memory, and the sum (the executor holds its warm pool's sandboxes apart). */
+static void print_memory(const mt_stack *st, const char *when)
+{
+	double rss = 0, pss = 0;
+
+	printf("== memory of each Mark process, %s (MiB)\n", when);
+	for (int i = 0; i < MT_NPROCS; i++) {
+		double r = mem_mib(st->p[i].pid, "Rss"), p = mem_mib(st->p[i].pid, "Pss");
+
+		printf("%-10s RSS %6.1f  PSS %6.1f\n", mt_proc_names[i], r, p);
+		rss += r;
+		pss += p;
+	}
+	printf("%-10s RSS %6.1f  PSS %6.1f\n", "all five", rss, pss);
+}
+
 /* ---- the machine's limits ---------------------------------------------------- */
 
 static int hello(struct mg_connection *conn, void *ud)
@@ -516,7 +532,9 @@ int main(void)
 		mark.pids[mark.npids++] = st.p[MT_GATEWAY].pid;
 		mark.pids[mark.npids++] = st.p[MT_AUTH].pid;
 		mark.pids[mark.npids++] = st.p[MT_LLM].pid;
+		print_memory(&st, "idle");
 		run_cases("Mark", &mark, secs);
+		print_memory(&st, "after the load");
 		bench_limits(&mark, token, secs);
 		if (mt_stack_stop(&st) != 0)
 			return 1;
