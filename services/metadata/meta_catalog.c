@@ -317,7 +317,28 @@ mk_err meta_describe(META_HANDLER_ARGS)
  * the best place counting - times the word's rarity across the source's
  * tables (idf: ln(1 + tables / tables having it)), summed over the words.
  * The GIN index narrows the tables to those matching some word first.
+ *
+ * Then the shape of each candidate's own name: the question is most often
+ * about a base table, not its copies and rollups. A name with a word that
+ * marks a copy (archive, backup, stg, tmp, a year, ...) or a rollup
+ * (summary, daily, monthly, facts, history, ...) that the question does
+ * not ask about weighs less, and so does each word of the name the
+ * question does not mention: "orders" beats "order_stock_monthly" for "how
+ * many orders were placed last month", "discount_codes" beats
+ * "discount_codes_backup_2023". Asked about, those words count like any.
  */
+#define SEARCH_COPY_WORDS                                                                          \
+	"^(archive|archived|arch|backup|backups|bak|bkp|stg|staging|stage|tmp|temp|old|copy|"      \
+	"snapshot|snap|legacy|deprecated|test|dev|scratch|raw|v[0-9]+|(19|20)[0-9]{2}|[0-9]{6,8})" \
+	"$"
+#define SEARCH_ROLLUP_WORDS                                                                        \
+	"^(summary|summaries|daily|weekly|monthly|quarterly|yearly|annual|agg|aggregate|"          \
+	"aggregates|rollup|fact|facts|report|reports|stats|history|hist|forecast|forecasts|"       \
+	"target|targets|by|kpi|kpis)$"
+#define SEARCH_COPY_WEIGHT   "0.3"
+#define SEARCH_ROLLUP_WEIGHT "0.6"
+#define SEARCH_EXTRA_WORD    "0.25"
+
 static const char search_sql[] =
     "WITH e AS (SELECT unnest(tsvector_to_array(to_tsvector('english', ident_words($2)))) AS w), "
     "l AS (SELECT w FROM e UNION ALL SELECT unnest(tsvector_to_array(to_tsvector('simple', "
@@ -330,10 +351,22 @@ static const char search_sql[] =
     "WHERE q.q IS NOT NULL AND t.source_id = $1 AND t.removed_at IS NULL AND t.search @@ q.q "
     "AND u.lexeme IN (SELECT w FROM l) GROUP BY t.id, u.lexeme), "
     "df AS (SELECT lexeme, count(*) AS n FROM tl GROUP BY lexeme), "
-    "n AS (SELECT count(*) AS n FROM tables WHERE source_id = $1 AND removed_at IS NULL) "
-    "SELECT tl.id, sum(tl.w * ln(1 + n.n::float8 / df.n)) AS score "
-    "FROM tl JOIN df USING (lexeme) CROSS JOIN n GROUP BY tl.id "
-    "ORDER BY score DESC, tl.id LIMIT $3";
+    "n AS (SELECT count(*) AS n FROM tables WHERE source_id = $1 AND removed_at IS NULL), "
+    "base AS (SELECT tl.id, sum(tl.w * ln(1 + n.n::float8 / df.n)) AS score "
+    "FROM tl JOIN df USING (lexeme) CROSS JOIN n GROUP BY tl.id), "
+    /* Each word of a candidate's own name: asked about, or not; a copy's or a rollup's mark. */
+    "nw AS (SELECT b.id, w.word, "
+    "(to_tsvector('english', w.word) @@ (SELECT q FROM q) OR w.word IN (SELECT w FROM l)) AS asked "
+    "FROM base b JOIN tables t ON t.id = b.id "
+    "CROSS JOIN LATERAL unnest(string_to_array(ident_words(t.name), ' ')) AS w(word) "
+    "WHERE w.word <> ''), "
+    "shape AS (SELECT id, count(*) AS words, count(*) FILTER (WHERE asked) AS hit, "
+    "bool_or(NOT asked AND word ~ '" SEARCH_COPY_WORDS "') AS copy, "
+    "bool_or(NOT asked AND word ~ '" SEARCH_ROLLUP_WORDS "') AS rollup FROM nw GROUP BY id) "
+    "SELECT b.id, b.score * CASE WHEN s.copy THEN " SEARCH_COPY_WEIGHT " ELSE 1 END "
+    "* CASE WHEN s.rollup THEN " SEARCH_ROLLUP_WEIGHT " ELSE 1 END "
+    "/ (1 + " SEARCH_EXTRA_WORD " * (s.words - s.hit)) AS score "
+    "FROM base b JOIN shape s USING (id) ORDER BY score DESC, b.id LIMIT $3";
 
 #define SEARCH_TOP 10
 

@@ -207,6 +207,69 @@ START_TEST(test_search_ranks_the_tables_a_question_is_about_first)
 }
 END_TEST
 
+/* The first of the tables search returns for question (caller frees). */
+static char *first_table(const char *question)
+{
+	mk_rpc_result res;
+	char body[256], *name;
+
+	snprintf(body, sizeof(body), "{\"question\":\"%s\"}", question);
+	ck_assert_int_eq(call(MK_OP_META_SEARCH, body, &res), MK_OK);
+	name = strdup(
+	    mk_json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(res.body, "tables"), 0), "table"));
+	mk_rpc_result_release(&res);
+	return name;
+}
+
+/*
+ * Copies and rollups of a table share its words; the question is about the
+ * base table unless it asks for the copy.
+ */
+START_TEST(test_search_prefers_a_base_table_to_its_copies_and_rollups_unless_asked)
+{
+	PGconn *c = connect_to(wh_admin);
+	char *first;
+
+	exec_ok(
+	    c,
+	    "CREATE TABLE orders_archive_2023 (LIKE orders); "
+	    "COMMENT ON TABLE orders_archive_2023 IS 'Orders placed by customers, archived'; "
+	    "CREATE TABLE stg_orders (LIKE orders); "
+	    "COMMENT ON TABLE stg_orders IS 'Orders placed by customers, staged'; "
+	    "CREATE TABLE order_daily_summary (LIKE orders); "
+	    "COMMENT ON TABLE order_daily_summary IS 'Orders placed by customers per day'; "
+	    "GRANT SELECT ON orders_archive_2023, stg_orders, order_daily_summary TO mark_reader");
+	PQfinish(c);
+	ck_assert_int_eq(mt_proc_stop(&svc, SIGTERM, STOP_MS), 0);
+	start_service("METADATA_WAREHOUSE_KIND=postgres", &svc, "metadata");
+	/* The sync at start runs beside serving: wait until the new tables are in. */
+	for (int64_t until = mk_mono_ms() + 60000;;) {
+		mk_rpc_result res;
+		mk_err e = call(MK_OP_META_DESCRIBE, "{\"table\":\"order_daily_summary\"}", &res);
+
+		mk_rpc_result_release(&res);
+		if (e == MK_OK)
+			break;
+		ck_assert_msg(mk_mono_ms() < until, "the new tables were not synced");
+		mk_sleep_ms(100);
+	}
+
+	first = first_table("how many orders did customers place");
+	ck_assert_str_eq(first, "public.orders");
+	free(first);
+	first = first_table("show the archived orders of 2023");
+	ck_assert_str_eq(first, "public.orders_archive_2023");
+	free(first);
+	first = first_table("the daily summary of orders");
+	ck_assert_str_eq(first, "public.order_daily_summary");
+	free(first);
+
+	c = connect_to(wh_admin);
+	exec_ok(c, "DROP TABLE orders_archive_2023, stg_orders, order_daily_summary");
+	PQfinish(c);
+}
+END_TEST
+
 START_TEST(test_search_stays_within_its_budget)
 {
 	mk_rpc_result res;
@@ -640,6 +703,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_search_ranks_the_tables_a_question_is_about_first);
 	tcase_add_test(tc, test_search_stays_within_its_budget);
+	tcase_add_test(tc, test_search_prefers_a_base_table_to_its_copies_and_rollups_unless_asked);
 	tcase_add_test(tc, test_describe_gives_columns_with_types_and_comments);
 	tcase_add_test(tc, test_a_join_answers_typed_columns_and_rows);
 	tcase_add_test(tc, test_values_keep_their_json_types);
