@@ -3,7 +3,7 @@
  * mk_metrics.h). The HTTP listener that serves it on a service's metrics
  * port is in mk_metrics_http.c.
  *
- * Cells: one per label combination (a * n_b + b), and for a histogram a
+ * Cells: one per label combination (row-major: (a * n_b + b) * n_c + c), and for a histogram a
  * run of nbuckets + 2 cells per combination: the count of each bucket on
  * its own (not cumulative), the +Inf bucket, and the sum in microseconds.
  * Rendering adds the buckets up, so +Inf always equals _count.
@@ -67,23 +67,31 @@ int mk_metric_register(mk_metric *m)
 	return rc;
 }
 
-/* The first cell of labels a, b; NULL when unregistered or out of range. */
-static _Atomic(int64_t) *cell(const mk_metric *m, int a, int b)
+/* The first cell of labels a, b, c; NULL when unregistered or out of range. */
+static _Atomic(int64_t) *cell(const mk_metric *m, int a, int b, int c)
 {
-	size_t i;
+	const int idx[MK_METRIC_LABELS_MAX] = {a, b, c};
+	size_t i = 0;
+	int k;
 
-	if (!m->cells || a < 0 || b < 0 || (m->nlabels > 0 && a >= m->labels[0].n) ||
-	    (m->nlabels > 1 && b >= m->labels[1].n))
+	if (!m->cells)
 		return NULL;
-	i = m->nlabels > 1 ? (size_t)a * (size_t)m->labels[1].n + (size_t)b
-	    : m->nlabels   ? (size_t)a
-	                   : 0;
+	for (k = 0; k < m->nlabels; k++) {
+		if (idx[k] < 0 || idx[k] >= m->labels[k].n)
+			return NULL;
+		i = i * (size_t)m->labels[k].n + (size_t)idx[k];
+	}
 	return m->cells + i * stride(m);
 }
 
 void mk_metric_add(mk_metric *m, int a, int b, int64_t v)
 {
-	_Atomic(int64_t) *c = cell(m, a, b);
+	mk_metric_add3(m, a, b, 0, v);
+}
+
+void mk_metric_add3(mk_metric *m, int a, int b, int c3, int64_t v)
+{
+	_Atomic(int64_t) *c = cell(m, a, b, c3);
 
 	if (c)
 		atomic_fetch_add_explicit(c, v, memory_order_relaxed);
@@ -91,7 +99,7 @@ void mk_metric_add(mk_metric *m, int a, int b, int64_t v)
 
 void mk_metric_set(mk_metric *m, int a, int b, int64_t v)
 {
-	_Atomic(int64_t) *c = cell(m, a, b);
+	_Atomic(int64_t) *c = cell(m, a, b, 0);
 
 	if (c)
 		atomic_store_explicit(c, v, memory_order_relaxed);
@@ -99,14 +107,14 @@ void mk_metric_set(mk_metric *m, int a, int b, int64_t v)
 
 int64_t mk_metric_get(const mk_metric *m, int a, int b)
 {
-	_Atomic(int64_t) *c = cell(m, a, b);
+	_Atomic(int64_t) *c = cell(m, a, b, 0);
 
 	return c ? atomic_load_explicit(c, memory_order_relaxed) : 0;
 }
 
 void mk_metric_observe(mk_metric *m, int a, int b, double v)
 {
-	_Atomic(int64_t) *c = cell(m, a, b);
+	_Atomic(int64_t) *c = cell(m, a, b, 0);
 	int i = 0;
 
 	if (!c)
@@ -248,23 +256,31 @@ static void render_combo(mk_buf *b, const mk_metric *m, const char *const *vals,
 	put_sample(b, m, "_count", vals, NULL, v);
 }
 
+/* Every label combination in order, skipping values that have none (NULL). */
+static void render_labels(mk_buf *b, const mk_metric *m, int k, const char **vals, int *idx)
+{
+	int i;
+
+	if (k == m->nlabels) {
+		render_combo(b, m, vals, cell(m, idx[0], idx[1], idx[2]));
+		return;
+	}
+	for (i = 0; i < m->labels[k].n; i++) {
+		if (!(vals[k] = label_value(&m->labels[k], i)))
+			continue;
+		idx[k] = i;
+		render_labels(b, m, k + 1, vals, idx);
+	}
+}
+
 static void render_one(mk_buf *b, const mk_metric *m)
 {
 	static const char *const types[] = {"counter", "gauge", "histogram"};
-	const char *vals[MK_METRIC_LABELS_MAX] = {NULL, NULL};
-	int n0 = m->nlabels > 0 ? m->labels[0].n : 1, n1 = m->nlabels > 1 ? m->labels[1].n : 1;
-	int a, k;
+	const char *vals[MK_METRIC_LABELS_MAX] = {NULL};
+	int idx[MK_METRIC_LABELS_MAX] = {0};
 
 	mk_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, types[m->type]);
-	for (a = 0; a < n0; a++) {
-		if (m->nlabels > 0 && !(vals[0] = label_value(&m->labels[0], a)))
-			continue;
-		for (k = 0; k < n1; k++) {
-			if (m->nlabels > 1 && !(vals[1] = label_value(&m->labels[1], k)))
-				continue;
-			render_combo(b, m, vals, cell(m, a, k));
-		}
-	}
+	render_labels(b, m, 0, vals, idx);
 }
 
 int mk_metrics_render(mk_buf *b)

@@ -3,7 +3,7 @@
  * text exposition (format 0.0.4).
  *
  * A metric is a static mk_metric that its owning module defines (name,
- * help, type, at most two labels, histogram buckets) and registers once,
+ * help, type, at most three labels, histogram buckets) and registers once,
  * off the hot path: registration allocates one flat array of atomic cells,
  * one per label combination. Recording is then an atomic add on one cell:
  * no lock, no allocation. A label's values are a fixed list known at
@@ -27,7 +27,7 @@
 
 #include "mk_buf.h"
 
-#define MK_METRIC_LABELS_MAX  2
+#define MK_METRIC_LABELS_MAX  3
 #define MK_METRIC_BUCKETS_MAX 16
 /* Values an interned label holds at most; later ones share the last, "other". */
 #define MK_METRIC_INTERN_MAX 32
@@ -75,6 +75,8 @@ int mk_metric_register(mk_metric *m);
 
 /* Counter or gauge: add v (may be negative for a gauge) to the cell of labels a, b. */
 void mk_metric_add(mk_metric *m, int a, int b, int64_t v);
+/* The same for a metric with three labels. */
+void mk_metric_add3(mk_metric *m, int a, int b, int c, int64_t v);
 /* Gauge: set the cell of labels a, b to v. */
 void mk_metric_set(mk_metric *m, int a, int b, int64_t v);
 /* Histogram: count one observation of v (seconds or another base unit). */
