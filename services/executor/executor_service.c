@@ -198,7 +198,8 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	}
 	c->cfg = cfg;
 	c->svc.cfg = &cfg->svc;
-	if (!(key = mk_svc_key(&c->svc, "executor", err, errlen)))
+	if (!(key = mk_svc_key(&c->svc, "executor", err, errlen)) ||
+	    mk_svc_metrics_start(&c->svc, err, errlen) != 0)
 		return -1;
 	if (router &&
 	    exec_router_start(cfg->svc.listen, cfg->worker_listen, (size_t)cfg->svc.max_msg,
@@ -217,6 +218,7 @@ static void stop(void *p)
 	if (!c)
 		return;
 	grace = c->cfg ? (int)c->cfg->svc.grace_ms : 0;
+	atomic_store(&c->svc.stopping, 1); /* /healthz: 503 from now on */
 	/* Workers first: their goodbye reaches the router while it still runs. */
 	if (exec_link_free(c->link, grace) > 0) {
 		MK_WARN("SVC-STOP-ABANDON", NULL,
