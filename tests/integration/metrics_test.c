@@ -3,7 +3,9 @@
  * GET /metrics and the llm's and auth's metrics ports answer the
  * Prometheus text format (checked strictly by tests/support/mt_prom.c),
  * and their counts move with the requests made: a route's requests by
- * pattern and status, the RPC calls by op on both ends, the database pool.
+ * pattern and status, the RPC calls by op on both ends, the database pool,
+ * and a chat turn's model calls, tokens, execution and sandbox on the
+ * llm's and the executor's ports (the LLM double answers).
  * Only counts are asserted, never timings.
  */
 #include <stdio.h>
@@ -12,22 +14,40 @@
 
 #include "mt.h"
 #include "mt_check.h"
+#include "mt_double.h"
 #include "mt_prom.h"
 
 static mt_stack st;
+static mt_double dbl;
 static char tok[2048];
-static char llm_metrics[64], auth_metrics[64];
+static char llm_metrics[64], auth_metrics[64], exec_metrics[64];
 
 static void stack_up(void)
 {
-	static char llm_env[64], auth_env[64];
-	const char *env[] = {llm_env, auth_env, NULL};
-	int lp = mt_free_port(), ap = mt_free_port();
+	static char llm_env[64], auth_env[64], exec_env[64], base_env[160];
+	const char *env[] = {llm_env,
+	                     auth_env,
+	                     exec_env,
+	                     base_env,
+	                     "LLM_MODEL=mark-test-model",
+	                     "LLM_API_KEY=test-key",
+	                     "LLM_PROVIDER=openai",
+	                     "EXECUTOR_POOL_SIZE=1",
+	                     NULL};
+	int lp = mt_free_port(), ap = mt_free_port(), ep = mt_free_port();
+	char err[512];
 
+	if (mt_double_start(&dbl, "metrics-double", "test-key", err, sizeof(err)) != 0) {
+		fprintf(stderr, "the LLM double did not start: %s\n", err);
+		exit(1);
+	}
+	snprintf(base_env, sizeof(base_env), "LLM_BASE_URL=%s/v1", dbl.base);
 	snprintf(llm_env, sizeof(llm_env), "LLM_METRICS_LISTEN=127.0.0.1:%d", lp);
 	snprintf(auth_env, sizeof(auth_env), "AUTH_METRICS_LISTEN=127.0.0.1:%d", ap);
+	snprintf(exec_env, sizeof(exec_env), "EXECUTOR_METRICS_LISTEN=127.0.0.1:%d", ep);
 	snprintf(llm_metrics, sizeof(llm_metrics), "http://127.0.0.1:%d", lp);
 	snprintf(auth_metrics, sizeof(auth_metrics), "http://127.0.0.1:%d", ap);
+	snprintf(exec_metrics, sizeof(exec_metrics), "http://127.0.0.1:%d", ep);
 	if (mt_stack_start(&st, env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -38,6 +58,7 @@ static void stack_up(void)
 static void stack_down(void)
 {
 	ck_assert_int_eq(mt_stack_stop(&st), 0);
+	ck_assert_int_eq(mt_double_stop(&dbl), 0);
 }
 
 /* GET url/metrics, checked strictly; the text (malloc'd). */
@@ -172,6 +193,55 @@ START_TEST(test_a_service_port_shows_its_database_pool_and_answers_healthz)
 }
 END_TEST
 
+#define OPENAI_OK "provider=\"openai\",outcome=\"ok\""
+
+START_TEST(test_a_turn_counts_its_model_calls_tokens_execution_and_sandbox)
+{
+	char auth[2100], err[512], *la, *lb, *ea, *eb;
+	const char *h[] = {auth, "Content-Type: application/json", NULL};
+	const char *body = "{\"message\":\"What is one?\"}";
+	mt_resp r;
+
+	ck_assert_msg(mt_double_scenario(&dbl,
+	                                 "{\"steps\":[{\"openai_tool_calls\":[{\"id\":\"c1\","
+	                                 "\"name\":\"run_python\",\"arguments\":"
+	                                 "\"{\\\"code\\\":\\\"print(1)\\\"}\"}]},"
+	                                 "{\"openai_text\":\"One.\"}]}",
+	                                 err, sizeof(err)) == 0,
+	              "%s", err);
+	la = scrape(llm_metrics);
+	ea = scrape(exec_metrics);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+	ck_assert_int_eq(mt_http("POST", mt_url(&st, "/api/v1/chat"), h, body, strlen(body), &r),
+	                 0);
+	ck_assert_int_eq(r.status, 200);
+	mt_resp_release(&r);
+	lb = scrape(llm_metrics);
+	eb = scrape(exec_metrics);
+	ck_assert(mt_prom_value(lb, "mark_llm_calls_total", OPENAI_OK) ==
+	          mt_prom_value(la, "mark_llm_calls_total", OPENAI_OK) + 2);
+	ck_assert(mt_prom_value(lb, "mark_llm_tokens_total", "type=\"prompt\"") >
+	          mt_prom_value(la, "mark_llm_tokens_total", "type=\"prompt\""));
+	ck_assert(mt_prom_value(lb, "mark_llm_tokens_total", "type=\"completion\"") >
+	          mt_prom_value(la, "mark_llm_tokens_total", "type=\"completion\""));
+	ck_assert(mt_prom_value(lb, "mark_rpc_client_calls_total", "op=\"exec.run\",code=\"ok\"") ==
+	          mt_prom_value(la, "mark_rpc_client_calls_total", "op=\"exec.run\",code=\"ok\"") +
+	              1);
+	ck_assert(mt_prom_value(eb, "mark_exec_runs_total", "outcome=\"ok\"") ==
+	          mt_prom_value(ea, "mark_exec_runs_total", "outcome=\"ok\"") + 1);
+	ck_assert(mt_prom_value(eb, "mark_exec_run_duration_seconds_count", "") ==
+	          mt_prom_value(ea, "mark_exec_run_duration_seconds_count", "") + 1);
+	/* a new chat: its session got a sandbox, warm or cold */
+	ck_assert(mt_prom_value(eb, "mark_exec_sandbox_starts_total", "") ==
+	          mt_prom_value(ea, "mark_exec_sandbox_starts_total", "") + 1);
+	ck_assert(mt_prom_value(eb, "mark_exec_sandbox_pool_target", "") == 1);
+	free(la);
+	free(lb);
+	free(ea);
+	free(eb);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -182,6 +252,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_a_route_counts_its_requests_by_pattern_and_status);
 	tcase_add_test(tc, test_rpc_calls_appear_by_op_at_the_caller_and_at_the_service);
 	tcase_add_test(tc, test_a_service_port_shows_its_database_pool_and_answers_healthz);
+	tcase_add_test(tc, test_a_turn_counts_its_model_calls_tokens_execution_and_sandbox);
 	suite_add_tcase(s, tc);
 	return s;
 }
