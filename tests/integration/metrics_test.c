@@ -5,12 +5,16 @@
  * and their counts move with the requests made: a route's requests by
  * pattern and status, the RPC calls by op on both ends, the database pool,
  * and a chat turn's model calls, tokens, execution and sandbox on the
- * llm's and the executor's ports (the LLM double answers).
+ * llm's and the executor's ports (the LLM double answers), and a warehouse
+ * query on the metadata service's.
  * Only counts are asserted, never timings.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "mk_rpc.h"
 
 #include "mt.h"
 #include "mt_check.h"
@@ -20,22 +24,27 @@
 static mt_stack st;
 static mt_double dbl;
 static char tok[2048];
-static char llm_metrics[64], auth_metrics[64], exec_metrics[64];
+static char llm_metrics[64], auth_metrics[64], exec_metrics[64], meta_metrics[64];
+static char wh_name[64];
 
 static void stack_up(void)
 {
-	static char llm_env[64], auth_env[64], exec_env[64], base_env[160];
+	static char llm_env[64], auth_env[64], exec_env[64], meta_env[64], base_env[160],
+	    wh_env[600];
 	const char *env[] = {llm_env,
 	                     auth_env,
 	                     exec_env,
+	                     meta_env,
 	                     base_env,
+	                     wh_env,
+	                     "METADATA_WAREHOUSE_KIND=postgres",
 	                     "LLM_MODEL=mark-test-model",
 	                     "LLM_API_KEY=test-key",
 	                     "LLM_PROVIDER=openai",
 	                     "EXECUTOR_POOL_SIZE=1",
 	                     NULL};
-	int lp = mt_free_port(), ap = mt_free_port(), ep = mt_free_port();
-	char err[512];
+	int lp = mt_free_port(), ap = mt_free_port(), ep = mt_free_port(), mp = mt_free_port();
+	char err[512], dsn[512];
 
 	if (mt_double_start(&dbl, "metrics-double", "test-key", err, sizeof(err)) != 0) {
 		fprintf(stderr, "the LLM double did not start: %s\n", err);
@@ -48,6 +57,14 @@ static void stack_up(void)
 	snprintf(llm_metrics, sizeof(llm_metrics), "http://127.0.0.1:%d", lp);
 	snprintf(auth_metrics, sizeof(auth_metrics), "http://127.0.0.1:%d", ap);
 	snprintf(exec_metrics, sizeof(exec_metrics), "http://127.0.0.1:%d", ep);
+	snprintf(meta_env, sizeof(meta_env), "METADATA_METRICS_LISTEN=127.0.0.1:%d", mp);
+	snprintf(meta_metrics, sizeof(meta_metrics), "http://127.0.0.1:%d", mp);
+	snprintf(wh_name, sizeof(wh_name), "warehouse_metrics_%d", (int)getpid());
+	if (mt_warehouse_create(wh_name, "mark_reader", dsn, sizeof(dsn), err, sizeof(err)) != 0) {
+		fprintf(stderr, "the demo warehouse was not created: %s\n", err);
+		exit(1);
+	}
+	snprintf(wh_env, sizeof(wh_env), "METADATA_WAREHOUSE_DSN=%s", dsn);
 	if (mt_stack_start(&st, env) != 0) {
 		fprintf(stderr, "the stack did not become ready\n");
 		exit(1);
@@ -59,6 +76,7 @@ static void stack_down(void)
 {
 	ck_assert_int_eq(mt_stack_stop(&st), 0);
 	ck_assert_int_eq(mt_double_stop(&dbl), 0);
+	mt_warehouse_drop(wh_name);
 }
 
 /* GET url/metrics, checked strictly; the text (malloc'd). */
@@ -242,6 +260,42 @@ START_TEST(test_a_turn_counts_its_model_calls_tokens_execution_and_sandbox)
 }
 END_TEST
 
+START_TEST(test_a_warehouse_query_counts_its_rows_and_time)
+{
+	char url[64], err[512], *a, *b;
+	mk_caller caller = {.user_id = "00000000-0000-0000-0000-00000000c0de", .role = "user"};
+	cJSON *body = cJSON_Parse("{\"sql\":\"SELECT 1 AS one UNION ALL SELECT 2\"}");
+	mk_rpc_client *c;
+	mk_rpc_result res;
+
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", st.port[MT_METADATA]);
+	c = mk_rpc_client_new(url, 1 << 20, mt_bus_key(), err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	a = scrape(meta_metrics);
+	ck_assert_int_eq(
+	    mk_rpc_call(c, MK_OP_META_QUERY, "metrics-test", &caller, body, 30000, &res), MK_OK);
+	mk_rpc_result_release(&res);
+	b = scrape(meta_metrics);
+	ck_assert(mt_prom_value(b, "mark_warehouse_queries_total",
+	                        "warehouse=\"postgres\",outcome=\"ok\"") ==
+	          mt_prom_value(a, "mark_warehouse_queries_total",
+	                        "warehouse=\"postgres\",outcome=\"ok\"") +
+	              1);
+	ck_assert(
+	    mt_prom_value(b, "mark_warehouse_rows_returned_total", "warehouse=\"postgres\"") ==
+	    mt_prom_value(a, "mark_warehouse_rows_returned_total", "warehouse=\"postgres\"") + 2);
+	ck_assert(mt_prom_value(b, "mark_warehouse_query_duration_seconds_count",
+	                        "warehouse=\"postgres\"") ==
+	          mt_prom_value(a, "mark_warehouse_query_duration_seconds_count",
+	                        "warehouse=\"postgres\"") +
+	              1);
+	free(a);
+	free(b);
+	cJSON_Delete(body);
+	mk_rpc_client_free(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -253,6 +307,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_rpc_calls_appear_by_op_at_the_caller_and_at_the_service);
 	tcase_add_test(tc, test_a_service_port_shows_its_database_pool_and_answers_healthz);
 	tcase_add_test(tc, test_a_turn_counts_its_model_calls_tokens_execution_and_sandbox);
+	tcase_add_test(tc, test_a_warehouse_query_counts_its_rows_and_time);
 	suite_add_tcase(s, tc);
 	return s;
 }
