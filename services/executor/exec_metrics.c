@@ -11,6 +11,8 @@
  *                                                the pool's hit rate is warm / (warm + cold)
  *   mark_exec_sandbox_pool_ready                 sandboxes ready in the warm pool
  *   mark_exec_sandbox_pool_target                the pool's configured size
+ *   mark_exec_router_workers                     workers connected to the router and
+ *                                                usable (router only)
  */
 #include <pthread.h>
 #include <string.h>
@@ -66,6 +68,10 @@ static mk_metric pool_target = {.name = "mark_exec_sandbox_pool_target",
                                 .help = "sandboxes the warm pool keeps ready (EXECUTOR_POOL_SIZE)",
                                 .type = MK_METRIC_GAUGE};
 
+static mk_metric router_workers = {.name = "mark_exec_router_workers",
+                                   .help = "workers connected to the router and usable",
+                                   .type = MK_METRIC_GAUGE};
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init(void)
@@ -76,6 +82,23 @@ static void init(void)
 	mk_metric_register(&starts);
 	mk_metric_register(&pool_ready);
 	mk_metric_register(&pool_target);
+}
+
+static void count_workers(void *ud)
+{
+	mk_metric_set(&router_workers, 0, 0, exec_router_workers(ud));
+}
+
+int exec_metrics_router(exec_router *r)
+{
+	if (mk_metric_register(&router_workers) != 0)
+		return -1;
+	return mk_metrics_hook(count_workers, r);
+}
+
+void exec_metrics_router_stop(exec_router *r)
+{
+	mk_metrics_unhook(count_workers, r);
 }
 
 void exec_metrics_init(int pool_size)

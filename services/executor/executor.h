@@ -217,6 +217,10 @@ void exec_metrics_run(const char *outcome, const char *limit, double seconds);
 void exec_metrics_sandbox_start(int warm);
 /* Sandboxes ready in the pool now (called under the sessions' lock). */
 void exec_metrics_pool(int ready);
+/* Count r's usable workers at each scrape (0, or -1 when the hooks are full); stop before
+ * freeing r. */
+int exec_metrics_router(exec_router *r);
+void exec_metrics_router_stop(exec_router *r);
 
 /* ------------------------------------------------------------------ ops */
 

@@ -253,6 +253,7 @@ START_TEST(test_a_turn_counts_its_model_calls_tokens_execution_and_sandbox)
 	ck_assert(mt_prom_value(eb, "mark_exec_sandbox_starts_total", "") ==
 	          mt_prom_value(ea, "mark_exec_sandbox_starts_total", "") + 1);
 	ck_assert(mt_prom_value(eb, "mark_exec_sandbox_pool_target", "") == 1);
+	ck_assert(mt_prom_value(eb, "mark_exec_router_workers", "") >= 1);
 	free(la);
 	free(lb);
 	free(ea);
