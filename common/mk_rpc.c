@@ -75,7 +75,7 @@ char *mk_rpc_dispatch(const mk_rpc_server_opts *o, int64_t started_ms, int stopp
 	int64_t t0 = mk_mono_ms();
 	double t0s = mk_rpc_metrics_now();
 
-	mk_rpc_metrics_init();
+	mk_rpc_metrics_init_server();
 	e = mk_env_decode(data, len, mk_now_ms(), &env, err, sizeof(err));
 	if (e != MK_OK) {
 		MK_WARN("RPC-REJECT", env.rid, "%s: %s", mk_err_code(e), err);
@@ -205,6 +205,7 @@ int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, cha
 		return -1;
 	}
 	s->o = *opts;
+	mk_rpc_metrics_init_server();
 	s->key = *opts->key;
 	s->o.key = &s->key;
 	s->service = strdup(opts->service);
@@ -511,7 +512,7 @@ mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg, cons
 		return NULL;
 	}
 	c->key = *key;
-	mk_rpc_metrics_init();
+	mk_rpc_metrics_init_client();
 	c->target = mk_rpc_metrics_target(url);
 	c->resolve = resolve ? resolve : mk_rpc_resolve_dns;
 	c->resolve_ud = ud;

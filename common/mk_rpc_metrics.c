@@ -68,21 +68,30 @@ static mk_metric busy_workers = {.name = "mark_rpc_server_workers_busy",
                                  .help = "RPC server workers busy with a request",
                                  .type = MK_METRIC_GAUGE};
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_once_t client_once = PTHREAD_ONCE_INIT, server_once = PTHREAD_ONCE_INIT;
 
-static void init(void)
+static void init_client(void)
 {
 	mk_metric_register(&calls);
 	mk_metric_register(&call_time);
 	mk_metric_register(&connections);
+}
+
+static void init_server(void)
+{
 	mk_metric_register(&served);
 	mk_metric_register(&serve_time);
 	mk_metric_register(&busy_workers);
 }
 
-void mk_rpc_metrics_init(void)
+void mk_rpc_metrics_init_client(void)
 {
-	pthread_once(&once, init);
+	pthread_once(&client_once, init_client);
+}
+
+void mk_rpc_metrics_init_server(void)
+{
+	pthread_once(&server_once, init_server);
 }
 
 double mk_rpc_metrics_now(void)

@@ -9,8 +9,12 @@
 
 #include "mk_proto.h"
 
-/* Register the metrics, once (thread-safe; cheap after the first call). */
-void mk_rpc_metrics_init(void);
+/*
+ * Register the client's or the server's metrics, once (thread-safe; cheap
+ * after the first call), so a process shows only the side it has.
+ */
+void mk_rpc_metrics_init_client(void);
+void mk_rpc_metrics_init_server(void);
 /* A call made by a client: its op, outcome and duration. */
 void mk_rpc_metrics_called(mk_op op, mk_err e, double seconds);
 /* A request served; op is MK_OP__COUNT when the request could not be decoded. */
