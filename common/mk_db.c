@@ -33,6 +33,7 @@
 #include <libpq-events.h>
 
 #include "mk_db.h"
+#include "mk_db_metrics.h"
 #include "mk_time.h"
 
 /* Postgres truncates longer identifiers (NAMEDATALEN - 1). */
@@ -60,7 +61,16 @@ struct mk_db_pool {
 	char timeout_s[16];
 	int size;
 	struct slot *slots;
+	int metric; /* the pool's label in the metrics */
 };
+
+/* Every change of a slot's state goes through here, so the metrics follow it (under mu). */
+static void move(mk_db_pool *p, struct slot *s, enum slot_state st)
+{
+	mk_db_metrics_move(p->metric, s->state == SLOT_BUSY, s->state == SLOT_IDLE, st == SLOT_BUSY,
+	                   st == SLOT_IDLE);
+	s->state = st;
+}
 
 static void wipe_free(char *s)
 {
@@ -232,6 +242,7 @@ mk_db_pool *mk_db_pool_new(const char *conninfo, const char *schema, int size,
 	pthread_condattr_destroy(&ca);
 	if (!p->cv_ok)
 		goto fail;
+	p->metric = mk_db_metrics_pool(schema, size);
 	return p;
 fail:
 	mk_db_pool_free(p);
@@ -249,7 +260,11 @@ void mk_db_pool_free(mk_db_pool *p)
 		       "mk_db_pool_free with a connection still out");
 		if (p->slots[i].conn)
 			PQfinish(p->slots[i].conn);
+		if (p->cv_ok)
+			move(p, &p->slots[i], SLOT_EMPTY);
 	}
+	if (p->cv_ok) /* counted in by mk_db_pool_new */
+		mk_db_metrics_pool_gone(p->metric, p->size);
 	if (p->cv_ok)
 		pthread_cond_destroy(&p->cv);
 	if (p->mu_ok)
@@ -362,10 +377,10 @@ static void put_conn(mk_db_pool *p, PGconn *c, bool keep)
 		return;
 	}
 	if (keep) {
-		s->state = SLOT_IDLE;
+		move(p, s, SLOT_IDLE);
 	} else {
 		s->conn = NULL;
-		s->state = SLOT_EMPTY;
+		move(p, s, SLOT_EMPTY);
 	}
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -373,12 +388,18 @@ static void put_conn(mk_db_pool *p, PGconn *c, bool keep)
 		PQfinish(c);
 }
 
+static double seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
 PGconn *mk_db_acquire(mk_db_pool *p, int wait_ms, char *err, size_t errlen)
 {
 	struct timespec deadline;
+	struct timespec t0, t1;
 	struct slot *s;
 	PGconn *c;
-	int rc = 0;
+	int rc = 0, waited = 0;
 
 	if (!p) {
 		errf(NULL, err, errlen, "no database pool");
@@ -403,8 +424,12 @@ PGconn *mk_db_acquire(mk_db_pool *p, int wait_ms, char *err, size_t errlen)
 		/* Look once more after a timeout: a slot may have freed just then. */
 		if ((s = find_slot(p, SLOT_IDLE)) || (s = find_slot(p, SLOT_EMPTY)))
 			break;
+		if (!waited++)
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (rc != 0) {
 			pthread_mutex_unlock(&p->mu);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			mk_db_metrics_waited(p->metric, seconds_between(&t0, &t1), 0);
 			errf(NULL, err, errlen,
 			     "no database connection free after %d ms (pool of %d)", wait_ms,
 			     p->size);
@@ -412,9 +437,13 @@ PGconn *mk_db_acquire(mk_db_pool *p, int wait_ms, char *err, size_t errlen)
 		}
 		rc = pthread_cond_timedwait(&p->cv, &p->mu, &deadline);
 	}
-	s->state = SLOT_BUSY;
+	move(p, s, SLOT_BUSY);
 	c = s->conn;
 	pthread_mutex_unlock(&p->mu);
+	if (waited) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		mk_db_metrics_waited(p->metric, seconds_between(&t0, &t1), 1);
+	}
 
 	if (c) {
 		if (check_conn(p, c, err, errlen) == 0)
@@ -427,7 +456,7 @@ PGconn *mk_db_acquire(mk_db_pool *p, int wait_ms, char *err, size_t errlen)
 	if (c) {
 		s->conn = c;
 	} else {
-		s->state = SLOT_EMPTY;
+		move(p, s, SLOT_EMPTY);
 		pthread_cond_signal(&p->cv);
 	}
 	pthread_mutex_unlock(&p->mu);

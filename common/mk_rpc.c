@@ -26,6 +26,7 @@
 #include "mk_json.h"
 #include "mk_log.h"
 #include "mk_rpc.h"
+#include "mk_rpc_metrics.h"
 #include "mk_time.h"
 
 /* ------------------------------------------------------------------ server */
@@ -72,10 +73,13 @@ char *mk_rpc_dispatch(const mk_rpc_server_opts *o, int64_t started_ms, int stopp
 	mk_err e;
 	char *out;
 	int64_t t0 = mk_mono_ms();
+	double t0s = mk_rpc_metrics_now();
 
+	mk_rpc_metrics_init_server();
 	e = mk_env_decode(data, len, mk_now_ms(), &env, err, sizeof(err));
 	if (e != MK_OK) {
 		MK_WARN("RPC-REJECT", env.rid, "%s: %s", mk_err_code(e), err);
+		mk_rpc_metrics_served(MK_OP__COUNT, e, mk_rpc_metrics_now() - t0s);
 		return mk_env_encode_error(env.rid, e, err);
 	}
 	if (env.op == MK_OP_SYS_PING) {
@@ -109,6 +113,7 @@ char *mk_rpc_dispatch(const mk_rpc_server_opts *o, int64_t started_ms, int stopp
 			err[0] = '\0';
 		out = mk_env_encode_error_ex(env.rid, e, err, reply);
 	}
+	mk_rpc_metrics_served(env.op, e, mk_rpc_metrics_now() - t0s);
 	MK_DEBUG("RPC-DONE", env.rid, "%s %s in %lld ms", mk_op_name(env.op), mk_err_code(e),
 	         (long long)(mk_mono_ms() - t0));
 	cJSON_Delete(reply);
@@ -131,6 +136,8 @@ static int set_state(worker *w, int st)
 	was_busy = w->state == W_BUSY || w->state == W_SEND;
 	is_busy = st == W_BUSY || st == W_SEND;
 	s->busy += is_busy - was_busy;
+	if (is_busy != was_busy)
+		mk_rpc_metrics_busy(s->busy);
 	w->state = st;
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
@@ -198,6 +205,7 @@ int mk_rpc_server_start(const mk_rpc_server_opts *opts, mk_rpc_server **out, cha
 		return -1;
 	}
 	s->o = *opts;
+	mk_rpc_metrics_init_server();
 	s->key = *opts->key;
 	s->o.key = &s->key;
 	s->service = strdup(opts->service);
@@ -342,6 +350,7 @@ struct mk_rpc_client {
 	mk_seal_key key;
 	char *url;
 	atomic_int pipes; /* connected pipes; 0 means the peer is down */
+	int target;       /* its label in mark_rpc_client_connections */
 	/* tcp://NAME:PORT: every address NAME resolves to is dialled, and kept so */
 	char host[256], port[16];
 	mk_rpc_resolver resolve;
@@ -362,10 +371,13 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 	mk_rpc_client *c = arg;
 
 	(void)p;
-	if (ev == NNG_PIPE_EV_ADD_POST)
+	if (ev == NNG_PIPE_EV_ADD_POST) {
 		atomic_fetch_add(&c->pipes, 1);
-	else if (ev == NNG_PIPE_EV_REM_POST)
+		mk_rpc_metrics_connections(c->target, 1);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		atomic_fetch_sub(&c->pipes, 1);
+		mk_rpc_metrics_connections(c->target, -1);
+	}
 }
 
 int mk_rpc_resolve_dns(void *ud, const char *host, char addrs[][MK_RPC_ADDR_MAX], int max)
@@ -500,6 +512,8 @@ mk_rpc_client *mk_rpc_client_new_resolving(const char *url, size_t max_msg, cons
 		return NULL;
 	}
 	c->key = *key;
+	mk_rpc_metrics_init_client();
+	c->target = mk_rpc_metrics_target(url);
 	c->resolve = resolve ? resolve : mk_rpc_resolve_dns;
 	c->resolve_ud = ud;
 	c->refresh_ms = refresh_ms > 0 ? refresh_ms : MK_RPC_REFRESH_MS;
@@ -708,14 +722,25 @@ out:
 	return e;
 }
 
+/* A call, counted by op and outcome in the metrics. */
+static mk_err timed_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
+                         const cJSON *body, int timeout_ms, mk_rpc_result *res, int raw)
+{
+	double t0 = mk_rpc_metrics_now();
+	mk_err e = call(c, op, rid, caller, body, timeout_ms, res, raw);
+
+	mk_rpc_metrics_called(op, e, mk_rpc_metrics_now() - t0);
+	return e;
+}
+
 mk_err mk_rpc_call(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
                    const cJSON *body, int timeout_ms, mk_rpc_result *res)
 {
-	return call(c, op, rid, caller, body, timeout_ms, res, 0);
+	return timed_call(c, op, rid, caller, body, timeout_ms, res, 0);
 }
 
 mk_err mk_rpc_call_raw(mk_rpc_client *c, mk_op op, const char *rid, const mk_caller *caller,
                        const cJSON *body, int timeout_ms, mk_rpc_result *res)
 {
-	return call(c, op, rid, caller, body, timeout_ms, res, 1);
+	return timed_call(c, op, rid, caller, body, timeout_ms, res, 1);
 }

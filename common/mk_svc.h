@@ -1,7 +1,7 @@
 /*
  * mk_svc.h - what every backend service does the same way: the standard
  * settings (log level, listen address, workers, message cap, shutdown
- * grace, database), start-up (database pool, migrations under the
+ * grace, database, metrics port), start-up (database pool, migrations under the
  * service's schema, the RPC server with a sys.ping that reports the
  * database), signal handling and graceful shutdown.
  *
@@ -12,6 +12,7 @@
 #ifndef MK_SVC_H
 #define MK_SVC_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "mk_cfg.h"
@@ -29,111 +30,119 @@ typedef struct {
 	long long db_pool;
 	long long db_wait_ms;
 	char *bus_key_file;
+	char *metrics_listen; /* NULL: no metrics and health port */
 } mk_svc_cfg;
 
 /* The standard rows: P is the prefix ("AUTH"), T the config struct, F the mk_svc_cfg field. */
 #define MK_SVC_CFG_VARS(P, T, F, LISTEN, SCHEMA) MK_SVC_CFG_VARS_MSG(P, T, F, LISTEN, SCHEMA, "8M")
 /* The same with another default for the largest message (MSG, e.g. "256M"). */
-#define MK_SVC_CFG_VARS_MSG(P, T, F, LISTEN, SCHEMA, MSG)                                          \
-	{P "_LOG_LEVEL",                                                                           \
-	 MK_CFG_ENUM,                                                                              \
-	 "info",                                                                                   \
-	 0,                                                                                        \
-	 0,                                                                                        \
-	 0,                                                                                        \
-	 0,                                                                                        \
-	 "debug|info|warn|error",                                                                  \
-	 "lowest log level written",                                                               \
-	 offsetof(T, F.log_level)},                                                                \
-	    {P "_LOG_FORMAT",                                                                      \
-	     MK_CFG_ENUM,                                                                          \
-	     "text",                                                                               \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     "text|json",                                                                          \
-	     MK_SVC_LOG_FORMAT_HELP,                                                               \
-	     offsetof(T, F.log_format)},                                                           \
-	    {P "_LISTEN",                                                                          \
-	     MK_CFG_STR,                                                                           \
-	     LISTEN,                                                                               \
-	     1,                                                                                    \
-	     256,                                                                                  \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "NNG address this service listens on",                                                \
-	     offsetof(T, F.listen)},                                                               \
-	    {P "_WORKERS",                                                                         \
-	     MK_CFG_INT,                                                                           \
-	     "16",                                                                                 \
-	     1,                                                                                    \
-	     1024,                                                                                 \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "requests served at once",                                                            \
-	     offsetof(T, F.workers)},                                                              \
-	    {P "_MAX_MESSAGE",                                                                     \
-	     MK_CFG_SIZE,                                                                          \
-	     MSG,                                                                                  \
-	     1024,                                                                                 \
-	     1LL << 30,                                                                            \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "largest request message accepted",                                                   \
-	     offsetof(T, F.max_msg)},                                                              \
-	    {P "_SHUTDOWN_GRACE",                                                                  \
-	     MK_CFG_DURATION,                                                                      \
-	     "10s",                                                                                \
-	     0,                                                                                    \
-	     600000,                                                                               \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "how long in-flight requests may finish after SIGTERM",                               \
-	     offsetof(T, F.grace_ms)},                                                             \
-	    {P "_DATABASE_URL",                                                                    \
-	     MK_CFG_STR,                                                                           \
-	     "postgresql://mark@127.0.0.1:5433/mark",                                              \
-	     1,                                                                                    \
-	     4096,                                                                                 \
-	     1,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "PostgreSQL connection URI (schema " SCHEMA ")",                                      \
-	     offsetof(T, F.database_url)},                                                         \
-	    {P "_DB_POOL",                                                                         \
-	     MK_CFG_INT,                                                                           \
-	     "8",                                                                                  \
-	     1,                                                                                    \
-	     256,                                                                                  \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "database connections at most",                                                       \
-	     offsetof(T, F.db_pool)},                                                              \
-	    {P "_DB_WAIT",                                                                         \
-	     MK_CFG_DURATION,                                                                      \
-	     "30s",                                                                                \
-	     0,                                                                                    \
-	     600000,                                                                               \
-	     0,                                                                                    \
-	     0,                                                                                    \
-	     NULL,                                                                                 \
-	     "how long start-up waits for the database",                                           \
-	     offsetof(T, F.db_wait_ms)},                                                           \
-	{                                                                                          \
-		P "_BUS_KEY_FILE", MK_CFG_STR, NULL, 0, 4096, 0, 0, NULL, MK_SVC_BUS_KEY_HELP,     \
-		    offsetof(T, F.bus_key_file)                                                    \
+#define MK_SVC_CFG_VARS_MSG(P, T, F, LISTEN, SCHEMA, MSG)                                            \
+	{P "_LOG_LEVEL",                                                                             \
+	 MK_CFG_ENUM,                                                                                \
+	 "info",                                                                                     \
+	 0,                                                                                          \
+	 0,                                                                                          \
+	 0,                                                                                          \
+	 0,                                                                                          \
+	 "debug|info|warn|error",                                                                    \
+	 "lowest log level written",                                                                 \
+	 offsetof(T, F.log_level)},                                                                  \
+	    {P "_LOG_FORMAT",                                                                        \
+	     MK_CFG_ENUM,                                                                            \
+	     "text",                                                                                 \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     "text|json",                                                                            \
+	     MK_SVC_LOG_FORMAT_HELP,                                                                 \
+	     offsetof(T, F.log_format)},                                                             \
+	    {P "_LISTEN",                                                                            \
+	     MK_CFG_STR,                                                                             \
+	     LISTEN,                                                                                 \
+	     1,                                                                                      \
+	     256,                                                                                    \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "NNG address this service listens on",                                                  \
+	     offsetof(T, F.listen)},                                                                 \
+	    {P "_WORKERS",                                                                           \
+	     MK_CFG_INT,                                                                             \
+	     "16",                                                                                   \
+	     1,                                                                                      \
+	     1024,                                                                                   \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "requests served at once",                                                              \
+	     offsetof(T, F.workers)},                                                                \
+	    {P "_MAX_MESSAGE",                                                                       \
+	     MK_CFG_SIZE,                                                                            \
+	     MSG,                                                                                    \
+	     1024,                                                                                   \
+	     1LL << 30,                                                                              \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "largest request message accepted",                                                     \
+	     offsetof(T, F.max_msg)},                                                                \
+	    {P "_SHUTDOWN_GRACE",                                                                    \
+	     MK_CFG_DURATION,                                                                        \
+	     "10s",                                                                                  \
+	     0,                                                                                      \
+	     600000,                                                                                 \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "how long in-flight requests may finish after SIGTERM",                                 \
+	     offsetof(T, F.grace_ms)},                                                               \
+	    {P "_DATABASE_URL",                                                                      \
+	     MK_CFG_STR,                                                                             \
+	     "postgresql://mark@127.0.0.1:5433/mark",                                                \
+	     1,                                                                                      \
+	     4096,                                                                                   \
+	     1,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "PostgreSQL connection URI (schema " SCHEMA ")",                                        \
+	     offsetof(T, F.database_url)},                                                           \
+	    {P "_DB_POOL",                                                                           \
+	     MK_CFG_INT,                                                                             \
+	     "8",                                                                                    \
+	     1,                                                                                      \
+	     256,                                                                                    \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "database connections at most",                                                         \
+	     offsetof(T, F.db_pool)},                                                                \
+	    {P "_DB_WAIT",                                                                           \
+	     MK_CFG_DURATION,                                                                        \
+	     "30s",                                                                                  \
+	     0,                                                                                      \
+	     600000,                                                                                 \
+	     0,                                                                                      \
+	     0,                                                                                      \
+	     NULL,                                                                                   \
+	     "how long start-up waits for the database",                                             \
+	     offsetof(T, F.db_wait_ms)},                                                             \
+	    {P "_BUS_KEY_FILE",          MK_CFG_STR, NULL, 0, 4096, 0, 0, NULL, MK_SVC_BUS_KEY_HELP, \
+	     offsetof(T, F.bus_key_file)},                                                           \
+	{                                                                                            \
+		P "_METRICS_LISTEN", MK_CFG_STR, NULL, 0, 256, 0, 0, NULL, MK_SVC_METRICS_HELP,      \
+		    offsetof(T, F.metrics_listen)                                                    \
 	}
 
 /* The log format setting's line in the README (the gateway's table shares it). */
 #define MK_SVC_LOG_FORMAT_HELP                                                                     \
 	"log lines as text, or one JSON object per line (ts, level, service, event, rid, msg) "    \
 	"for log pipelines"
+
+/* The metrics port setting's line in the README. */
+#define MK_SVC_METRICS_HELP                                                                        \
+	"host:port of a plain HTTP port serving GET /metrics (Prometheus text) and GET /healthz "  \
+	"(200 while serving, for probes); unset: none. Keep it on an internal address"
 
 /* The bus key setting's line in the README (the gateway's table shares it). */
 #define MK_SVC_BUS_KEY_HELP                                                                        \
@@ -157,7 +166,9 @@ typedef struct {
 	const mk_svc_cfg *cfg;
 	mk_seal_key key; /* the bus key, once mk_svc_key has loaded it */
 	int key_loaded;
-	const mk_svc_def *def; /* set by mk_svc_serve */
+	const mk_svc_def *def;           /* set by mk_svc_serve */
+	struct mk_metrics_http *metrics; /* the metrics port, when configured */
+	atomic_int stopping;             /* /healthz answers 503 once set */
 } mk_svc;
 
 /*
@@ -208,6 +219,13 @@ int mk_svc_migrate(const mk_svc_def *def, const mk_svc_cfg *cfg, char *err, size
 
 /* Load the bus key and start the RPC server. Returns 0, or -1 with a message in err. */
 int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen);
+
+/*
+ * Start the metrics and health port at cfg->metrics_listen, when set
+ * (mk_svc_serve does; a service that serves otherwise calls it itself).
+ * Returns 0, or -1 with err. mk_svc_stop stops it.
+ */
+int mk_svc_metrics_start(mk_svc *svc, char *err, size_t errlen);
 
 /* Wait for SIGTERM or SIGINT; returns the signal number. */
 int mk_svc_wait(void);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mk_log.h"
+#include "mk_metrics.h"
 #include "mk_svc.h"
 #include "mk_time.h"
 
@@ -92,17 +93,39 @@ int mk_svc_serve(mk_svc *svc, const mk_svc_def *def, char *err, size_t errlen)
 	};
 
 	svc->def = def;
-	if (!key || mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
+	if (!key || mk_svc_metrics_start(svc, err, errlen) != 0 ||
+	    mk_rpc_server_start(&o, &svc->rpc, err, errlen) != 0)
 		return -1;
 	MK_INFO("SVC-LISTEN", NULL, "serving on %s with %lld workers", svc->cfg->listen,
 	        svc->cfg->workers);
 	return 0;
 }
 
+/* /healthz: the process serves until it starts stopping. */
+static int healthz(void *ud, char *why, size_t len)
+{
+	mk_svc *svc = ud;
+
+	if (atomic_load(&svc->stopping)) {
+		snprintf(why, len, "stopping");
+		return -1;
+	}
+	return 0;
+}
+
+int mk_svc_metrics_start(mk_svc *svc, char *err, size_t errlen)
+{
+	if (!svc->cfg || !svc->cfg->metrics_listen || !svc->cfg->metrics_listen[0] || svc->metrics)
+		return 0;
+	svc->metrics = mk_metrics_http_start(svc->cfg->metrics_listen, healthz, svc, err, errlen);
+	return svc->metrics ? 0 : -1;
+}
+
 void mk_svc_stop(mk_svc *svc)
 {
 	int left;
 
+	atomic_store(&svc->stopping, 1);
 	if (svc->rpc) {
 		left = mk_rpc_server_stop(svc->rpc, svc->cfg ? (int)svc->cfg->grace_ms : 0);
 		if (left) {
@@ -117,6 +140,8 @@ void mk_svc_stop(mk_svc *svc)
 	}
 	mk_db_pool_free(svc->db);
 	svc->db = NULL;
+	mk_metrics_http_stop(svc->metrics);
+	svc->metrics = NULL;
 }
 
 PGconn *mk_svc_db_acquire(mk_svc *svc, const mk_env *req, char *err, size_t errlen)

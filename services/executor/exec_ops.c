@@ -283,6 +283,7 @@ static mk_err record_run(exec_ops *x, PGconn *c, const mk_env *req, const char *
 	p[10] = so;
 	p[11] = se;
 	p[12] = rb;
+	exec_metrics_run(status, p[9], (double)(ended - started) / 1e3);
 	if (tx(c, "BEGIN") != 0) {
 		mk_errf(err, errlen, "%s", PQerrorMessage(c));
 		return MK_E_DB;

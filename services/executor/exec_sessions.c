@@ -371,6 +371,7 @@ static sbx *pool_take(exec_sessions *ss)
 	pthread_mutex_lock(&ss->mu);
 	while (ss->npool > 0 && !b) {
 		b = ss->pool[--ss->npool];
+		exec_metrics_pool(ss->npool);
 		if (!sbx_alive(b)) {
 			pthread_mutex_unlock(&ss->mu);
 			sbx_destroy(b);
@@ -415,6 +416,7 @@ static void *filler_main(void *arg)
 		ss->starting--;
 		if (b && !ss->stop) {
 			ss->pool[ss->npool++] = b;
+			exec_metrics_pool(ss->npool);
 			pthread_cond_broadcast(&ss->cv);
 		} else if (b) {
 			pthread_mutex_unlock(&ss->mu);
@@ -479,6 +481,7 @@ exec_sessions *exec_sessions_new(const exec_sessions_opts *o, char *err, size_t 
 		return NULL;
 	}
 	ss->o = *o;
+	exec_metrics_init(o->pool_size);
 	snprintf(ss->worker_id, sizeof(ss->worker_id), "%s", o->worker_id);
 	ss->o.worker_id = ss->worker_id;
 	pthread_mutex_init(&ss->mu, NULL);
@@ -607,6 +610,7 @@ mk_err exec_session_acquire(exec_sessions *ss, const char *chat_id, const char *
 	s->generation = info->generation;
 	s->box = pool_take(ss);
 	info->warm = s->box != NULL;
+	exec_metrics_sandbox_start(info->warm);
 	if (!s->box) {
 		char cerr[512] = "";
 

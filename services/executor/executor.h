@@ -209,6 +209,19 @@ mk_err exec_session_end(exec_sessions *ss, const char *chat_id, const char *owne
 int exec_sessions_count(exec_sessions *ss);
 void exec_sessions_chats(exec_sessions *ss, cJSON *arr);
 
+/* ---- exec_metrics.c: executions, limits hit, the warm pool (names there) */
+void exec_metrics_init(int pool_size);
+/* An execution ended: outcome ok|error|limit|lost, the limit hit or NULL, its time. */
+void exec_metrics_run(const char *outcome, const char *limit, double seconds);
+/* A new session got a sandbox from the warm pool (warm) or started one. */
+void exec_metrics_sandbox_start(int warm);
+/* Sandboxes ready in the pool now (called under the sessions' lock). */
+void exec_metrics_pool(int ready);
+/* Count r's usable workers at each scrape (0, or -1 when the hooks are full); stop before
+ * freeing r. */
+int exec_metrics_router(exec_router *r);
+void exec_metrics_router_stop(exec_router *r);
+
 /* ------------------------------------------------------------------ ops */
 
 typedef struct {

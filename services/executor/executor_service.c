@@ -198,12 +198,17 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	}
 	c->cfg = cfg;
 	c->svc.cfg = &cfg->svc;
-	if (!(key = mk_svc_key(&c->svc, "executor", err, errlen)))
+	if (!(key = mk_svc_key(&c->svc, "executor", err, errlen)) ||
+	    mk_svc_metrics_start(&c->svc, err, errlen) != 0)
 		return -1;
 	if (router &&
 	    exec_router_start(cfg->svc.listen, cfg->worker_listen, (size_t)cfg->svc.max_msg,
 	                      cfg->poll_ms, key, &c->router, err, errlen) != 0)
 		return -1;
+	if (router && exec_metrics_router(c->router) != 0) {
+		mk_errf(err, errlen, "cannot set up the router's metrics");
+		return -1;
+	}
 	if (worker && start_worker(c, err, errlen) != 0)
 		return -1;
 	return 0;
@@ -217,16 +222,19 @@ static void stop(void *p)
 	if (!c)
 		return;
 	grace = c->cfg ? (int)c->cfg->svc.grace_ms : 0;
+	atomic_store(&c->svc.stopping, 1); /* /healthz: 503 from now on */
 	/* Workers first: their goodbye reaches the router while it still runs. */
 	if (exec_link_free(c->link, grace) > 0) {
 		MK_WARN("SVC-STOP-ABANDON", NULL,
 		        "runs still going after the grace; exiting without them");
+		exec_metrics_router_stop(c->router);
 		exec_router_free(c->router);
 		return;
 	}
 	exec_sessions_free(c->sessions);
 	exec_orphans_stop(c->orphans);
 	sbx_backend_free(c->backend);
+	exec_metrics_router_stop(c->router);
 	exec_router_free(c->router);
 	mk_svc_stop(&c->svc);
 	free(c);

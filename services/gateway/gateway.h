@@ -7,7 +7,8 @@
  * Postgres and holds no secret but the JWT public key.
  *
  * lib gateway: gateway_http.c (server, request reading, responses),
- * gateway_routes.c (the route table and handlers), config.c.
+ * gateway_routes.c (the route table and handlers), gateway_metrics.c
+ * (its metrics and GET /metrics), config.c.
  */
 #ifndef GATEWAY_H
 #define GATEWAY_H
@@ -78,6 +79,7 @@ typedef struct {
 	cJSON *json; /* the parsed body on JSON routes, owned here */
 	mk_caller caller;
 	int status; /* the status answered, for the access log */
+	int route;  /* index in gw_routes of the route matched, or -1 */
 } gw_req;
 
 /* A route handler: must answer exactly once through the gw_reply_* functions. */
@@ -114,6 +116,16 @@ extern const char *const gw_service_names[GW_NSERVICES];
 
 /* Start/stop the HTTP server (gateway_http.c). */
 int gw_http_start(gateway *gw, char *err, size_t errlen);
+
+/* Register the gateway's metrics and its scrape hook (before serving). 0, or -1 with err. */
+int gw_metrics_start(gateway *gw, char *err, size_t errlen);
+/* Remove the scrape hook (after serving stopped). Safe when never started. */
+void gw_metrics_stop(gateway *gw);
+/* A request arrived / was answered (r->route and r->status set) after seconds. */
+void gw_metrics_begin(void);
+void gw_metrics_end(const gw_req *r, double seconds);
+/* GET /metrics: every metric of the process in the Prometheus text format. */
+void gw_metrics_get(gw_req *r);
 void gw_http_stop(gateway *gw);
 
 /* Answer with a JSON body (borrowed) and status; extra_headers may be NULL ("Name: v\r\n"...). */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "gateway.h"
 #include "mk_buf.h"
@@ -256,6 +257,7 @@ static void serve(gw_req *r)
 			continue;
 		if (strcmp(gw_routes[i].method, method) == 0) {
 			rt = &gw_routes[i];
+			r->route = (int)i;
 			break;
 		}
 		if (!strstr(allow, gw_routes[i].method))
@@ -307,8 +309,12 @@ static int on_request(struct mg_connection *conn, void *cbdata)
 	gw_req r;
 	const char *rid;
 	int64_t t0 = mk_mono_ms();
+	struct timespec ts0, ts1;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts0);
+	gw_metrics_begin();
 	memset(&r, 0, sizeof(r));
+	r.route = -1;
 	r.gw = cbdata;
 	r.conn = conn;
 	r.ri = mg_get_request_info(conn);
@@ -321,6 +327,8 @@ static int on_request(struct mg_connection *conn, void *cbdata)
 	if (!r.status) /* a handler that forgot to answer is a bug; never leave the client hanging
 	                */
 		gw_reply_error(&r, MK_E_INTERNAL, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &ts1);
+	gw_metrics_end(&r, (double)(ts1.tv_sec - ts0.tv_sec) + (ts1.tv_nsec - ts0.tv_nsec) / 1e9);
 	MK_DEBUG("GW-ACCESS", r.rid, "%s %s %d %lld ms", r.ri->request_method,
 	         r.ri->local_uri ? r.ri->local_uri : "", r.status, (long long)(mk_mono_ms() - t0));
 	cJSON_Delete(r.json);
@@ -379,6 +387,8 @@ int gw_http_start(gateway *gw, char *err, size_t errlen)
 	};
 	int n;
 
+	if (gw_metrics_start(gw, err, errlen) != 0)
+		return -1;
 	snprintf(threads, sizeof(threads), "%lld", gw->cfg->threads);
 	snprintf(timeout, sizeof(timeout), "%lld", gw->cfg->request_timeout_ms);
 	memset(&cb, 0, sizeof(cb));

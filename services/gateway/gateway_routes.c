@@ -139,6 +139,7 @@ const gw_route gw_routes[] = {
     {"GET", "/healthz", healthz, 0},
     {"GET", "/readyz", readyz, 0},
     {"GET", "/openapi.json", openapi, 0},
+    {"GET", "/metrics", gw_metrics_get, 0},
     {"POST", "/auth/signup", gw_auth_signup, GW_R_JSON},
     {"POST", "/auth/signin", gw_auth_signin, GW_R_BODY},
     {"POST", "/auth/refresh", gw_auth_refresh, GW_R_BODY},

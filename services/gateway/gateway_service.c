@@ -48,6 +48,7 @@ static void stop(void *p)
 	if (!gw)
 		return;
 	gw_http_stop(gw);
+	gw_metrics_stop(gw);
 	for (i = 0; i < GW_NSERVICES; i++)
 		mk_rpc_client_free(gw->svc[i]);
 	gw_auth_keys_free(gw);

@@ -62,6 +62,12 @@ typedef struct {
 	struct llm_turns *turns; /* turns running or recently ended (llm_turn_events.c) */
 } llm;
 
+/* ---- llm_metrics.c: model calls, tokens and failures by provider */
+void llm_metrics_init(void);
+/* One model call of provider (LLM_PROVIDER) ended with st after seconds; r its usage. */
+void llm_metrics_model_call(const char *provider, llm_status st, const llm_response *r,
+                            double seconds);
+
 #define LLM_HANDLER_ARGS llm *l, const mk_env *req, cJSON **reply, char *err, size_t errlen
 
 /* ---- llm_chats.c: the chat.* ops (the caller is always the owner) */

@@ -133,6 +133,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 	l->metadata = mk_rpc_client_new(cfg->metadata_url, 256u << 20, key, err, errlen);
 	if (!l->executor || !l->metadata || llm_turns_init(l, err, errlen) != 0)
 		return -1;
+	llm_metrics_init();
 	return mk_svc_serve(&l->svc, &l->def, err, errlen);
 }
 

@@ -574,6 +574,7 @@ static void run_loop(turn_ctx *c, PGconn *db)
 		};
 		llm_response r;
 		llm_status st;
+		int64_t t0;
 		int last = step >= cfg->turn_max_steps ||
 		           c->prompt_tokens + c->completion_tokens >= cfg->turn_max_tokens;
 		const llm_tool_call *calls;
@@ -593,7 +594,9 @@ static void run_loop(turn_ctx *c, PGconn *db)
 			rq.nmessages = v.n;
 			rq.tool_choice = "none";
 		}
+		t0 = mk_mono_ms();
 		st = c->l->provider->ops->complete(c->l->provider, &rq, &cb, &r, err, sizeof(err));
+		llm_metrics_model_call(cfg->provider, st, &r, (double)(mk_mono_ms() - t0) / 1e3);
 		c->prompt_tokens += r.prompt_tokens;
 		c->completion_tokens += r.completion_tokens;
 		if (st != LLM_OK) {

@@ -534,6 +534,8 @@ mk_err meta_query(META_HANDLER_ARGS)
 	}
 	if (e == MK_OK)
 		rows = cJSON_GetArraySize(cJSON_GetObjectItem(res, "rows"));
+	meta_metrics_query(m->cfg->warehouse_kind, e == MK_OK, rows, bytes,
+	                   (double)(mk_mono_ms() - t0) / 1e3);
 	if (audit(m, req, sql, e == MK_OK ? "ok" : "error", e == MK_OK ? rows : -1, bytes,
 	          (long long)(mk_mono_ms() - t0), e == MK_OK ? NULL : err) != 0 &&
 	    e == MK_OK) {

@@ -155,6 +155,9 @@ int meta_catalog_sync(metadata *m, char *err, size_t errlen);
 mk_err meta_search(META_HANDLER_ARGS);
 mk_err meta_describe(META_HANDLER_ARGS);
 mk_err meta_query(META_HANDLER_ARGS);
+/* meta_metrics.c: warehouse queries, bytes, rows and time by warehouse kind (names there). */
+void meta_metrics_init(void);
+void meta_metrics_query(const char *kind, int ok, long long rows, long long bytes, double seconds);
 /* meta.usage: the bytes the caller's queries scanned, per UTC day (meta_query.c). */
 mk_err meta_usage(META_HANDLER_ARGS);
 

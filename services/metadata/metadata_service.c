@@ -127,6 +127,7 @@ static int start(const void *cfgp, void **out, char *err, size_t errlen)
 		}
 		m->sync_started = 1;
 	}
+	meta_metrics_init();
 	return mk_svc_serve(&m->svc, &m->def, err, errlen);
 }
 
