@@ -35,7 +35,8 @@ const llm_tool llm_wh_tools[] = {
 };
 const size_t llm_wh_ntools = sizeof(llm_wh_tools) / sizeof(llm_wh_tools[0]);
 
-/* Bytes of the overview and of the search hits put in the prompt, at most (metadata budgets them). */
+/* Bytes of the overview and of the search hits put in the prompt, at most (metadata budgets them).
+ */
 #define CONTEXT_TEXT_MAX (256 * 1024)
 
 char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *question,

@@ -63,7 +63,8 @@ static void copy_name(const char *s, char q, char *out, size_t outlen)
 	if (q)
 		s++;
 	while (*s && n + 1 < outlen) {
-		if (q ? *s == q : (isspace((unsigned char)*s) || *s == '"' || *s == ',' || *s == '`'))
+		if (q ? *s == q
+		      : (isspace((unsigned char)*s) || *s == '"' || *s == ',' || *s == '`'))
 			break;
 		out[n++] = *s++;
 	}
@@ -202,7 +203,8 @@ static void columns_of(llm *l, const mk_caller *who, const char *rid, const char
 		mk_buf_puts(b, ":");
 		cJSON_ArrayForEach(col, cJSON_GetObjectItemCaseSensitive(t, "columns"))
 		{
-			const char *name = mk_json_str(col, "name"), *type = mk_json_str(col, "type");
+			const char *name = mk_json_str(col, "name"),
+			           *type = mk_json_str(col, "type");
 
 			if (!name)
 				continue;

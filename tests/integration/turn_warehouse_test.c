@@ -173,8 +173,9 @@ START_TEST(test_search_hits_come_on_top_of_the_overview)
 	ask("What is the average shipping cost of orders?", "Shipping costs are in orders.");
 	sys = message(request(0, &all), "system");
 	ck_assert_msg(strstr(sys, "5 tables in all."), "%s", sys);
-	ck_assert_msg(strstr(sys, "Tables that may be relevant to the question:\nTable public.orders"),
-	              "%s", sys);
+	ck_assert_msg(
+	    strstr(sys, "Tables that may be relevant to the question:\nTable public.orders"), "%s",
+	    sys);
 	cJSON_Delete(all);
 }
 END_TEST
@@ -224,7 +225,8 @@ START_TEST(test_a_syntax_error_gets_the_dialects_hint)
 
 	scenario("{\"steps\":["
 	         "{\"openai_tool_calls\":[{\"id\":\"q1\",\"name\":\"run_sql\",\"arguments\":"
-	         "\"{\\\"sql\\\":\\\"SELECT DATE_SUB(ordered_at, INTERVAL 7 DAY) AS d FROM orders\\\"}\"}]},"
+	         "\"{\\\"sql\\\":\\\"SELECT DATE_SUB(ordered_at, INTERVAL 7 DAY) AS d FROM "
+	         "orders\\\"}\"}]},"
 	         "{\"openai_text\":\"Fixed.\"}]}");
 	ask("Orders a week before?", "Fixed.");
 	tool = message(request(-1, &all), "tool");

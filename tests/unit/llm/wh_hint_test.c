@@ -17,9 +17,8 @@ START_TEST(test_postgres_messages_are_classified_with_the_name)
 	                                  name, sizeof(name)),
 	                 LLM_SQL_UNKNOWN_COLUMN);
 	ck_assert_str_eq(name, "colour");
-	ck_assert_int_eq(
-	    llm_wh_sql_error("column o.colour does not exist", name, sizeof(name)),
-	    LLM_SQL_UNKNOWN_COLUMN);
+	ck_assert_int_eq(llm_wh_sql_error("column o.colour does not exist", name, sizeof(name)),
+	                 LLM_SQL_UNKNOWN_COLUMN);
 	ck_assert_str_eq(name, "o.colour");
 	ck_assert_int_eq(
 	    llm_wh_sql_error("ERROR:  relation \"orderz\" does not exist", name, sizeof(name)),
@@ -49,9 +48,9 @@ START_TEST(test_bigquery_messages_are_classified_with_the_name)
 	ck_assert_int_eq(
 	    llm_wh_sql_error("Syntax error: Unexpected keyword FROM at [1:10]", name, sizeof(name)),
 	    LLM_SQL_DIALECT_BIGQUERY);
-	ck_assert_int_eq(llm_wh_sql_error("Function not found: date_trunc_x at [1:8]", name,
-	                                  sizeof(name)),
-	                 LLM_SQL_DIALECT_BIGQUERY);
+	ck_assert_int_eq(
+	    llm_wh_sql_error("Function not found: date_trunc_x at [1:8]", name, sizeof(name)),
+	    LLM_SQL_DIALECT_BIGQUERY);
 }
 END_TEST
 
