@@ -11,6 +11,7 @@
 #define LLM_H
 
 #include "llm_provider.h"
+#include "mk_buf.h"
 #include "mk_json.h"
 #include "mk_svc.h"
 
@@ -129,12 +130,42 @@ void llm_turns_free(llm *l);
  */
 void llm_turns_ping(void *ud, cJSON *reply);
 
+/* ---- llm_wh_hint.c: help after a failed run_sql */
+typedef enum {
+	LLM_SQL_OTHER,
+	LLM_SQL_UNKNOWN_COLUMN,   /* name: the column as the message gives it */
+	LLM_SQL_UNKNOWN_TABLE,    /* name: the table (BigQuery's project: dropped) */
+	LLM_SQL_DIALECT_POSTGRES, /* syntax, function or operator error of PostgreSQL */
+	LLM_SQL_DIALECT_BIGQUERY, /* syntax, function or signature error of BigQuery */
+} llm_sql_error;
+#define LLM_SQL_NAME_MAX 256
+/* What kind of failure the warehouse's message msg reports; the name it names into name. */
+llm_sql_error llm_wh_sql_error(const char *msg, char *name, size_t namelen);
+/*
+ * The tables a query names after FROM and JOIN (quotes removed, each once,
+ * string literals skipped), at most max, into names; returns how many.
+ */
+size_t llm_wh_sql_tables(const char *sql, char names[][LLM_SQL_NAME_MAX], size_t max);
+/* Append s to b cut at max bytes ("..." added) with control characters made spaces. */
+void llm_wh_clean(mk_buf *b, const char *s, size_t max);
+/* The same, keeping line ends (text of several lines). */
+void llm_wh_text(mk_buf *b, const char *s, size_t max);
+/*
+ * Append to b what helps the model fix sql after the warehouse's message
+ * msg: existing columns, closest table names (through metadata, waiting
+ * no later than deadline) or the dialect's hint; nothing for other errors.
+ */
+void llm_wh_failure_hint(llm *l, const mk_caller *who, const char *rid, const char *sql,
+                         const char *msg, int64_t deadline, mk_buf *b);
+
 /* ---- llm_warehouse.c: the warehouse tools of a turn (through metadata) */
 extern const llm_tool llm_wh_tools[];
 extern const size_t llm_wh_ntools;
 /*
- * The prompt's note on the warehouse tables relevant to question (malloc'd),
- * or NULL; *connected says whether a warehouse answers at all.
+ * The prompt's note on the warehouse (malloc'd), or NULL when none is
+ * configured or metadata does not answer: that one is connected, its
+ * dialect, its overview (meta.overview) and, on top, the tables relevant
+ * to question (meta.search). *connected says whether a warehouse answers.
  */
 char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *question,
                      int *connected);

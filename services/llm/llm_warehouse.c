@@ -35,40 +35,60 @@ const llm_tool llm_wh_tools[] = {
 };
 const size_t llm_wh_ntools = sizeof(llm_wh_tools) / sizeof(llm_wh_tools[0]);
 
+/* Bytes of the overview and of the search hits put in the prompt, at most (metadata budgets them).
+ */
+#define CONTEXT_TEXT_MAX (256 * 1024)
+
 char *llm_wh_context(llm *l, const mk_caller *who, const char *rid, const char *question,
                      int *connected)
 {
-	cJSON *body = cJSON_CreateObject();
-	mk_rpc_result res;
-	char *out = NULL;
-	const char *text;
+	cJSON *body;
+	mk_rpc_result ov, hits;
+	const char *kind, *dialect, *text;
+	int on = 0;
+	mk_buf b;
 
 	*connected = 0;
 	if (!l->metadata)
 		return NULL;
-	cJSON_AddStringToObject(body, "question", question);
-	mk_rpc_call(l->metadata, MK_OP_META_SEARCH, rid, who, body, 10000, &res);
+	body = cJSON_CreateObject();
+	mk_rpc_call(l->metadata, MK_OP_META_OVERVIEW, rid, who, body, 10000, &ov);
 	cJSON_Delete(body);
-	if (res.err == MK_OK) {
-		const char *dialect = mk_json_str(res.body, "dialect");
-
-		text = mk_json_str(res.body, "text");
-		*connected =
-		    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(res.body, "tables")) > 0;
-		if (*connected && text && *text) {
-			mk_buf b;
-
-			mk_buf_init(&b, 0);
-			mk_buf_printf(&b, "A data warehouse is connected (use run_sql).");
-			if (dialect && *dialect)
-				mk_buf_printf(&b, " SQL dialect: %s.", dialect);
-			mk_buf_printf(&b, " Tables that may be relevant to the question:\n%s",
-			              text);
-			out = mk_buf_steal(&b);
-		}
+	if (ov.err != MK_OK || mk_json_bool(ov.body, "connected", &on) != 0 || !on) {
+		mk_rpc_result_release(&ov);
+		return NULL;
 	}
-	mk_rpc_result_release(&res);
-	return out;
+	*connected = 1;
+	kind = mk_json_str(ov.body, "kind");
+	dialect = mk_json_str(ov.body, "dialect");
+	text = mk_json_str(ov.body, "text");
+	mk_buf_init(&b, 0);
+	mk_buf_printf(&b,
+	              "A data warehouse is connected (%s). Query it with run_sql; find tables "
+	              "with search_tables and read their columns with describe_table.",
+	              kind && strcmp(kind, "bigquery") == 0 ? "bigquery" : "postgres");
+	if (dialect && *dialect) {
+		mk_buf_puts(&b, " SQL dialect: ");
+		llm_wh_clean(&b, dialect, 1024);
+		mk_buf_puts(&b, ".");
+	}
+	if (text && *text) {
+		mk_buf_puts(&b, "\n");
+		llm_wh_text(&b, text, CONTEXT_TEXT_MAX);
+	}
+	mk_rpc_result_release(&ov);
+	body = cJSON_CreateObject();
+	cJSON_AddStringToObject(body, "question", question);
+	mk_rpc_call(l->metadata, MK_OP_META_SEARCH, rid, who, body, 10000, &hits);
+	cJSON_Delete(body);
+	text = hits.err == MK_OK ? mk_json_str(hits.body, "text") : NULL;
+	if (text && *text &&
+	    cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(hits.body, "tables")) > 0) {
+		mk_buf_puts(&b, "\nTables that may be relevant to the question:\n");
+		llm_wh_text(&b, text, CONTEXT_TEXT_MAX);
+	}
+	mk_rpc_result_release(&hits);
+	return mk_buf_steal(&b);
 }
 
 /* One CSV field, quoted when it needs to be. */
@@ -199,11 +219,12 @@ static char *run_sql(llm *l, const mk_caller *who, const char *rid, const char *
 		cJSON_AddStringToObject(e, "type", mk_err_code(res.err));
 		cJSON_AddStringToObject(e, "message", res.msg);
 		*is_error = 1;
-		if (res.err == MK_E_VALIDATION)
-			mk_buf_printf(
-			    &b, "The query was refused or failed: %s\nFix the SQL and try again.",
-			    res.msg);
-		else
+		if (res.err == MK_E_VALIDATION) {
+			mk_buf_puts(&b, "The query was refused or failed: ");
+			llm_wh_clean(&b, res.msg, sizeof(res.msg));
+			llm_wh_failure_hint(l, who, rid, sql, res.msg, deadline, &b);
+			mk_buf_puts(&b, "\nFix the SQL and try again.");
+		} else
 			mk_buf_printf(&b, "The warehouse could not run the query (%s: %s).",
 			              mk_err_code(res.err), res.msg);
 		mk_rpc_result_release(&res);

@@ -53,5 +53,12 @@ const mk_cfg_var metadata_config_vars[] = {
     {"METADATA_QUERY_MAX_BYTES", MK_CFG_SIZE, "16M", 4096, 1LL << 30, 0, 0, NULL,
      "bytes of JSON one meta.query reply holds at most: rows past it are left out",
      X(query_max_bytes)},
+    {"METADATA_OVERVIEW_BUDGET", MK_CFG_INT, "3000", 200, 1000000, 0, 0, NULL,
+     "characters of the warehouse overview (schemas, table count, most used tables) put in "
+     "every turn's prompt",
+     X(overview_budget)},
+    {"METADATA_OVERVIEW_TABLES", MK_CFG_INT, "25", 1, 1000, 0, 0, NULL,
+     "tables the warehouse overview lists at most (the most used first, then the largest)",
+     X(overview_tables)},
 };
 const size_t metadata_config_nvars = sizeof(metadata_config_vars) / sizeof(metadata_config_vars[0]);

@@ -396,13 +396,7 @@ mk_err meta_search(META_HANDLER_ARGS)
 	if (!(c = mk_svc_db_acquire(&m->svc, req, err, errlen)))
 		return MK_E_DB;
 	*reply = cJSON_CreateObject();
-	cJSON_AddStringToObject(
-	    *reply, "dialect",
-	    m->wh_ops->dialect == META_SQL_BIGQUERY
-	        ? "BigQuery GoogleSQL: name tables dataset.table, in backquotes "
-	          "when a name has dashes; reach nested and repeated fields "
-	          "with dots and UNNEST"
-	        : "PostgreSQL: name tables schema.table");
+	cJSON_AddStringToObject(*reply, "dialect", meta_dialect_text(m));
 	tables = cJSON_AddArrayToObject(*reply, "tables");
 	mk_buf_init(&b, 0);
 	mk_buf_init(&one, 0);

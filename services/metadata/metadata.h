@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "mk_buf.h"
 #include "mk_svc.h"
 
 typedef struct {
@@ -35,6 +36,8 @@ typedef struct {
 	long long query_max_rows;
 	long long search_budget;
 	long long query_max_bytes; /* one meta.query reply's JSON, at most */
+	long long overview_budget; /* characters of meta.overview's text */
+	long long overview_tables; /* tables meta.overview lists at most */
 } metadata_config;
 
 extern const mk_cfg_var metadata_config_vars[];
@@ -171,6 +174,26 @@ mk_err meta_usage(META_HANDLER_ARGS);
  */
 int meta_sql_check(const char *sql, meta_sql_dialect d, char *out, size_t outlen, char *err,
                    size_t errlen);
+
+/* meta_overview.c: meta.overview, the warehouse at a glance for every turn. */
+mk_err meta_overview(META_HANDLER_ARGS);
+/* The SQL dialect as the model is told it (a warehouse is configured). */
+const char *meta_dialect_text(const metadata *m);
+/*
+ * Append s to b, cut at max bytes (at a UTF-8 boundary, "..." added) and
+ * with control characters replaced by spaces: catalog text comes from the
+ * warehouse and goes into prompts.
+ */
+void meta_text_clean(mk_buf *b, const char *s, size_t max);
+/*
+ * The k candidates (at most) whose names are closest to name by spelling:
+ * edit distance of the bare names (after the last '.'), case-insensitive,
+ * halved when one contains the other; ties by name. Candidates sharing
+ * nothing with name are left out. Their indexes go to out (room for k),
+ * best first; returns how many.
+ */
+size_t meta_closest_names(const char *name, const char *const *cands, size_t n, size_t k,
+                          size_t *out);
 
 /* meta_sources.c: the catalog as the HTTP API shows it (meta.sources, meta.tables,
  * meta.table) and its admin ops (meta.annotate, meta.sync). */

@@ -28,6 +28,7 @@ static mk_err handle(void *ud, const mk_env *req, cJSON **reply, char *err, size
 	case MK_OP_META_ANNOTATE: return meta_annotate(m, req, reply, err, errlen);
 	case MK_OP_META_SYNC: return meta_sync(m, req, reply, err, errlen);
 	case MK_OP_META_USAGE: return meta_usage(m, req, reply, err, errlen);
+	case MK_OP_META_OVERVIEW: return meta_overview(m, req, reply, err, errlen);
 	default:
 		snprintf(err, errlen, "operation '%s' is not served by 'metadata'",
 		         mk_op_name(req->op));
