@@ -270,18 +270,25 @@ static void compare(const target *m, const target *r)
 	printf("== Mark against the FastAPI reference (same cases, same machine, same run)\n");
 	printf("%-32s %-6s %10s %10s %10s %10s\n", "case", "conns", "req/s", "p99", "RSS", "PSS");
 	for (i = 0; i < NCASES; i++) {
-		double rps = r->res[i].rps > 0 ? m->res[i].rps / r->res[i].rps : 0;
-		double p99 = m->res[i].p99_ms > 0 ? r->res[i].p99_ms / m->res[i].p99_ms : 0;
 		double rss = m->rss[i] > 0 ? r->rss[i] / m->rss[i] : 0;
 		double pss = m->pss[i] > 0 ? r->pss[i] / m->pss[i] : 0;
 
-		printf("%-32s c=%-4d %9.1fx %9.1fx %9.1fx %9.1fx\n", cases[i].label, cases[i].conns,
-		       rps, p99, rss, pss);
+		/* A reference that served nothing stalled: say so, never print 0x. */
+		if (r->res[i].rps <= 0 || m->res[i].p99_ms <= 0 || r->res[i].p99_ms <= 0) {
+			printf("%-32s c=%-4d the reference stalled: %.0f req/s, %ld errors%s\n",
+			       cases[i].label, cases[i].conns, r->res[i].rps, r->res[i].errors,
+			       m->res[i].rps > 0 ? "" : " (and Mark served nothing either)");
+			continue;
+		}
+		printf("%-32s c=%-4d %9.1fx %9.1fx %9.1fx %9.1fx%s\n", cases[i].label,
+		       cases[i].conns, m->res[i].rps / r->res[i].rps,
+		       r->res[i].p99_ms / m->res[i].p99_ms, rss, pss,
+		       r->res[i].errors ? "  (the reference had errors)" : "");
 	}
 	printf("(req/s: Mark's over the reference's; p99 and memory: the reference's over Mark's,\n"
 	       " so every figure above 1 favours Mark. Memory: the Mark processes serving these\n"
 	       " routes (gateway, auth, llm) against the reference's two workers, measured after\n"
-	       " each case.)\n");
+	       " each case; targets: 10x req/s, 10x p99, 10x PSS.)\n");
 }
 
 /* Each Mark process's memory, and the sum (the executor holds its warm pool's sandboxes apart). */
