@@ -130,9 +130,9 @@ while :; do
 	left=0
 	for svc in "${services[@]}"; do
 		f=$run/pids/$svc.pid
-		[ -e "$f" ] || continue
+		# make stop removes the file at any moment: then it is gone here too.
+		pid=$(cat "$f" 2>/dev/null) || continue
 		left=1
-		pid=$(cat "$f")
 		kill -0 "$pid" 2>/dev/null && {
 			[ $((SECONDS - started_at[$svc])) -ge 60 ] && backoff[$svc]=1
 			continue
