@@ -132,7 +132,7 @@ static void destroy(mt_exec *e, const char *chat)
 
 static void print_latency(const char *code_label, const char *how, samples *s)
 {
-	printf("%-22s %-26s p50 %8.1f ms  p99 %8.1f ms  (n=%d%s)\n", code_label, how, pct(s, 50),
+	printf("%-22s %-26s p50 %8.2f ms  p99 %8.2f ms  (n=%d%s)\n", code_label, how, pct(s, 50),
 	       pct(s, 99), s->n, s->failed ? ", some failed" : "");
 	fflush(stdout);
 }
