@@ -1060,6 +1060,15 @@ START_TEST(groups_a_killed_executor_left_behind_are_removed)
 }
 END_TEST
 
+/* The model's code trying to lift the process limit the driver set (it may not). */
+static const char raise_nproc[] =
+    "import resource\n"
+    "try:\n"
+    "    resource.setrlimit(resource.RLIMIT_NPROC, (100000, 100000))\n"
+    "    print('raised')\n"
+    "except (ValueError, OSError):\n"
+    "    print('refused')\n";
+
 #define NOBODY   65534
 #define SLEEPERS 80 /* more processes of the executor's uid than a sandbox may have */
 
@@ -1107,7 +1116,15 @@ static int as_unprivileged_executor(void)
 		fprintf(stderr, "  sbx_create as uid %d with %d processes of it: %s\n", NOBODY,
 		        SLEEPERS, err);
 		rc = 5;
-	} else if (!(r = sbx_exec(s, fork_until_refused, RUN_MS))) {
+	} else if (!(r = sbx_exec(s, raise_nproc, RUN_MS)) ||
+	           strcmp(mk_json_str(r, "stdout") ? mk_json_str(r, "stdout") : "", "refused\n") !=
+	               0) {
+		/* The code tried to lift the limit the driver set on it. */
+		fprintf(stderr, "  raising RLIMIT_NPROC printed '%s'\n",
+		        r && mk_json_str(r, "stdout") ? mk_json_str(r, "stdout") : "(nothing)");
+		cJSON_Delete(r);
+		rc = 8;
+	} else if ((cJSON_Delete(r), !(r = sbx_exec(s, fork_until_refused, RUN_MS)))) {
 		rc = 6;
 	} else {
 		const char *out = mk_json_str(r, "stdout");
